@@ -1,0 +1,18 @@
+"""filterbank: convolutional neural networks from first principles on NumPy."""
+
+from filterbank.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from filterbank.autograd.function import Function
+from filterbank.autograd.gradcheck import GradcheckError, gradcheck
+from filterbank.creation import (
+    arange, empty, empty_like, full, full_like, ones, ones_like, rand, rand_like, randn,
+    randn_like, tensor, zeros, zeros_like,
+)
+from filterbank.functional import (
+    abs, cat, chunk, clamp, clip, concatenate, cos, exp, flatten, log, log_softmax, logsumexp,
+    matmul, maximum, mean, minimum, pad, permute, relu, reshape, sigmoid, sin, softmax, split,
+    sqrt, squeeze, stack, sum, tanh, transpose, unsqueeze, where,
+)
+from filterbank.random import default_generator, manual_seed
+from filterbank.tensor import Tensor
+
+__version__ = "0.1.0"

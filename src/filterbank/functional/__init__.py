@@ -1,0 +1,14 @@
+"""Stateless differentiable ops (``import filterbank.functional as F``)."""
+
+from filterbank.functional.elementwise import (
+    abs, add, cast, clamp, clip, clone, cos, div, eq, exp, ge, gt, le, log, lt, maximum,
+    minimum, mul, ne, neg, pow, relu, sigmoid, sin, sqrt, sub, tanh, where,
+)
+from filterbank.functional.matmul import matmul
+from filterbank.functional.reduce import (
+    argmax, argmin, logsumexp, log_softmax, max, mean, min, softmax, sum, var,
+)
+from filterbank.functional.shape import (
+    broadcast_to, cat, chunk, concatenate, expand, flatten, getitem, pad, permute, reshape,
+    split, squeeze, stack, transpose, unsqueeze, view,
+)

@@ -1,0 +1,401 @@
+"""Elementwise ops: arithmetic, unary maths, activations that act pointwise, comparisons.
+
+Gradients of broadcast operands are summed back to shape by the backward engine
+(``autograd.function.unbroadcast``), so each backward here returns full-shape gradients.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from filterbank.autograd.function import Function
+from filterbank.backend import xp
+from filterbank.tensor import Tensor
+
+
+def _check_broadcast(name, a, b):
+    try:
+        return np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(
+            f"{name}: shapes {a.shape} and {b.shape} cannot be broadcast together"
+        ) from None
+
+
+# --------------------------------------------------------------------------- binary
+class Add(Function):
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("add", a, b)
+        return a + b
+
+    def backward(self, gy):
+        return gy, gy
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("sub", a, b)
+        return a - b
+
+    def backward(self, gy):
+        return gy, (-gy if self.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("mul", a, b)
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, gy):
+        na, nb = self.needs_input_grad
+        return (gy * self.b if na else None), (gy * self.a if nb else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("div", a, b)
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, gy):
+        na, nb = self.needs_input_grad
+        ga = gy / self.b if na else None
+        gb = -gy * self.a / (self.b * self.b) if nb else None
+        return ga, gb
+
+
+class Pow(Function):
+    """a ** b. d/da = b a^(b-1); d/db = a^b log(a) (defined where a > 0, 0 elsewhere)."""
+
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("pow", a, b)
+        self.a, self.b = a, b
+        self.y = a**b
+        return self.y
+
+    def backward(self, gy):
+        na, nb = self.needs_input_grad
+        a, b = self.a, self.b
+        ga = gy * b * a ** (b - 1) if na else None
+        gb = None
+        if nb:
+            safe = xp.where(a > 0, a, 1)
+            gb = gy * self.y * xp.log(safe)
+        return ga, gb
+
+
+class Maximum(Function):
+    """Elementwise max. Subgradient at a tie: the first argument ``a`` receives the gradient."""
+
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("maximum", a, b)
+        self.mask = a >= b
+        return xp.maximum(a, b)
+
+    def backward(self, gy):
+        z = xp.zeros((), gy.dtype)
+        return xp.where(self.mask, gy, z), xp.where(self.mask, z, gy)
+
+
+class Minimum(Function):
+    """Elementwise min. Subgradient at a tie: the first argument ``a`` receives the gradient."""
+
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("minimum", a, b)
+        self.mask = a <= b
+        return xp.minimum(a, b)
+
+    def backward(self, gy):
+        z = xp.zeros((), gy.dtype)
+        return xp.where(self.mask, gy, z), xp.where(self.mask, z, gy)
+
+
+class Where(Function):
+    def forward(self, cond, a, b):
+        self.cond = cond.astype(bool, copy=False)
+        return xp.where(self.cond, a, b)
+
+    def backward(self, gy):
+        z = xp.zeros((), gy.dtype)
+        _, na, nb = self.needs_input_grad
+        return (None, xp.where(self.cond, gy, z) if na else None,
+                xp.where(self.cond, z, gy) if nb else None)
+
+
+def add(a, b) -> Tensor:
+    """a + b with NumPy broadcasting."""
+    return Add.apply(a, b)
+
+
+def sub(a, b) -> Tensor:
+    """a - b with NumPy broadcasting."""
+    return Sub.apply(a, b)
+
+
+def mul(a, b) -> Tensor:
+    """a * b with NumPy broadcasting."""
+    return Mul.apply(a, b)
+
+
+def div(a, b) -> Tensor:
+    """a / b with NumPy broadcasting. d/da = 1/b, d/db = -a/b^2."""
+    return Div.apply(a, b)
+
+
+def pow(a, b) -> Tensor:  # noqa: A001 - mirrors torch.pow
+    """a ** b. For a constant integer exponent d/da = b a^(b-1)."""
+    return Pow.apply(a, b)
+
+
+def maximum(a, b) -> Tensor:
+    """Elementwise maximum; on a tie the gradient goes to ``a`` (the first argument)."""
+    return Maximum.apply(a, b)
+
+
+def minimum(a, b) -> Tensor:
+    """Elementwise minimum; on a tie the gradient goes to ``a`` (the first argument)."""
+    return Minimum.apply(a, b)
+
+
+def where(condition, a, b) -> Tensor:
+    """``a`` where ``condition`` else ``b``; the gradient flows to the chosen side only."""
+    cond = condition.data if isinstance(condition, Tensor) else xp.asarray(condition)
+    return Where.apply(cond, a, b)
+
+
+# ---------------------------------------------------------------------------- unary
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+class Exp(Function):
+    def forward(self, x):
+        self.y = xp.exp(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy * self.y
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        return xp.log(x)
+
+    def backward(self, gy):
+        return gy / self.x
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        self.y = xp.sqrt(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy / (2 * self.y)
+
+
+class Abs(Function):
+    """|x|; the subgradient at 0 is 0 (sign(0) = 0), as in PyTorch."""
+
+    def forward(self, x):
+        self.x = x
+        return xp.abs(x)
+
+    def backward(self, gy):
+        return gy * xp.sign(self.x)
+
+
+class Sin(Function):
+    def forward(self, x):
+        self.x = x
+        return xp.sin(x)
+
+    def backward(self, gy):
+        return gy * xp.cos(self.x)
+
+
+class Cos(Function):
+    def forward(self, x):
+        self.x = x
+        return xp.cos(x)
+
+    def backward(self, gy):
+        return -gy * xp.sin(self.x)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.y = xp.tanh(x)
+        return self.y
+
+    def backward(self, gy):
+        y = self.y
+        return gy * (1 - y * y)
+
+
+def _stable_sigmoid(x):
+    # 1/(1+exp(-x)) overflows for very negative x; this form never does.
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        self.y = _stable_sigmoid(x)
+        return self.y
+
+    def backward(self, gy):
+        y = self.y
+        return gy * y * (1 - y)
+
+
+class ReLU(Function):
+    def forward(self, x):
+        y = xp.maximum(x, 0)
+        self.y = y
+        return y
+
+    def backward(self, gy):
+        return gy * (self.y > 0)
+
+
+class Clip(Function):
+    """Clamp to [lo, hi]; the gradient is 1 inside the interval (ends included), 0 outside."""
+
+    def forward(self, x):
+        lo, hi = self.lo, self.hi
+        self.mask = xp.ones(x.shape, bool)
+        if lo is not None:
+            self.mask &= x >= lo
+        if hi is not None:
+            self.mask &= x <= hi
+        return xp.clip(x, lo, hi).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        return gy * self.mask
+
+
+class Cast(Function):
+    def forward(self, x):
+        self.src = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, gy):
+        return gy.astype(self.src)
+
+
+class Clone(Function):
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        return gy
+
+
+def neg(x) -> Tensor:
+    return Neg.apply(x)
+
+
+def exp(x) -> Tensor:
+    """e^x; d/dx = e^x."""
+    return Exp.apply(x)
+
+
+def log(x) -> Tensor:
+    """Natural logarithm; d/dx = 1/x."""
+    return Log.apply(x)
+
+
+def sqrt(x) -> Tensor:
+    """Square root; d/dx = 1/(2 sqrt(x))."""
+    return Sqrt.apply(x)
+
+
+def abs(x) -> Tensor:  # noqa: A001 - mirrors torch.abs
+    """|x|; subgradient 0 at x = 0."""
+    return Abs.apply(x)
+
+
+def sin(x) -> Tensor:
+    return Sin.apply(x)
+
+
+def cos(x) -> Tensor:
+    return Cos.apply(x)
+
+
+def tanh(x) -> Tensor:
+    """tanh(x); d/dx = 1 - tanh(x)^2."""
+    return Tanh.apply(x)
+
+
+def sigmoid(x) -> Tensor:
+    """1 / (1 + e^-x), computed without overflow; d/dx = s(1 - s)."""
+    return Sigmoid.apply(x)
+
+
+def relu(x) -> Tensor:
+    """max(x, 0); subgradient 0 at x = 0 (as PyTorch)."""
+    return ReLU.apply(x)
+
+
+def clip(x, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
+    """Clamp into [min, max]; gradient 1 inside (bounds included), 0 outside."""
+    if min is None and max is None:
+        raise ValueError("clip: at least one of min and max must be given")
+    return Clip.apply(x, lo=min, hi=max)
+
+
+clamp = clip
+
+
+def cast(x, dtype) -> Tensor:
+    return Cast.apply(x, dtype=np.dtype(dtype))
+
+
+def clone(x) -> Tensor:
+    return Clone.apply(x)
+
+
+# ----------------------------------------------------------------------- comparisons
+def _compare(op, a, b) -> Tensor:
+    av = a.data if isinstance(a, Tensor) else a
+    bv = b.data if isinstance(b, Tensor) else b
+    return Tensor._wrap(xp.asarray(op(av, bv)))
+
+
+def lt(a, b) -> Tensor:
+    return _compare(np.less, a, b)
+
+
+def le(a, b) -> Tensor:
+    return _compare(np.less_equal, a, b)
+
+
+def gt(a, b) -> Tensor:
+    return _compare(np.greater, a, b)
+
+
+def ge(a, b) -> Tensor:
+    return _compare(np.greater_equal, a, b)
+
+
+def eq(a, b) -> Tensor:
+    return _compare(np.equal, a, b)
+
+
+def ne(a, b) -> Tensor:
+    return _compare(np.not_equal, a, b)

@@ -1,0 +1,274 @@
+"""Shape ops: reshape, flatten, transpose/permute, squeeze/unsqueeze, expand, indexing,
+concatenate/stack, split/chunk, pad."""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from filterbank.autograd.function import Function
+from filterbank.backend import xp
+from filterbank.tensor import Tensor
+
+
+def _dim(d: int, ndim: int, name: str) -> int:
+    if not -ndim <= d < ndim:
+        raise ValueError(f"{name}: dim {d} is out of range for a tensor with {ndim} dims")
+    return d % ndim
+
+
+class Reshape(Function):
+    def forward(self, x):
+        self.in_shape = x.shape
+        try:
+            return x.reshape(self.shape)
+        except ValueError:
+            raise ValueError(
+                f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) "
+                f"into {self.shape}"
+            ) from None
+
+    def backward(self, gy):
+        return gy.reshape(self.in_shape)
+
+
+class Permute(Function):
+    def forward(self, x):
+        return x.transpose(self.dims)
+
+    def backward(self, gy):
+        return gy.transpose(np.argsort(self.dims))
+
+
+class Expand(Function):
+    def forward(self, x):
+        return xp.broadcast_to(x, self.shape)
+
+    def backward(self, gy):
+        return gy  # the engine sums it back to x's shape
+
+
+class GetItem(Function):
+    """x[index]. Basic indexing writes the gradient into a slice; integer-array (advanced)
+    indexing scatter-adds it, so an element picked twice gets both contributions."""
+
+    def forward(self, x):
+        self.in_shape, self.dtype = x.shape, x.dtype
+        return x[self.index]
+
+    def backward(self, gy):
+        g = xp.zeros(self.in_shape, self.dtype)
+        if self.advanced:
+            np.add.at(g, self.index, gy)
+        else:
+            g[self.index] = gy
+        return g
+
+
+class Concatenate(Function):
+    def forward(self, *xs):
+        self.sizes = [x.shape[self.axis] for x in xs]
+        return xp.concatenate(xs, axis=self.axis)
+
+    def backward(self, gy):
+        cuts = np.cumsum(self.sizes)[:-1]
+        parts = xp.split(gy, cuts, axis=self.axis)
+        return tuple(p if need else None for p, need in zip(parts, self.needs_input_grad))
+
+
+class Stack(Function):
+    def forward(self, *xs):
+        return xp.stack(xs, axis=self.axis)
+
+    def backward(self, gy):
+        return tuple(xp.take(gy, i, axis=self.axis) if need else None
+                     for i, need in enumerate(self.needs_input_grad))
+
+
+class Pad(Function):
+    def forward(self, x):
+        self.slices = tuple(builtins.slice(lo, lo + s) for (lo, _), s in zip(self.width, x.shape))
+        return xp.pad(x, self.width, mode="constant", constant_values=self.value)
+
+    def backward(self, gy):
+        return gy[self.slices]
+
+
+def _shape_tuple(shape) -> tuple[int, ...]:
+    if isinstance(shape, int | np.integer):
+        return (int(shape),)
+    return tuple(int(s) for s in shape)
+
+
+def reshape(x, shape) -> Tensor:
+    """Same data, new shape (one dimension may be -1). ``view`` is an alias."""
+    return Reshape.apply(x, shape=_shape_tuple(shape))
+
+
+view = reshape
+
+
+def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge dims ``start_dim..end_dim`` into one (PyTorch semantics)."""
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    s = _dim(start_dim, x.ndim, "flatten")
+    e = _dim(end_dim, x.ndim, "flatten")
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    shape = x.shape[:s] + (-1,) + x.shape[e + 1:]
+    if 0 in x.shape:
+        shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
+    return reshape(x, shape)
+
+
+def permute(x, dims) -> Tensor:
+    """Reorder the dimensions: output dim i is input dim ``dims[i]``."""
+    dims = tuple(_dim(d, x.ndim, "permute") for d in dims)
+    if sorted(dims) != list(range(x.ndim)):
+        raise ValueError(f"permute: {dims} is not a permutation of {x.ndim} dims")
+    return Permute.apply(x, dims=dims)
+
+
+def transpose(x, dim0: int, dim1: int) -> Tensor:
+    """Swap two dimensions."""
+    dims = list(range(x.ndim))
+    a, b = _dim(dim0, x.ndim, "transpose"), _dim(dim1, x.ndim, "transpose")
+    dims[a], dims[b] = dims[b], dims[a]
+    return Permute.apply(x, dims=tuple(dims))
+
+
+def squeeze(x, dim=None) -> Tensor:
+    """Remove size-1 dims (all of them, or ``dim`` if it has size 1)."""
+    if dim is None:
+        shape = tuple(s for s in x.shape if s != 1)
+    else:
+        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        dims = {_dim(d, x.ndim, "squeeze") for d in dims}
+        shape = tuple(s for i, s in enumerate(x.shape) if not (i in dims and s == 1))
+    return reshape(x, shape)
+
+
+def unsqueeze(x, dim: int) -> Tensor:
+    """Insert a size-1 dim at ``dim`` (negative counts from the end of the result)."""
+    d = _dim(dim, x.ndim + 1, "unsqueeze")
+    return reshape(x, x.shape[:d] + (1,) + x.shape[d:])
+
+
+def expand(x, shape) -> Tensor:
+    """Broadcast to ``shape`` without copying; -1 keeps a dimension's size."""
+    shape = _shape_tuple(shape)
+    lead = len(shape) - x.ndim
+    if lead < 0:
+        raise ValueError(f"expand: cannot expand shape {x.shape} to fewer dims {shape}")
+    full = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
+    try:
+        np.broadcast_shapes(x.shape, full)
+    except ValueError:
+        raise ValueError(f"expand: shape {x.shape} cannot be expanded to {shape}") from None
+    return Expand.apply(x, shape=full)
+
+
+broadcast_to = expand
+
+
+def _convert_index(index):
+    """Tensors in an index become arrays; report whether NumPy advanced indexing is used."""
+    items = index if isinstance(index, tuple) else (index,)
+    out, advanced = [], False
+    for it in items:
+        if isinstance(it, Tensor):
+            it = it.data
+        if isinstance(it, list):
+            it = np.asarray(it)
+        if isinstance(it, np.ndarray):
+            advanced = True
+            if it.dtype.kind not in "biu":
+                raise TypeError(f"index arrays must be integer or bool, got dtype {it.dtype}")
+        out.append(it)
+    return (tuple(out) if isinstance(index, tuple) else out[0]), advanced
+
+
+def getitem(x, index) -> Tensor:
+    """``x[index]``: slices, ints, None, Ellipsis, integer and boolean arrays (gather)."""
+    index, advanced = _convert_index(index)
+    try:
+        return GetItem.apply(x, index=index, advanced=advanced)
+    except IndexError as e:
+        raise IndexError(f"index {index!r} is invalid for a tensor of shape {x.shape}: {e}") \
+            from None
+
+
+def concatenate(tensors, axis: int = 0) -> Tensor:
+    """Join tensors along an existing ``axis``. ``cat`` is an alias."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("concatenate: expected a non-empty sequence of tensors")
+    nd = tensors[0].ndim
+    ax = _dim(axis, nd, "concatenate")
+    for t in tensors:
+        if t.ndim != nd or any(s != r for i, (s, r) in enumerate(zip(t.shape, tensors[0].shape))
+                               if i != ax):
+            raise ValueError(
+                f"concatenate: shapes must match except along axis {axis}, got "
+                f"{[tuple(u.shape) for u in tensors]}"
+            )
+    return Concatenate.apply(*tensors, axis=ax)
+
+
+cat = concatenate
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    """Join same-shape tensors along a new ``axis``."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty sequence of tensors")
+    if any(t.shape != tensors[0].shape for t in tensors):
+        raise ValueError(f"stack: all shapes must be equal, got {[t.shape for t in tensors]}")
+    return Stack.apply(*tensors, axis=_dim(axis, tensors[0].ndim + 1, "stack"))
+
+
+def split(x, split_size_or_sections, dim: int = 0) -> list[Tensor]:
+    """Split into chunks of ``split_size`` (last may be smaller) or of the given sizes."""
+    d = _dim(dim, x.ndim, "split")
+    n = x.shape[d]
+    if isinstance(split_size_or_sections, int | np.integer):
+        size = int(split_size_or_sections)
+        if size <= 0:
+            raise ValueError(f"split: split_size must be positive, got {size}")
+        sizes = [builtins.min(size, n - i) for i in range(0, n, size)]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if builtins.sum(sizes) != n:
+            raise ValueError(f"split: sizes {sizes} do not add up to dim {dim} of size {n}")
+    out, start = [], 0
+    for s in sizes:
+        idx = (builtins.slice(None),) * d + (builtins.slice(start, start + s),)
+        out.append(getitem(x, idx))
+        start += s
+    return out
+
+
+def chunk(x, chunks: int, dim: int = 0) -> list[Tensor]:
+    """Split into ``chunks`` nearly equal pieces (as ``torch.chunk``)."""
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    n = x.shape[_dim(dim, x.ndim, "chunk")]
+    return split(x, builtins.max(1, -(-n // chunks)), dim)
+
+
+def pad(x, pad, value: float = 0.0) -> Tensor:
+    """Constant padding, PyTorch's order: ``pad=(left, right, top, bottom, ...)`` starting
+    from the last dimension."""
+    pad = tuple(int(p) for p in pad)
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: expected an even number of at most {2 * x.ndim} values, "
+                         f"got {pad}")
+    if builtins.min(pad, default=0) < 0:
+        raise ValueError(f"pad: negative padding is not supported, got {pad}")
+    width = [(0, 0)] * x.ndim
+    for i in range(len(pad) // 2):
+        width[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    return Pad.apply(x, width=tuple(width), value=value)
