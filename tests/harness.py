@@ -51,10 +51,10 @@ def as_tensors(case: OpCase, dtype=np.float64, requires_grad: bool = True):
         a = np.asarray(a)
         floating = a.dtype.kind == "f"
         want = requires_grad and floating and (case.grad is None or case.grad[i])
-        t = fb.Tensor(a.astype(dtype) if floating else a, dtype=dtype if floating else a.dtype)
-        if floating and not a.flags.c_contiguous:
-            # keep the input non-contiguous through the cast: ops must not assume C order
-            t.data = np.asarray(a.astype(dtype), order="F") if a.ndim > 1 else t.data
+        arr = a.astype(dtype) if floating else a
+        if not a.flags.c_contiguous and a.ndim > 0:
+            arr = noncontiguous(arr)  # keep the layout: ops must not assume C order
+        t = fb.Tensor._wrap(arr)
         if want:
             t.requires_grad = True
         out.append(t)
