@@ -1,0 +1,25 @@
+"""Real data sets: MNIST, Fashion-MNIST (+ an embedded sample), CIFAR-10/100, ImageFolder.
+
+Readers return uint8 images (HWC per item) and int64 labels; files are found in ``root``,
+``$FILTERBANK_DATA``, ``~/.cache/filterbank`` or system directories (see :mod:`.download`).
+"""
+
+from filterbank.data.datasets.cifar import CIFAR10, CIFAR100, read_cifar_binary
+from filterbank.data.datasets.download import (
+    DownloadError,
+    cache_dir,
+    download_url,
+    search_dirs,
+    sha256_file,
+)
+from filterbank.data.datasets.fashion_mnist import MNIST, FashionMNIST, FashionMNISTSample
+from filterbank.data.datasets.idx import read_idx, read_idx_images, read_idx_labels, write_idx
+from filterbank.data.datasets.image_folder import IMG_EXTENSIONS, ImageFolder
+from filterbank.data.datasets.registry import available_datasets, get_dataset
+
+__all__ = [
+    "CIFAR10", "CIFAR100", "DownloadError", "FashionMNIST", "FashionMNISTSample", "IMG_EXTENSIONS",
+    "ImageFolder", "MNIST", "available_datasets", "cache_dir", "download_url", "get_dataset",
+    "read_cifar_binary", "read_idx", "read_idx_images", "read_idx_labels", "search_dirs",
+    "sha256_file", "write_idx",
+]
