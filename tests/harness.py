@@ -90,3 +90,69 @@ def noncontiguous(a: np.ndarray) -> np.ndarray:
     big = np.zeros(a.shape + (2,), a.dtype)
     big[..., 0] = a
     return big[..., 0]
+
+
+# ----------------------------------------------------------------------------- layers
+@dataclass
+class ModuleCase:
+    """One layer configuration, checked against its PyTorch twin.
+
+    make: builds the filterbank module (float32).
+    make_torch: builds the equivalent torch module (its parameters are overwritten with ours,
+        by state_dict name, so the names must match PyTorch's), or None.
+    shapes: input shapes to run.
+    make_input: ``f(rng, shape) -> ndarray`` (default: standard normal).
+    """
+
+    name: str
+    make: Callable
+    make_torch: Callable | None
+    shapes: list[tuple[int, ...]]
+    make_input: Callable | None = None
+    gradcheck: bool = True
+    atol: float = 1e-5
+    rtol: float = 1e-4
+
+    def __str__(self) -> str:
+        return self.name
+
+    def sample(self, shape, seed: int = 0) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        if self.make_input is not None:
+            return np.asarray(self.make_input(rng, shape))
+        return rng.standard_normal(shape)
+
+
+def check_module_vs_torch(case: ModuleCase, shape) -> None:
+    """Output, input gradient and parameter gradients (float32) against PyTorch."""
+    import torch
+
+    m = case.make()
+    tm = case.make_torch()
+    tm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in m.state_dict().items()},
+                       strict=True)
+    x_np = case.sample(shape).astype(np.float32)
+    x = fb.Tensor(x_np, requires_grad=True)
+    tx = torch.tensor(x_np, requires_grad=True)
+    y, ty = m(x), tm(tx)
+    assert y.dtype == np.float32, f"{case}: output dtype {y.dtype}"
+    assert_close(y, ty, atol=case.atol, rtol=case.rtol, what=f"{case} forward")
+    gy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+    y.backward(gy)
+    ty.backward(torch.from_numpy(gy))
+    assert x.grad.dtype == np.float32
+    assert_close(x.grad, tx.grad, atol=case.atol, rtol=case.rtol, what=f"{case} input grad")
+    tparams = dict(tm.named_parameters())
+    for name, p in m.named_parameters():
+        assert p.grad is not None, f"{case}: no gradient for {name}"
+        assert p.grad.dtype == np.float32, f"{case}: {name}.grad dtype {p.grad.dtype}"
+        assert_close(p.grad, tparams[name].grad, atol=case.atol, rtol=case.rtol,
+                     what=f"{case} grad of {name}")
+
+
+def check_module_gradcheck(case: ModuleCase, shape) -> None:
+    """float64 finite differences w.r.t. the input and every parameter."""
+    m = case.make().double()
+    x = fb.Tensor(case.sample(shape), dtype=np.float64, requires_grad=True)
+    params = list(m.parameters())
+    fb.gradcheck(lambda x, *ps: m(x), [x, *params])

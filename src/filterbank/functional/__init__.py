@@ -1,9 +1,11 @@
 """Stateless differentiable ops (``import filterbank.functional as F``)."""
 
+from filterbank.functional.dropout import dropout, dropout2d
 from filterbank.functional.elementwise import (
     abs, add, cast, clamp, clip, clone, cos, div, eq, exp, ge, gt, le, log, lt, maximum,
     minimum, mul, ne, neg, pow, relu, sigmoid, sin, sqrt, sub, tanh, where,
 )
+from filterbank.functional.linear import linear, maxout
 from filterbank.functional.matmul import matmul
 from filterbank.functional.reduce import (
     argmax, argmin, logsumexp, log_softmax, max, mean, min, softmax, sum, var,
