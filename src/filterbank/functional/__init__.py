@@ -6,6 +6,10 @@ from filterbank.functional.elementwise import (
     minimum, mul, ne, neg, pow, relu, sigmoid, sin, sqrt, sub, tanh, where,
 )
 from filterbank.functional.linear import linear, maxout
+from filterbank.functional.loss import (
+    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss,
+    mse_loss, nll_loss, smooth_l1_loss,
+)
 from filterbank.functional.matmul import matmul
 from filterbank.functional.reduce import (
     argmax, argmin, logsumexp, log_softmax, max, mean, min, softmax, sum, var,
