@@ -11,6 +11,9 @@ from filterbank.functional.loss import (
     mse_loss, nll_loss, smooth_l1_loss,
 )
 from filterbank.functional.matmul import matmul
+from filterbank.functional.norm import (
+    batch_norm, group_norm, instance_norm, layer_norm, local_response_norm,
+)
 from filterbank.functional.reduce import (
     argmax, argmin, logsumexp, log_softmax, max, mean, min, softmax, sum, var,
 )

@@ -6,3 +6,7 @@ from filterbank.nn.loss import (
     SmoothL1Loss,
 )
 from filterbank.nn.module import IncompatibleKeys, Module, Parameter, StateDictError
+from filterbank.nn.norm import (
+    BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d,
+    InstanceNorm3d, LayerNorm, LocalResponseNorm,
+)
