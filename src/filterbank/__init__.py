@@ -15,4 +15,8 @@ from filterbank.functional import (
 from filterbank.random import default_generator, manual_seed
 from filterbank.tensor import Tensor
 
+# isort: split
+# layers build on the core above (importing nn first would be circular)
+from filterbank import nn
+
 __version__ = "0.1.0"

@@ -1,6 +1,14 @@
 """Layers (modules that own parameters) and the module system."""
 
+from filterbank.nn import init
+from filterbank.nn.activation import (
+    ELU, GELU, SELU, LeakyReLU, LogSoftmax, Maxout, ReLU, Sigmoid, SiLU, Softmax, Softplus, Swish,
+    Tanh,
+)
 from filterbank.nn.container import ModuleDict, ModuleList, Sequential
+from filterbank.nn.dropout import Dropout, Dropout2d
+from filterbank.nn.flatten import Flatten, Unflatten
+from filterbank.nn.linear import Identity, Linear
 from filterbank.nn.loss import (
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss,
     SmoothL1Loss,

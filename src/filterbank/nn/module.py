@@ -64,12 +64,26 @@ class Module:
             raise RuntimeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
-        for reg in (self._parameters, self._buffers, self._modules):
-            reg.pop(name, None)
+        params, modules = self._parameters, self._modules
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            self._buffers.pop(name, None)
+            modules.pop(name, None)
+            params[name] = value
         elif isinstance(value, Module):
-            self._modules[name] = value
+            self._buffers.pop(name, None)
+            params.pop(name, None)
+            modules[name] = value
+        elif name in params or name in modules:
+            # replacing a registered parameter by a plain value would silently drop it from
+            # parameters() and the state_dict (PyTorch raises here too)
+            kind, want = (("parameter", "Parameter") if name in params
+                          else ("child module", "Module"))
+            if value is not None:
+                raise TypeError(
+                    f"{type(self).__name__}: cannot assign {type(value).__name__} as {kind} "
+                    f"{name!r} ({want} or None expected)"
+                )
+            (params if name in params else modules)[name] = None
         elif name in self.__dict__.get("_buffer_names", ()):
             self._buffers[name] = value
         object.__setattr__(self, name, value)
@@ -79,7 +93,16 @@ class Module:
             reg.pop(name, None)
         object.__delattr__(self, name)
 
+    def _check_new_name(self, name: str, kind: str) -> None:
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"{type(self).__name__}: {kind} name must be a non-empty string "
+                           f"without '.', got {name!r}")
+
     def register_parameter(self, name: str, param: Parameter | None) -> None:
+        self._check_new_name(name, "parameter")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"{type(self).__name__}: cannot register {type(param).__name__} as "
+                            f"parameter {name!r} (Parameter or None expected)")
         if param is None:
             self._parameters.pop(name, None)
             object.__setattr__(self, name, None)
@@ -88,6 +111,10 @@ class Module:
 
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
         """A non-learnable tensor saved in the state_dict (e.g. BatchNorm's running mean)."""
+        self._check_new_name(name, "buffer")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"{type(self).__name__}: attribute {name!r} already exists as a "
+                           f"parameter or module; cannot register it as a buffer")
         if tensor is not None and not isinstance(tensor, Tensor):
             tensor = Tensor(np.asarray(tensor), dtype=np.asarray(tensor).dtype)
         self._buffers[name] = tensor
@@ -98,6 +125,10 @@ class Module:
         names.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
+        self._check_new_name(name, "module")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: cannot add {type(module).__name__} as "
+                            f"child module {name!r} (Module or None expected)")
         if module is None:
             self._modules[name] = None
             object.__setattr__(self, name, None)
