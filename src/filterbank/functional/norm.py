@@ -145,7 +145,9 @@ class BatchNorm(Function):
             shift = -mean * scale
             if bias is not None:
                 shift += bias
-            self.x3, self.mean, self.inv_std = x3, mean, inv_std
+            # x is only needed for dweight; don't keep the input alive otherwise
+            self.x3 = x3 if self.needs_input_grad[1] else None
+            self.mean, self.inv_std = mean, inv_std
             y = _fused([(x3, scale)], shift)
         return y.reshape(x.shape)
 
@@ -156,7 +158,7 @@ class BatchNorm(Function):
         w, inv_std = self.weight, self.inv_std
         k = inv_std * w if w is not None else inv_std
         dw = dx = None
-        if self.training:
+        if self.training and (need_x or need_w):
             xc = self.xc
             sxc = _dot02(gy3, xc)  # sum(dy * xc) = dweight / inv_std
             if need_w:
@@ -165,7 +167,7 @@ class BatchNorm(Function):
                 kn = k / self.n
                 dx = _fused([(gy3, k), (xc, -kn * inv_std * inv_std * sxc)],
                             -kn * db).reshape(self.shape)
-        else:
+        elif not self.training:
             # sum(dy * xhat) without materialising xhat = (x - mean) * inv_std
             if need_w:
                 dw = inv_std * (_dot02(gy3, self.x3) - self.mean * db)
