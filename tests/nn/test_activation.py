@@ -54,6 +54,14 @@ CASES = [
     ModuleCase("ELU", lambda: nn.ELU(), lambda: tnn.ELU(), S, _away_from_kinks),
     ModuleCase("ELU(0.5)", lambda: nn.ELU(0.5), lambda: tnn.ELU(0.5), S[:1], _away_from_kinks),
     ModuleCase("SELU", lambda: nn.SELU(), lambda: tnn.SELU(), S, _away_from_kinks),
+    ModuleCase("PReLU", lambda: nn.PReLU(), lambda: tnn.PReLU(), S, _away_from_kinks),
+    ModuleCase("PReLU(3,0.1)", lambda: nn.PReLU(3, 0.1), lambda: tnn.PReLU(3, 0.1),
+               [(2, 3, 2, 2), (4, 3)], _away_from_kinks),
+    ModuleCase("Hardtanh", lambda: nn.Hardtanh(), lambda: tnn.Hardtanh(), S, _away_from_kinks),
+    ModuleCase("Hardtanh(-2,3)", lambda: nn.Hardtanh(-2, 3), lambda: tnn.Hardtanh(-2, 3),
+               S[:1], lambda rng, s: rng.uniform(-4, 4, s)),
+    ModuleCase("ReLU6", lambda: nn.ReLU6(), lambda: tnn.ReLU6(), S,
+               lambda rng, s: rng.choice([-1.0, 1.0, 3.0, 7.0], s) + rng.uniform(-0.5, 0.5, s)),
     ModuleCase("Sigmoid", lambda: nn.Sigmoid(), lambda: tnn.Sigmoid(), S),
     ModuleCase("Tanh", lambda: nn.Tanh(), lambda: tnn.Tanh(), S),
     ModuleCase("Softplus", lambda: nn.Softplus(), lambda: tnn.Softplus(), S),
@@ -186,8 +194,8 @@ def test_constructor_and_input_errors():
         nn.Softmax(2)(fb.zeros(3, 4))
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if not c.name.startswith("Maxout")],
-                         ids=str)
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if not c.name.startswith(("Maxout", "PReLU(3"))], ids=str)
 def test_float32_preserved_and_float64_supported(case):
     m = case.make()
     assert m(fb.randn(2, 3)).dtype == np.float32

@@ -2,8 +2,8 @@
 
 from filterbank.nn import init
 from filterbank.nn.activation import (
-    ELU, GELU, SELU, LeakyReLU, LogSoftmax, Maxout, ReLU, Sigmoid, SiLU, Softmax, Softplus, Swish,
-    Tanh,
+    ELU, GELU, SELU, Hardtanh, LeakyReLU, LogSoftmax, Maxout, PReLU, ReLU, ReLU6, Sigmoid, SiLU,
+    Softmax, Softplus, Swish, Tanh,
 )
 from filterbank.nn.container import ModuleDict, ModuleList, Sequential
 from filterbank.nn.dropout import Dropout, Dropout2d

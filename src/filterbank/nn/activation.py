@@ -139,6 +139,101 @@ class SELU(Module):
         return "inplace=True" if self.inplace else ""
 
 
+class PReLU(Module):
+    """Parametric ReLU: ``y = x`` for ``x > 0``, ``a_c x`` otherwise, with learned slopes.
+
+    ``num_parameters = 1`` shares one slope; ``num_parameters = C`` learns one per channel
+    (dim 1). ``dL/da_c`` sums ``dL/dy * x`` over the non-positive inputs of channel c.
+
+    Args:
+        num_parameters: 1 or the number of input channels. Default: 1.
+        init: initial slope. Default: 0.25.
+
+    Attributes:
+        weight: ``(num_parameters,)``, filled with ``init``.
+
+    Shape:
+        - Input: ``(N, C, *)`` (any shape when ``num_parameters = 1``). Output: same shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.nn.PReLU()(fb.tensor([-2.0, 2.0])).tolist()
+        [-0.5, 2.0]
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25):
+        super().__init__()
+        check_features("PReLU", num_parameters=num_parameters)
+        self.num_parameters = int(num_parameters)
+        self.init = _real("PReLU", "init", init)
+        self.weight = Parameter(xp.full((self.num_parameters,), self.init, DEFAULT_DTYPE))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return FA.prelu(x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
+class Hardtanh(Module):
+    """Clamp to ``[min_val, max_val]``; gradient 1 strictly inside, 0 outside.
+
+    Args:
+        min_val: lower end. Default: -1.0.
+        max_val: upper end. Default: 1.0.
+        inplace: accepted for PyTorch compatibility and ignored.
+
+    Shape:
+        - Input: ``(*)``. Output: ``(*)``, same shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.nn.Hardtanh()(fb.tensor([-3.0, 0.5])).tolist()
+        [-1.0, 0.5]
+    """
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.min_val = min_val
+        self.max_val = max_val
+        if _real("Hardtanh", "min_val", min_val) > _real("Hardtanh", "max_val", max_val):
+            raise ValueError(f"Hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
+        self.inplace = bool(inplace)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return FA.hardtanh(x, self.min_val, self.max_val)
+
+    def extra_repr(self) -> str:
+        return (f"min_val={self.min_val}, max_val={self.max_val}"
+                + (", inplace=True" if self.inplace else ""))
+
+
+class ReLU6(Module):
+    """``y = min(max(0, x), 6)`` (MobileNet's bounded ReLU).
+
+    Args:
+        inplace: accepted for PyTorch compatibility and ignored.
+
+    Shape:
+        - Input: ``(*)``. Output: ``(*)``, same shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.nn.ReLU6()(fb.tensor([-1.0, 9.0])).tolist()
+        [0.0, 6.0]
+    """
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return FA.relu6(x)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
 class Sigmoid(Module):
     """Logistic sigmoid: ``y = 1 / (1 + e^-x)``; ``dy/dx = y (1 - y)``.
 
