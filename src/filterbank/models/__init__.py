@@ -1,0 +1,25 @@
+"""The model zoo: LeNet-5, AlexNet, VGG, ResNet and a small U-Net, named as in torchvision so
+state_dicts map one to one. ``get_model(name, **kwargs)`` builds one by name."""
+
+from filterbank.models.alexnet import AlexNet, alexnet
+from filterbank.models.lenet import LeNet5, lenet5
+from filterbank.models.registry import available_models, get_model
+from filterbank.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
+from filterbank.models.unet import UNet, unet
+from filterbank.models.vgg import (
+    VGG,
+    vgg11,
+    vgg11_bn,
+    vgg13,
+    vgg13_bn,
+    vgg16,
+    vgg16_bn,
+    vgg19,
+    vgg19_bn,
+)
+
+__all__ = [
+    "VGG", "AlexNet", "BasicBlock", "Bottleneck", "LeNet5", "ResNet", "UNet", "alexnet",
+    "available_models", "get_model", "lenet5", "resnet18", "resnet34", "resnet50", "unet",
+    "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+]

@@ -1,0 +1,69 @@
+"""Models by name: ``get_model(name, **kwargs)`` and ``available_models()``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from filterbank.models.alexnet import alexnet
+from filterbank.models.lenet import lenet5
+from filterbank.models.resnet import resnet18, resnet34, resnet50
+from filterbank.models.unet import unet
+from filterbank.models.vgg import (
+    vgg11,
+    vgg11_bn,
+    vgg13,
+    vgg13_bn,
+    vgg16,
+    vgg16_bn,
+    vgg19,
+    vgg19_bn,
+)
+from filterbank.nn.module import Module
+
+_MODELS: dict[str, Callable[..., Module]] = {
+    "lenet5": lenet5,
+    "alexnet": alexnet,
+    "vgg11": vgg11,
+    "vgg11_bn": vgg11_bn,
+    "vgg13": vgg13,
+    "vgg13_bn": vgg13_bn,
+    "vgg16": vgg16,
+    "vgg16_bn": vgg16_bn,
+    "vgg19": vgg19,
+    "vgg19_bn": vgg19_bn,
+    "resnet18": resnet18,
+    "resnet34": resnet34,
+    "resnet50": resnet50,
+    "unet": unet,
+}
+
+
+def available_models() -> list[str]:
+    """Names accepted by :func:`get_model`, in a fixed order (small to large families).
+
+    Example:
+        >>> available_models()[:3]
+        ['lenet5', 'alexnet', 'vgg11']
+    """
+    return list(_MODELS)
+
+
+def get_model(name: str, **kwargs) -> Module:
+    """Build the model called ``name`` with keyword arguments for its factory
+    (``num_classes``, ``in_channels``, ``stem``, ``batch_norm`` ...).
+
+    Example:
+        >>> get_model("lenet5", num_classes=10, padding=2).num_parameters()
+        61706
+    """
+    key = name.strip().lower().replace("-", "_")
+    if key == "lenet":
+        key = "lenet5"
+    factory = _MODELS.get(key)
+    if factory is None:
+        raise ValueError(f"get_model: unknown model {name!r}; available: "
+                         f"{', '.join(_MODELS)}")
+    try:
+        return factory(**kwargs)
+    except TypeError as e:
+        raise TypeError(f"get_model({name!r}): {e}") from None
