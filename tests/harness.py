@@ -156,3 +156,72 @@ def check_module_gradcheck(case: ModuleCase, shape) -> None:
     x = fb.Tensor(case.sample(shape), dtype=np.float64, requires_grad=True)
     params = list(m.parameters())
     fb.gradcheck(lambda x, *ps: m(x), [x, *params])
+
+
+# ------------------------------------------------------------------ op checks vs torch
+def _as_list(out):
+    return list(out) if isinstance(out, tuple | list) else [out]
+
+
+def differentiable(case: OpCase) -> bool:
+    """Whether some input of ``case`` is floating and selected for differentiation."""
+    return any(np.asarray(a).dtype.kind == "f" and (case.grad is None or case.grad[i])
+               for i, a in enumerate(case.inputs))
+
+
+def check_torch(case: OpCase, atol=1e-5, rtol=1e-4) -> None:
+    """Forward (every output) and input gradients in float32 against ``case.torch_fn``.
+
+    The outputs are contracted with fixed random weights, so one backward covers them all.
+    """
+    import torch
+
+    inputs = as_tensors(case, dtype=np.float32)
+    tin = []
+    for a, t in zip(case.inputs, inputs):
+        a = np.asarray(a)
+        if a.dtype.kind == "f":
+            tin.append(torch.tensor(a.astype(np.float32), requires_grad=t.requires_grad))
+        else:
+            tin.append(torch.from_numpy(np.array(a)))
+    outs = _as_list(case.fn(*inputs, **case.kwargs))
+    touts = _as_list(case.torch_fn(*tin, **case.kwargs))
+    assert len(outs) == len(touts), f"{case}: {len(outs)} outputs, torch gives {len(touts)}"
+    for k, (o, to) in enumerate(zip(outs, touts)):
+        assert_close(o, to.detach(), atol=atol, rtol=rtol, what=f"{case} output {k}")
+    rng = np.random.default_rng(1)
+    total = ttotal = None
+    for o, to in zip(outs, touts):
+        if not o.requires_grad:
+            continue
+        w = rng.standard_normal(o.shape).astype(np.float32)
+        term, tterm = (o * w).sum(), (to * torch.from_numpy(w)).sum()
+        total = term if total is None else total + term
+        ttotal = tterm if ttotal is None else ttotal + tterm
+    if total is None:
+        return
+    total.backward()
+    ttotal.backward()
+    for i, (t, tt) in enumerate(zip(inputs, tin)):
+        if t.requires_grad:
+            got = np.zeros(t.shape, np.float32) if t.grad is None else t.grad
+            want = np.zeros(t.shape, np.float32) if tt.grad is None else tt.grad
+            assert_close(got, want, atol=atol, rtol=rtol, what=f"{case} grad of input {i}")
+
+
+def check_float32(case: OpCase) -> None:
+    """float32 inputs give float32 outputs and float32 gradients."""
+    inputs = as_tensors(case, dtype=np.float32)
+    outs = _as_list(case.fn(*inputs, **case.kwargs))
+    total = None
+    for k, o in enumerate(outs):
+        if o.dtype.kind == "f":
+            assert o.dtype == np.float32, f"{case}: output {k} has dtype {o.dtype}"
+        if o.requires_grad:
+            term = o.sum()
+            total = term if total is None else total + term
+    if total is not None:
+        total.backward()
+    for i, t in enumerate(inputs):
+        if t.requires_grad and t.grad is not None:
+            assert t.grad.dtype == np.float32, f"{case}: grad of input {i} is {t.grad.dtype}"

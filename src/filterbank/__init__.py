@@ -8,9 +8,10 @@ from filterbank.creation import (
     randn_like, tensor, zeros, zeros_like,
 )
 from filterbank.functional import (
-    abs, cat, chunk, clamp, clip, concatenate, cos, exp, flatten, log, log_softmax, logsumexp,
-    matmul, maximum, mean, minimum, pad, permute, relu, reshape, sigmoid, sin, softmax, split,
-    sqrt, squeeze, stack, sum, tanh, transpose, unsqueeze, where,
+    abs, add, argmax, argmin, broadcast_to, cat, chunk, clamp, clip, concatenate, cos, div, exp,
+    expand, flatten, log, log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum, mul,
+    neg, pad, permute, pow, relu, reshape, sigmoid, sin, softmax, split, sqrt, squeeze, stack,
+    sub, sum, tanh, transpose, unsqueeze, var, where,
 )
 from filterbank.random import default_generator, manual_seed
 from filterbank.tensor import Tensor

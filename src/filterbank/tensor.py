@@ -9,7 +9,7 @@ dy/dy = 1, visit the nodes in reverse topological order, and for each node add
 
 from __future__ import annotations
 
-import sys
+import importlib
 
 import numpy as np
 
@@ -20,8 +20,8 @@ from filterbank.backend import DEFAULT_DTYPE, xp
 class _Size(int):
     """``t.size`` is the element count (NumPy style) and ``t.size()`` the shape (PyTorch style)."""
 
-    def __new__(cls, shape):
-        obj = super().__new__(cls, int(np.prod(shape, dtype=np.int64)))
+    def __new__(cls, n: int, shape: tuple[int, ...]):
+        obj = super().__new__(cls, n)
         obj._shape = shape
         return obj
 
@@ -30,15 +30,20 @@ class _Size(int):
 
 
 def _to_array(data, dtype=None):
+    """The array behind a new tensor: no copy when ``data`` is already a suitable array.
+
+    Floating data without an explicit ``dtype`` becomes float32, float64 NumPy arrays included
+    (NumPy's default float is float64, the library's is float32); another Tensor's array keeps
+    its dtype; integers and booleans keep theirs.
+    """
     if isinstance(data, Tensor):
-        data = data.data
+        return data.data if dtype is None else data.data.astype(np.dtype(dtype), copy=False)
     if dtype is not None:
         return xp.asarray(data, dtype=np.dtype(dtype))
     arr = xp.asarray(data)
-    if arr.dtype.kind == "f" and arr.dtype != DEFAULT_DTYPE and not isinstance(data, np.ndarray):
-        arr = arr.astype(DEFAULT_DTYPE)  # Python floats and lists become float32
-    elif arr.dtype.kind == "f" and arr.dtype == np.float64 and isinstance(data, np.ndarray):
-        arr = arr.astype(DEFAULT_DTYPE)  # float64 arrays too: float32 is the default
+    if arr.dtype.kind == "f" and arr.dtype != DEFAULT_DTYPE:
+        if not isinstance(data, np.ndarray) or arr.dtype == np.float64:
+            arr = arr.astype(DEFAULT_DTYPE)
     return arr
 
 
@@ -46,9 +51,12 @@ class Tensor:
     """An n-d array with optional gradient tracking.
 
     Args:
-        data: array-like (NumPy array, nested lists, scalar, or another Tensor).
+        data: array-like (NumPy array, nested lists, scalar, or another Tensor). A NumPy array
+            of the final dtype is shared, not copied (use :func:`filterbank.tensor` to copy).
         requires_grad: record operations on this tensor so ``backward()`` can reach it.
-        dtype: NumPy dtype; floating data defaults to float32, integers stay int64.
+        dtype: NumPy dtype. Default: floating data becomes float32 (float64 NumPy arrays too;
+            pass ``dtype="float64"`` to keep them), another Tensor keeps its dtype, integers
+            and booleans keep theirs.
 
     Example:
         >>> import filterbank as fb
@@ -116,7 +124,8 @@ class Tensor:
 
     @property
     def size(self) -> _Size:
-        return _Size(self.data.shape)
+        """Element count as an int (``t.size``), shape when called (``t.size()``, ``t.size(0)``)."""
+        return _Size(self.data.size, self.data.shape)
 
     def numel(self) -> int:
         return int(self.data.size)
@@ -164,7 +173,15 @@ class Tensor:
         return id(self)
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        if copy:
+            return self.data.astype(dtype or self.data.dtype, copy=True)
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
 
     # ------------------------------------------------------------------ conversions
     def numpy(self) -> np.ndarray:
@@ -374,6 +391,15 @@ class Tensor:
     def pow(self, exponent):
         return _ew.pow(self, exponent)
 
+    def neg(self):
+        return _ew.neg(self)
+
+    def maximum(self, other):
+        return _ew.maximum(self, other)
+
+    def minimum(self, other):
+        return _ew.minimum(self, other)
+
     def matmul(self, other):
         return _mm.matmul(self, other)
 
@@ -448,7 +474,11 @@ def _shape_args(args):
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
-    """Nodes reachable from ``root`` (requiring grad), inputs before outputs. Iterative DFS."""
+    """Nodes reachable from ``root`` that require grad, inputs before outputs.
+
+    Iterative depth-first search (a recursive one would hit Python's recursion limit on long
+    chains): a node is appended once all of its inputs have been.
+    """
     order: list[Tensor] = []
     visited: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
@@ -476,46 +506,54 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
+def _accumulate(t: Tensor, g) -> None:
+    if t.grad is None:
+        t.grad = Tensor._wrap(xp.array(g))  # a copy: g may alias a buffer an op still holds
+    else:
+        t.grad.data += g
+
+
 def _run_backward(root: Tensor, seed, retain_graph: bool) -> None:
+    """Visit the graph in reverse topological order, summing each node's incoming gradients
+    before its ``backward`` runs; gradients of broadcast inputs are summed back here."""
     order = _topological_order(root)
+    anomaly = _anomaly._enabled
     grads: dict[int, object] = {id(root): seed}
     for t in reversed(order):
-        g = grads.pop(id(t), None)
+        g = grads.pop(id(t), None)  # popped: freed as soon as the node is done
         if g is None:
             continue
         ctx = t._ctx
-        if ctx is None or t._retain_grad:
-            if t.grad is None:
-                t.grad = Tensor._wrap(g.copy())  # g may alias a buffer an op still holds
-            else:
-                t.grad.data += g
-            if ctx is None:
-                continue
+        if ctx is None:
+            _accumulate(t, g)
+            continue
+        if t._retain_grad:
+            _accumulate(t, g)
         in_grads = ctx.backward(g)
-        if not isinstance(in_grads, tuple):
+        if type(in_grads) is not tuple:
             in_grads = (in_grads,)
+        if anomaly:
+            _anomaly.check_gradients(ctx, in_grads)
         for p, gp in zip(ctx.parents, in_grads):
-            if p is None or gp is None or not p._requires_grad:
+            if gp is None or p is None or not p._requires_grad:
                 continue
-            if gp.shape != p.data.shape:
-                gp = _unbroadcast(gp, p.data.shape)
-            if gp.dtype != p.data.dtype:
-                gp = gp.astype(p.data.dtype)
+            pd = p.data
+            if gp.shape != pd.shape:
+                gp = _unbroadcast(gp, pd.shape)
+            if gp.dtype != pd.dtype:
+                gp = gp.astype(pd.dtype)
             key = id(p)
             prev = grads.get(key)
-            if prev is None:
-                grads[key] = gp
-            else:
-                grads[key] = prev + gp
+            grads[key] = gp if prev is None else prev + gp
         if not retain_graph:
             ctx._release()
 
 
+from filterbank.autograd import anomaly_mode as _anomaly  # noqa: E402
 from filterbank.autograd.function import unbroadcast as _unbroadcast  # noqa: E402
 from filterbank.functional import elementwise as _ew  # noqa: E402
-import filterbank.functional.matmul  # noqa: E402, I001
 from filterbank.functional import reduce as _red  # noqa: E402
 from filterbank.functional import shape as _shape  # noqa: E402
 
 # the package re-exports the function ``matmul``, which shadows the module's attribute name
-_mm = sys.modules["filterbank.functional.matmul"]
+_mm = importlib.import_module("filterbank.functional.matmul")

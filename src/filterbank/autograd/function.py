@@ -7,6 +7,8 @@ forward, and, when gradients are being recorded, links the output to its inputs.
 
 Broadcasting is undone in one place, :func:`unbroadcast`, which the backward pass applies to
 every gradient a ``backward`` returns; ops never sum gradients back to shape themselves.
+``backward`` must not modify ``grad_out`` in place: the same array may be handed to several
+inputs (``Add`` returns it twice).
 """
 
 from __future__ import annotations
@@ -14,12 +16,21 @@ from __future__ import annotations
 import numpy as np
 
 from filterbank.autograd import grad_mode
-from filterbank.backend import xp
+from filterbank.backend import DEFAULT_DTYPE, xp
+
+_SCALARS = (bool, int, float, np.generic)
 
 
 class Function:
-    """Base class of every op. See the module docstring."""
+    """Base class of every op. See the module docstring.
 
+    Class attribute ``keep_dtype`` (default True): a floating output is cast back to the
+    graph's floating dtype (the widest floating dtype among the tensor inputs), so NumPy's
+    promotion by an integer or float64 operand cannot turn a float32 graph into float64. Ops
+    that change the dtype on purpose (``Cast``) set it to False.
+    """
+
+    keep_dtype: bool = True
     #: Tensors the output depends on (set by ``apply``; cleared once backward has used them).
     parents: tuple
     #: For each input, whether a gradient is wanted (ops may skip computing the others).
@@ -36,41 +47,53 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **hyper):
-        from filterbank.tensor import Tensor
+        """Run the op on ``inputs`` (Tensors, arrays, scalars or None) and record it.
 
+        Keyword ``hyper`` parameters become attributes of the op instance. Returns a Tensor
+        that requires grad when recording is on, some input requires grad, and the output is
+        floating point.
+        """
         fn = cls(**hyper)
-        # The graph's dtype: floating tensors decide, constants follow (like PyTorch's
-        # "Python scalars do not promote" rule, extended to NumPy arrays so that a float64
-        # array mixed into a float32 graph does not silently promote it).
+        # The graph's dtype: floating tensors decide, constants follow (PyTorch's "Python
+        # scalars do not promote" rule, extended to NumPy arrays so that a float64 array
+        # mixed into a float32 graph does not silently promote it).
         dtype = None
+        requires_grad = False
+        has_constant = False
         for t in inputs:
-            if type(t) is Tensor or isinstance(t, Tensor):
+            if isinstance(t, Tensor):
                 d = t.data.dtype
                 if d.kind == "f" and (dtype is None or d.itemsize > dtype.itemsize):
                     dtype = d
-        arrays = []
-        tensors = []
-        requires_grad = False
-        for t in inputs:
-            if isinstance(t, Tensor):
-                arrays.append(t.data)
-                tensors.append(t)
-                requires_grad = requires_grad or t.requires_grad
-            elif t is None:
-                arrays.append(None)
-                tensors.append(None)
-            else:
-                arrays.append(_as_constant(t, dtype))
-                tensors.append(None)
+                if t._requires_grad:
+                    requires_grad = True
+            elif t is not None:
+                has_constant = True
+        if has_constant:
+            if dtype is None and any(_is_float_constant(t) for t in inputs):
+                dtype = DEFAULT_DTYPE
+            arrays = [t.data if isinstance(t, Tensor) else _as_constant(t, dtype)
+                      for t in inputs]
+        else:
+            arrays = [None if t is None else t.data for t in inputs]
         record = requires_grad and grad_mode._enabled
         if record:
-            fn.needs_input_grad = tuple(t is not None and t.requires_grad for t in tensors)
+            fn.needs_input_grad = tuple(isinstance(t, Tensor) and t._requires_grad
+                                        for t in inputs)
         else:
-            fn.needs_input_grad = (False,) * len(tensors)
+            fn.needs_input_grad = (False,) * len(inputs)
         out = fn.forward(*arrays)
+        if isinstance(out, np.generic):  # NumPy reductions and x[i] give scalars, not arrays
+            out = xp.asarray(out)
+        odt = out.dtype
+        if dtype is not None and odt is not dtype and odt.kind == "f" and odt != dtype \
+                and cls.keep_dtype:
+            out = out.astype(dtype)
+        elif odt.kind not in "fc":
+            record = False  # integer and boolean results carry no gradient
         result = Tensor._wrap(out, record)
         if record:
-            fn.parents = tuple(tensors)
+            fn.parents = tuple(t if isinstance(t, Tensor) else None for t in inputs)
             result._ctx = fn
         return result
 
@@ -85,13 +108,25 @@ class Function:
         return type(self).__name__
 
 
+def _is_float_constant(value) -> bool:
+    if isinstance(value, float | np.floating):
+        return True
+    return isinstance(value, np.ndarray | list | tuple) and xp.asarray(value).dtype.kind == "f"
+
+
 def _as_constant(value, dtype):
-    """Turn a Python scalar / NumPy array operand into an array of the graph's dtype."""
+    """Turn a scalar / NumPy array operand into an array of the graph's dtype.
+
+    Floating constants and Python/NumPy scalars take the graph's dtype. Integer and boolean
+    arrays are left alone (an op may use them as indices); if they promote a floating result,
+    ``apply`` casts the output back.
+    """
+    if value is None:
+        return None
+    scalar = isinstance(value, _SCALARS)
     arr = xp.asarray(value)
-    if dtype is not None and arr.dtype != dtype and arr.dtype.kind in "fiub":
+    if dtype is not None and arr.dtype != dtype and (scalar or arr.dtype.kind == "f"):
         arr = arr.astype(dtype)
-    elif dtype is None and arr.dtype == np.float64 and not isinstance(value, np.ndarray):
-        arr = arr.astype(np.float32)
     return arr
 
 
@@ -108,3 +143,6 @@ def unbroadcast(grad, shape):
     if grad.shape != shape:
         grad = grad.reshape(shape)
     return grad
+
+
+from filterbank.tensor import Tensor  # noqa: E402  (tensor.py imports this module first)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from filterbank.autograd import grad_mode
 from filterbank.tensor import Tensor
 
 
@@ -59,8 +60,9 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     weights = [rng.standard_normal(o.shape) for o in outs]
 
     def scalar() -> float:
-        return float(sum(np.sum(o.data.astype(np.float64) * w)
-                         for o, w in zip(_outputs(fn(*inputs)), weights)))
+        with grad_mode.no_grad():  # finite differences need no graph
+            outs_ = _outputs(fn(*inputs))
+        return float(sum(np.sum(o.data.astype(np.float64) * w) for o, w in zip(outs_, weights)))
 
     for i in checked:
         inputs[i].grad = None
@@ -75,6 +77,11 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 
     for i in checked:
         t = inputs[i]
+        if t.grad is not None and (t.grad.shape != t.shape or t.grad.dtype != t.dtype):
+            raise GradcheckError(
+                f"gradcheck: the gradient of input {i} has shape {t.grad.shape} and dtype "
+                f"{t.grad.dtype}; expected {t.shape} and {t.dtype}"
+            )
         analytic = np.zeros(t.shape) if t.grad is None else t.grad.data.astype(np.float64)
         flat_index = np.ndindex(t.shape) if t.ndim else [()]
         for idx in flat_index:

@@ -1,5 +1,8 @@
 """Stateless differentiable ops (``import filterbank.functional as F``)."""
 
+from filterbank.functional.activation import (
+    elu, gelu, hardtanh, leaky_relu, prelu, relu6, selu, silu, softplus, swish,
+)
 from filterbank.functional.dropout import dropout, dropout2d
 from filterbank.functional.elementwise import (
     abs, add, cast, clamp, clip, clone, cos, div, eq, exp, ge, gt, le, log, lt, maximum,

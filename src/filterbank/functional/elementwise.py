@@ -47,7 +47,9 @@ class Mul(Function):
     def forward(self, a, b):
         if a.shape != b.shape:
             _check_broadcast("mul", a, b)
-        self.a, self.b = a, b
+        na, nb = self.needs_input_grad
+        self.a = a if nb else None  # keep only what the wanted gradients read
+        self.b = b if na else None
         return a * b
 
     def backward(self, gy):
@@ -119,14 +121,20 @@ class Minimum(Function):
 
 
 class Where(Function):
-    def forward(self, cond, a, b):
-        self.cond = cond.astype(bool, copy=False)
+    def forward(self, a, b):
+        try:
+            np.broadcast_shapes(self.cond.shape, a.shape, b.shape)
+        except ValueError:
+            raise ValueError(
+                f"where: condition {self.cond.shape}, a {a.shape} and b {b.shape} cannot be "
+                f"broadcast together"
+            ) from None
         return xp.where(self.cond, a, b)
 
     def backward(self, gy):
         z = xp.zeros((), gy.dtype)
-        _, na, nb = self.needs_input_grad
-        return (None, xp.where(self.cond, gy, z) if na else None,
+        na, nb = self.needs_input_grad
+        return (xp.where(self.cond, gy, z) if na else None,
                 xp.where(self.cond, z, gy) if nb else None)
 
 
@@ -168,7 +176,7 @@ def minimum(a, b) -> Tensor:
 def where(condition, a, b) -> Tensor:
     """``a`` where ``condition`` else ``b``; the gradient flows to the chosen side only."""
     cond = condition.data if isinstance(condition, Tensor) else xp.asarray(condition)
-    return Where.apply(cond, a, b)
+    return Where.apply(a, b, cond=cond.astype(bool, copy=False))
 
 
 # ---------------------------------------------------------------------------- unary
@@ -289,6 +297,8 @@ class Clip(Function):
 
 
 class Cast(Function):
+    keep_dtype = False  # changing the dtype is the point
+
     def forward(self, x):
         self.src = x.dtype
         return x.astype(self.dtype)
@@ -363,7 +373,12 @@ clamp = clip
 
 
 def cast(x, dtype) -> Tensor:
-    return Cast.apply(x, dtype=np.dtype(dtype))
+    """``x`` converted to ``dtype`` (the gradient is converted back); ``x`` itself when it
+    already has that dtype."""
+    dtype = np.dtype(dtype)
+    if isinstance(x, Tensor) and x.dtype == dtype:
+        return x
+    return Cast.apply(x, dtype=dtype)
 
 
 def clone(x) -> Tensor:

@@ -27,10 +27,11 @@ class MatMul(Function):
         na, nb = self.needs_input_grad
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
+        # put back the dims that 1-d operands dropped: (..., m, n) with m or n = 1
+        if b.ndim == 1:
+            gy = gy[..., None]
         if a.ndim == 1:
             gy = xp.expand_dims(gy, -2)
-        if b.ndim == 1:
-            gy = xp.expand_dims(gy, -1)
         ga = gb = None
         if na:
             ga = xp.matmul(gy, xp.swapaxes(b2, -1, -2))

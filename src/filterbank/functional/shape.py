@@ -13,9 +13,10 @@ from filterbank.tensor import Tensor
 
 
 def _dim(d: int, ndim: int, name: str) -> int:
-    if not -ndim <= d < ndim:
-        raise ValueError(f"{name}: dim {d} is out of range for a tensor with {ndim} dims")
-    return d % ndim
+    n = builtins.max(ndim, 1)  # a 0-d tensor accepts dim 0 and -1, as in PyTorch
+    if not isinstance(d, int | np.integer) or not -n <= d < n:
+        raise ValueError(f"{name}: dim {d!r} is out of range for a tensor with {ndim} dims")
+    return int(d) % n
 
 
 class Reshape(Function):
@@ -50,20 +51,22 @@ class Expand(Function):
 
 
 class GetItem(Function):
-    """x[index]. Basic indexing writes the gradient into a slice; integer-array (advanced)
-    indexing scatter-adds it, so an element picked twice gets both contributions."""
+    """x[index]. Basic and boolean-mask indexing pick each element at most once, so the
+    gradient is written into place; integer-array indexing may pick an element twice, so the
+    gradient is scatter-added (one ``bincount`` over flat positions), and each pick counts."""
 
     def forward(self, x):
-        self.in_shape, self.dtype = x.shape, x.dtype
+        self.in_shape = x.shape
         return x[self.index]
 
     def backward(self, gy):
-        g = xp.zeros(self.in_shape, self.dtype)
-        if self.advanced:
-            np.add.at(g, self.index, gy)
-        else:
+        g = xp.zeros(self.in_shape, gy.dtype)
+        if not self.scatter:
             g[self.index] = gy
-        return g
+            return g
+        pos = xp.arange(g.size).reshape(self.in_shape)[self.index]
+        acc = xp.bincount(pos.ravel(), weights=gy.ravel(), minlength=g.size)
+        return acc.astype(gy.dtype, copy=False).reshape(self.in_shape)
 
 
 class Concatenate(Function):
@@ -82,7 +85,8 @@ class Stack(Function):
         return xp.stack(xs, axis=self.axis)
 
     def backward(self, gy):
-        return tuple(xp.take(gy, i, axis=self.axis) if need else None
+        lead = (builtins.slice(None),) * self.axis
+        return tuple(gy[lead + (i,)] if need else None
                      for i, need in enumerate(self.needs_input_grad))
 
 
@@ -174,30 +178,47 @@ broadcast_to = expand
 
 
 def _convert_index(index):
-    """Tensors in an index become arrays; report whether NumPy advanced indexing is used."""
+    """Tensors and lists in an index become arrays. Returns the index and whether its backward
+    must scatter-add (an integer array is present, so an element may be picked twice)."""
     items = index if isinstance(index, tuple) else (index,)
-    out, advanced = [], False
+    out, scatter = [], False
     for it in items:
         if isinstance(it, Tensor):
             it = it.data
         if isinstance(it, list):
             it = np.asarray(it)
         if isinstance(it, np.ndarray):
-            advanced = True
             if it.dtype.kind not in "biu":
-                raise TypeError(f"index arrays must be integer or bool, got dtype {it.dtype}")
+                raise TypeError(f"getitem: index arrays must be integer or bool, got dtype "
+                                f"{it.dtype}")
+            scatter = scatter or it.dtype.kind != "b"
         out.append(it)
-    return (tuple(out) if isinstance(index, tuple) else out[0]), advanced
+    return (tuple(out) if isinstance(index, tuple) else out[0]), scatter
 
 
 def getitem(x, index) -> Tensor:
-    """``x[index]``: slices, ints, None, Ellipsis, integer and boolean arrays (gather)."""
-    index, advanced = _convert_index(index)
+    """``x[index]`` with NumPy semantics: ints, slices, None, Ellipsis, integer arrays
+    (gather) and boolean masks.
+
+    Backward: the gradient goes back to the picked positions; with integer arrays an element
+    picked ``k`` times receives the sum of its ``k`` gradients (scatter-add).
+
+    Args:
+        x: input tensor.
+        index: anything NumPy accepts; Tensors and lists inside it act as arrays.
+
+    Example:
+        >>> import filterbank as fb
+        >>> x = fb.arange(6.0).reshape(2, 3)
+        >>> x[1:, [0, 0, 2]].tolist()
+        [[3.0, 3.0, 5.0]]
+    """
+    index, scatter = _convert_index(index)
     try:
-        return GetItem.apply(x, index=index, advanced=advanced)
+        return GetItem.apply(x, index=index, scatter=scatter)
     except IndexError as e:
-        raise IndexError(f"index {index!r} is invalid for a tensor of shape {x.shape}: {e}") \
-            from None
+        raise IndexError(f"getitem: index {index!r} is invalid for a tensor of shape "
+                         f"{x.shape}: {e}") from None
 
 
 def concatenate(tensors, axis: int = 0) -> Tensor:

@@ -1,0 +1,89 @@
+"""Anomaly detection: find the op whose backward first produced NaN or Inf.
+
+While it is on, the backward pass checks every gradient each op's ``backward`` returns and
+raises a ``RuntimeError`` naming the op, e.g. ``Function 'Log' returned nan values in its 0th
+output``. When it is off the backward pass reads one flag per call and nothing else.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+_enabled = False
+
+
+def is_anomaly_enabled() -> bool:
+    """Whether backward checks each op's gradients for NaN/Inf."""
+    return _enabled
+
+
+class detect_anomaly:
+    """Context manager (and decorator) turning anomaly detection on inside it.
+
+    Example:
+        >>> import filterbank as fb
+        >>> x = fb.tensor([0.0], requires_grad=True)
+        >>> with fb.autograd.detect_anomaly():
+        ...     try:
+        ...         (x.sqrt() * 0).sum().backward()
+        ...     except RuntimeError as e:
+        ...         print(e)
+        Function 'Sqrt' returned nan values in its 0th output
+    """
+
+    def __init__(self, mode: bool = True):
+        self.mode = bool(mode)
+        self._prev: list[bool] = []
+
+    def __enter__(self):
+        global _enabled
+        self._prev.append(_enabled)
+        _enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        global _enabled
+        _enabled = self._prev.pop()
+        return False
+
+    def __call__(self, fn):
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with detect_anomaly(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class set_detect_anomaly(detect_anomaly):
+    """Switch anomaly detection on or off at once (restored on exit when used with ``with``)."""
+
+    def __init__(self, mode: bool):
+        global _enabled
+        super().__init__(mode)
+        self._prev.append(_enabled)
+        _enabled = self.mode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        global _enabled
+        if self._prev:
+            _enabled = self._prev.pop()
+        return False
+
+
+def check_gradients(fn, grads) -> None:
+    """Raise if any gradient returned by ``fn.backward`` holds NaN or Inf."""
+    for i, g in enumerate(grads):
+        if g is None or g.dtype.kind not in "fc" or np.isfinite(g).all():
+            continue
+        kind = "nan" if np.isnan(g).any() else "inf"
+        raise RuntimeError(
+            f"Function '{type(fn).__name__}' returned {kind} values in its {i}th output"
+        )
