@@ -17,6 +17,10 @@ from filterbank.functional.matmul import matmul
 from filterbank.functional.norm import (
     batch_norm, group_norm, instance_norm, layer_norm, local_response_norm,
 )
+from filterbank.functional.pool import (
+    adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d, avg_pool2d,
+    avg_pool3d, global_avg_pool2d, max_pool1d, max_pool2d, max_pool3d,
+)
 from filterbank.functional.reduce import (
     argmax, argmin, logsumexp, log_softmax, max, mean, min, softmax, sum, var,
 )
@@ -24,3 +28,4 @@ from filterbank.functional.shape import (
     broadcast_to, cat, chunk, concatenate, expand, flatten, getitem, pad, permute, reshape,
     split, squeeze, stack, transpose, unsqueeze, view,
 )
+from filterbank.functional.upsample import interpolate

@@ -18,3 +18,8 @@ from filterbank.nn.norm import (
     BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d,
     InstanceNorm3d, LayerNorm, LocalResponseNorm,
 )
+from filterbank.nn.pool import (
+    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, AvgPool3d,
+    GlobalAvgPool2d, MaxPool1d, MaxPool2d, MaxPool3d,
+)
+from filterbank.nn.upsample import Upsample
