@@ -368,3 +368,11 @@ def test_torch_rejects_what_we_reject():
         except ValueError:
             got = None
         assert got == (None if want is None else tuple(want)), (k, s, p, d, ceil)
+
+
+def test_identity_adaptive_pool_returns_a_new_array():
+    x = fb.Tensor(np.ones((1, 2, 6, 6), np.float32), requires_grad=True)
+    y = F.adaptive_avg_pool2d(x, 6)
+    assert not np.shares_memory(x.data, y.data)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones(x.shape, np.float32))

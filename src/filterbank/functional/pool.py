@@ -444,7 +444,7 @@ class AdaptiveAvgPool(Function):
                 y = y.reshape(y.shape[:axis] + (n, L // n) + y.shape[axis + 1:]).mean(axis + 1)
             else:
                 y = matmul_along(y, _adaptive_avg_matrix(L, n, x.dtype), axis)
-        return y
+        return y if y is not x else x.copy()  # never alias the input
 
     def backward(self, gy):
         nd = len(self.out)
