@@ -482,15 +482,16 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     order: list[Tensor] = []
     visited: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
+    push, pop, seen = stack.append, stack.pop, visited.add
     while stack:
-        t, done = stack.pop()
+        t, done = pop()
         if done:
             order.append(t)
             continue
         if id(t) in visited:
             continue
-        visited.add(id(t))
-        stack.append((t, True))
+        seen(id(t))
+        push((t, True))
         ctx = t._ctx
         if ctx is not None:
             parents = ctx.__dict__.get("parents")
@@ -502,7 +503,7 @@ def _topological_order(root: Tensor) -> list[Tensor]:
                 )
             for p in parents:
                 if p is not None and p._requires_grad and id(p) not in visited:
-                    stack.append((p, False))
+                    push((p, False))
     return order
 
 
@@ -519,8 +520,9 @@ def _run_backward(root: Tensor, seed, retain_graph: bool) -> None:
     order = _topological_order(root)
     anomaly = _anomaly._enabled
     grads: dict[int, object] = {id(root): seed}
+    pop_grad = grads.pop
     for t in reversed(order):
-        g = grads.pop(id(t), None)  # popped: freed as soon as the node is done
+        g = pop_grad(id(t), None)  # popped: freed as soon as the node is done
         if g is None:
             continue
         ctx = t._ctx

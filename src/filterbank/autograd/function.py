@@ -19,6 +19,7 @@ from filterbank.autograd import grad_mode
 from filterbank.backend import DEFAULT_DTYPE, xp
 
 _SCALARS = (bool, int, float, np.generic)
+_PY_NUMBERS = (float, int, bool)
 
 
 class Function:
@@ -70,7 +71,7 @@ class Function:
             elif t is not None:
                 has_constant = True
         if has_constant:
-            if dtype is None and any(_is_float_constant(t) for t in inputs):
+            if dtype is None and any([_is_float_constant(t) for t in inputs]):
                 dtype = DEFAULT_DTYPE
             arrays = [t.data if isinstance(t, Tensor) else _as_constant(t, dtype)
                       for t in inputs]
@@ -78,22 +79,24 @@ class Function:
             arrays = [None if t is None else t.data for t in inputs]
         record = requires_grad and grad_mode._enabled
         if record:
-            fn.needs_input_grad = tuple(isinstance(t, Tensor) and t._requires_grad
-                                        for t in inputs)
+            fn.needs_input_grad = tuple([isinstance(t, Tensor) and t._requires_grad
+                                         for t in inputs])
         else:
             fn.needs_input_grad = (False,) * len(inputs)
         out = fn.forward(*arrays)
         if isinstance(out, np.generic):  # NumPy reductions and x[i] give scalars, not arrays
             out = xp.asarray(out)
         odt = out.dtype
-        if dtype is not None and odt is not dtype and odt.kind == "f" and odt != dtype \
+        if odt is not dtype and dtype is not None and odt.kind == "f" and odt != dtype \
                 and cls.keep_dtype:
             out = out.astype(dtype)
         elif odt.kind not in "fc":
             record = False  # integer and boolean results carry no gradient
         result = Tensor._wrap(out, record)
         if record:
-            fn.parents = tuple(t if isinstance(t, Tensor) else None for t in inputs)
+            # constants are not parents; without any, the inputs tuple serves as it is
+            fn.parents = tuple([t if isinstance(t, Tensor) else None for t in inputs]) \
+                if has_constant else inputs
             result._ctx = fn
         return result
 
@@ -123,6 +126,8 @@ def _as_constant(value, dtype):
     """
     if value is None:
         return None
+    if dtype is not None and type(value) in _PY_NUMBERS:
+        return xp.asarray(value, dtype)  # the common case (``2 * t``): one call
     scalar = isinstance(value, _SCALARS)
     arr = xp.asarray(value)
     if dtype is not None and arr.dtype != dtype and (scalar or arr.dtype.kind == "f"):

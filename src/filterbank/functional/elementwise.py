@@ -25,7 +25,7 @@ def _check_broadcast(name, a, b):
 # --------------------------------------------------------------------------- binary
 class Add(Function):
     def forward(self, a, b):
-        if a.shape != b.shape:
+        if a.shape != b.shape and a.ndim and b.ndim:  # a 0-d operand always broadcasts
             _check_broadcast("add", a, b)
         return a + b
 
@@ -35,7 +35,7 @@ class Add(Function):
 
 class Sub(Function):
     def forward(self, a, b):
-        if a.shape != b.shape:
+        if a.shape != b.shape and a.ndim and b.ndim:  # a 0-d operand always broadcasts
             _check_broadcast("sub", a, b)
         return a - b
 
@@ -45,7 +45,7 @@ class Sub(Function):
 
 class Mul(Function):
     def forward(self, a, b):
-        if a.shape != b.shape:
+        if a.shape != b.shape and a.ndim and b.ndim:  # a 0-d operand always broadcasts
             _check_broadcast("mul", a, b)
         na, nb = self.needs_input_grad
         self.a = a if nb else None  # keep only what the wanted gradients read
@@ -59,7 +59,7 @@ class Mul(Function):
 
 class Div(Function):
     def forward(self, a, b):
-        if a.shape != b.shape:
+        if a.shape != b.shape and a.ndim and b.ndim:  # a 0-d operand always broadcasts
             _check_broadcast("div", a, b)
         self.a, self.b = a, b
         return a / b
@@ -75,7 +75,7 @@ class Pow(Function):
     """a ** b. d/da = b a^(b-1); d/db = a^b log(a) (defined where a > 0, 0 elsewhere)."""
 
     def forward(self, a, b):
-        if a.shape != b.shape:
+        if a.shape != b.shape and a.ndim and b.ndim:  # a 0-d operand always broadcasts
             _check_broadcast("pow", a, b)
         self.a, self.b = a, b
         self.y = a**b
@@ -96,7 +96,7 @@ class Maximum(Function):
     """Elementwise max. Subgradient at a tie: the first argument ``a`` receives the gradient."""
 
     def forward(self, a, b):
-        if a.shape != b.shape:
+        if a.shape != b.shape and a.ndim and b.ndim:  # a 0-d operand always broadcasts
             _check_broadcast("maximum", a, b)
         self.mask = a >= b
         return xp.maximum(a, b)
@@ -110,7 +110,7 @@ class Minimum(Function):
     """Elementwise min. Subgradient at a tie: the first argument ``a`` receives the gradient."""
 
     def forward(self, a, b):
-        if a.shape != b.shape:
+        if a.shape != b.shape and a.ndim and b.ndim:  # a 0-d operand always broadcasts
             _check_broadcast("minimum", a, b)
         self.mask = a <= b
         return xp.minimum(a, b)
