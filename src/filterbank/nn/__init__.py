@@ -1,6 +1,7 @@
 """Layers (modules that own parameters) and the module system."""
 
 from filterbank.nn import init
+from filterbank.nn import utils
 from filterbank.nn.activation import (
     ELU, GELU, SELU, Hardtanh, LeakyReLU, LogSoftmax, Maxout, PReLU, ReLU, ReLU6, Sigmoid, SiLU,
     Softmax, Softplus, Swish, Tanh,

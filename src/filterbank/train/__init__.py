@@ -1,0 +1,36 @@
+"""Training: the ``Trainer`` loop, callbacks, metrics and checkpoints."""
+
+from filterbank.train.callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    JSONLogger,
+    LRSchedulerCallback,
+    ModelCheckpoint,
+)
+from filterbank.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from filterbank.train.metrics import (
+    Accuracy,
+    Mean,
+    Metric,
+    TopKAccuracy,
+    accuracy,
+    classification_report,
+    confusion_matrix,
+    precision_recall_f1,
+    top_k_accuracy,
+)
+from filterbank.train.trainer import History, NonFiniteLossError, Trainer
+
+__all__ = [
+    "Accuracy", "CSVLogger", "Callback", "CheckpointError", "EarlyStopping", "History",
+    "JSONLogger", "LRSchedulerCallback", "Mean", "Metric", "ModelCheckpoint",
+    "NonFiniteLossError", "TopKAccuracy", "Trainer", "accuracy", "classification_report",
+    "confusion_matrix", "load_checkpoint", "precision_recall_f1", "read_checkpoint",
+    "save_checkpoint", "top_k_accuracy",
+]

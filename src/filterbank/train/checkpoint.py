@@ -1,0 +1,393 @@
+"""Checkpoints: arrays in one safetensors file, everything else in a JSON sidecar. No pickle.
+
+A checkpoint named ``runs/last`` is two files::
+
+    runs/last.json                          the sidecar: format, version, metadata, and the
+                                            name, size and SHA-256 of the tensor file
+    runs/last-<first 16 hex of sha256>.safetensors   every array (model, optimizer state, ...)
+
+Saving writes the tensor file (temp file in the same folder, fsync, ``os.replace``), then the
+sidecar the same way, then deletes the previous tensor file. The sidecar's replace is the commit
+point: a crash at any moment leaves either the old pair or the new pair complete, never a mix,
+because the tensor file's name is derived from its content and the old one is removed only
+after the new sidecar is in place. Loading checks everything (format, version, size, hash,
+keys, shapes) before it touches the model, and restores the previous state if applying fails
+half-way.
+
+Nested Python structures (optimizer and scheduler states, RNG states, History) are stored as
+JSON in which each array is replaced by ``{"__tensor__": key}`` pointing into the safetensors
+file; NumPy scalars, tuples and dicts with non-string keys are tagged so they come back with
+the same types (an optimizer continues bit-identically).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import safetensors
+import safetensors.numpy
+
+from filterbank import random as _random
+from filterbank.tensor import Tensor
+
+FORMAT = "filterbank-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file is not a (valid) checkpoint, or does not fit the model/optimizer given."""
+
+
+# ----------------------------------------------------------------------------- paths
+def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, str]:
+    """(sidecar path, stem name) for ``path`` given with or without a suffix."""
+    p = Path(path)
+    name = p.name
+    for suffix in (".json", ".safetensors"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    # a path to the tensor file itself ("last-<hash>.safetensors") names the same checkpoint
+    name = re.sub(r"-[0-9a-f]{16}$", "", name)
+    return p.with_name(name + ".json"), name
+
+
+def _tensor_name(stem: str, sha: str) -> str:
+    return f"{stem}-{sha[:16]}.safetensors"
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # some platforms cannot open directories; the data itself is synced
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part.
+
+    Temp file in the same folder (same file system, so the rename is atomic), flush + fsync,
+    then ``os.replace``; the temp file is removed if anything fails.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+# -------------------------------------------------------------------- tree encoding
+def _c_order(a: np.ndarray) -> np.ndarray:
+    # not np.ascontiguousarray: it turns 0-d arrays (num_batches_tracked) into shape (1,)
+    return a if a.flags.c_contiguous else np.array(a, order="C")
+
+
+def _encode(obj, key: str, tensors: dict):
+    """JSON-able version of ``obj``; arrays go into ``tensors`` under ``key``."""
+    if isinstance(obj, Tensor):
+        obj = obj.data
+    if isinstance(obj, np.ndarray):
+        if key in tensors:
+            raise CheckpointError(f"save_checkpoint: two arrays map to the key {key!r}")
+        tensors[key] = _c_order(obj)
+        return {"__tensor__": key}
+    if isinstance(obj, np.generic):
+        if obj.dtype.kind not in "biuf":
+            raise CheckpointError(f"save_checkpoint: cannot store a NumPy {obj.dtype} scalar "
+                                  f"at {key!r}")
+        return {"__scalar__": obj.dtype.str, "value": obj.item()}
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, f"{key}/{i}", tensors) for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, f"{key}/{i}", tensors) for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: _encode(v, f"{key}/{k}", tensors) for k, v in obj.items()}
+        return {"__items__": [[_encode(k, f"{key}/#{i}", tensors),
+                               _encode(v, f"{key}/{k}", tensors)]
+                              for i, (k, v) in enumerate(obj.items())]}
+    raise CheckpointError(f"save_checkpoint: cannot store an object of type "
+                          f"{type(obj).__name__} at {key!r} (arrays, numbers, strings, lists, "
+                          f"tuples and dicts only)")
+
+
+def _decode(obj, tensors: dict, where: str):
+    if isinstance(obj, list):
+        return [_decode(v, tensors, where) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        key = obj["__tensor__"]
+        if key not in tensors:
+            raise CheckpointError(f"{where}: the sidecar refers to array {key!r}, which is not "
+                                  f"in the tensor file")
+        return np.array(tensors[key], copy=True)
+    if "__scalar__" in obj:
+        return np.dtype(obj["__scalar__"]).type(obj["value"])
+    if "__tuple__" in obj:
+        return tuple(_decode(v, tensors, where) for v in obj["__tuple__"])
+    if "__items__" in obj:
+        return {_hashable(_decode(k, tensors, where)): _decode(v, tensors, where)
+                for k, v in obj["__items__"]}
+    return {k: _decode(v, tensors, where) for k, v in obj.items()}
+
+
+def _hashable(k):
+    return tuple(_hashable(v) for v in k) if isinstance(k, list) else k
+
+
+# ------------------------------------------------------------------------------ save
+def save_checkpoint(path: str | os.PathLike, model=None, optimizer=None, scheduler=None, *,
+                    epoch: int = 0, global_step: int = 0, history=None, loaders=None,
+                    callbacks=None, extra=None, rng: bool = True) -> Path:
+    """Save a training state atomically; returns the sidecar's path.
+
+    Args:
+        path: checkpoint name (``runs/last``; a ``.json``/``.safetensors`` suffix is ignored).
+        model: a Module; its ``state_dict()`` is stored.
+        optimizer, scheduler: objects with ``state_dict()`` (optional).
+        epoch: number of completed epochs.
+        global_step: number of completed optimizer steps.
+        history: a :class:`~filterbank.train.History` or dict of lists.
+        loaders: dict of name -> DataLoader (their generator states, for exact resume).
+        callbacks: dict of name -> state dict (JSON-able, may contain arrays).
+        extra: any further JSON-able data (may contain arrays).
+        rng: store the global generator's state (``fb.manual_seed``'s generator).
+
+    Example:
+        >>> save_checkpoint("runs/last", model, opt, epoch=3)      # doctest: +SKIP
+        PosixPath('runs/last.json')
+    """
+    sidecar, stem = checkpoint_paths(path)
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, np.ndarray] = {}
+    meta: dict = {"format": FORMAT, "format_version": FORMAT_VERSION}
+    from filterbank import __version__
+
+    meta["filterbank_version"] = __version__
+    meta["epoch"] = int(epoch)
+    meta["global_step"] = int(global_step)
+    if model is not None:
+        state = model.state_dict()
+        meta["model"] = {"class": type(model).__name__,
+                         "keys": {k: list(v.shape) for k, v in state.items()}}
+        for k, v in state.items():
+            tensors[f"model/{k}"] = _c_order(v)
+    if optimizer is not None:
+        meta["optimizer"] = {"class": type(optimizer).__name__,
+                             "state": _encode(optimizer.state_dict(), "optimizer", tensors)}
+    if scheduler is not None:
+        meta["scheduler"] = {"class": type(scheduler).__name__,
+                             "state": _encode(scheduler.state_dict(), "scheduler", tensors)}
+    if history is not None:
+        meta["history"] = _encode(dict(history), "history", tensors)
+    meta["rng"] = {"global": _random.get_rng_state() if rng else None,
+                   "loaders": {name: ld.state_dict() for name, ld in (loaders or {}).items()}}
+    if callbacks:
+        meta["callbacks"] = _encode(callbacks, "callbacks", tensors)
+    if extra is not None:
+        meta["extra"] = _encode(extra, "extra", tensors)
+
+    blob = safetensors.numpy.save(tensors, metadata={"format": FORMAT})
+    sha = hashlib.sha256(blob).hexdigest()
+    tensor_file = _tensor_name(stem, sha)
+    meta["tensor_file"] = tensor_file
+    meta["tensor_bytes"] = len(blob)
+    meta["tensor_sha256"] = sha
+
+    atomic_write_bytes(sidecar.with_name(tensor_file), blob)
+    text = json.dumps(meta, indent=1, allow_nan=True)
+    atomic_write_bytes(sidecar, text.encode("utf-8"))  # the commit point
+    # the new pair is complete: remove tensor files of older (or crashed) saves of this name
+    pattern = re.compile(re.escape(stem) + r"-[0-9a-f]{16}\.safetensors")
+    for f in sidecar.parent.iterdir():
+        if f.name != tensor_file and pattern.fullmatch(f.name):
+            try:
+                f.unlink()
+            except OSError:
+                pass
+    return sidecar
+
+
+# ------------------------------------------------------------------------------ load
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read and verify a checkpoint without applying it: ``(metadata, arrays)``.
+
+    Raises:
+        FileNotFoundError: no checkpoint at ``path``.
+        CheckpointError: not a filterbank checkpoint, unsupported version, tensor file missing,
+            truncated, corrupted or not the one the sidecar describes.
+    """
+    sidecar, _ = checkpoint_paths(path)
+    if not sidecar.exists():
+        given = Path(path)
+        if given.exists() and given != sidecar:
+            raise CheckpointError(f"{given}: not a filterbank checkpoint (its JSON sidecar "
+                                  f"{sidecar.name} is missing)")
+        raise FileNotFoundError(f"{sidecar}: no checkpoint found")
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{sidecar}: not a filterbank checkpoint (the sidecar is not "
+                              f"valid JSON: {e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{sidecar}: not a filterbank checkpoint (expected "
+                              f"\"format\": \"{FORMAT}\" in the sidecar)")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise CheckpointError(f"{sidecar}: checkpoint format version {version!r} is not "
+                              f"supported (this filterbank reads versions 1..{FORMAT_VERSION})")
+    for field in ("tensor_file", "tensor_bytes", "tensor_sha256"):
+        if field not in meta:
+            raise CheckpointError(f"{sidecar}: damaged sidecar (no {field!r} entry)")
+    name = meta["tensor_file"]
+    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+        raise CheckpointError(f"{sidecar}: damaged sidecar (tensor_file must be a file name "
+                              f"in the same folder, got {name!r})")
+    tfile = sidecar.with_name(name)
+    if not tfile.exists():
+        raise CheckpointError(f"{sidecar}: its tensor file {tfile.name} is missing")
+    blob = tfile.read_bytes()
+    if len(blob) != meta["tensor_bytes"]:
+        raise CheckpointError(f"{tfile}: truncated or replaced: the sidecar expects "
+                              f"{meta['tensor_bytes']} bytes, the file has {len(blob)}")
+    if hashlib.sha256(blob).hexdigest() != meta["tensor_sha256"]:
+        raise CheckpointError(f"{tfile}: corrupted or mismatched: its SHA-256 differs from "
+                              f"the one recorded in {sidecar.name}")
+    try:
+        arrays = safetensors.numpy.load(blob)
+    except safetensors.SafetensorError as e:
+        raise CheckpointError(f"{tfile}: not a readable safetensors file ({e})") from None
+    return meta, arrays
+
+
+def _check_model(sidecar, meta, arrays, model) -> dict[str, np.ndarray]:
+    if "model" not in meta:
+        raise CheckpointError(f"{sidecar}: the checkpoint holds no model state")
+    incoming = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    own = model.state_dict()
+    missing = [k for k in own if k not in incoming]
+    unexpected = [k for k in incoming if k not in own]
+    shapes = [f"{k}: model {tuple(v.shape)}, checkpoint {tuple(incoming[k].shape)}"
+              for k, v in own.items() if k in incoming and incoming[k].shape != v.shape]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {missing[:8]}" + (" ..." if len(missing) > 8 else ""))
+    if unexpected:
+        problems.append(f"unexpected keys {unexpected[:8]}"
+                        + (" ..." if len(unexpected) > 8 else ""))
+    if shapes:
+        problems.append("shape mismatches " + "; ".join(shapes[:8]))
+    if problems:
+        raise CheckpointError(
+            f"{sidecar}: this checkpoint (of a {meta['model'].get('class', '?')}) does not fit "
+            f"the {type(model).__name__} given: " + " | ".join(problems))
+    return incoming
+
+
+def _check_groups(sidecar, saved: dict, optimizer) -> None:
+    own = optimizer.state_dict()
+    try:
+        saved_sizes = [len(g["params"]) for g in saved["param_groups"]]
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{sidecar}: damaged optimizer state (no param_groups)") from None
+    own_sizes = [len(g["params"]) for g in own["param_groups"]]
+    if saved_sizes != own_sizes:
+        raise CheckpointError(f"{sidecar}: the saved optimizer has parameter groups of sizes "
+                              f"{saved_sizes}, the {type(optimizer).__name__} given has "
+                              f"{own_sizes}")
+
+
+def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None, scheduler=None,
+                    loaders=None) -> dict:
+    """Verify a checkpoint, then load it into ``model`` (and optimizer/scheduler/loaders).
+
+    Everything is validated before anything is modified: a file that is not a checkpoint, a
+    truncated or mismatched tensor file, or a model whose keys or shapes differ raises
+    :class:`CheckpointError` naming the file and the problem, and leaves the objects unchanged.
+
+    Args:
+        path: the checkpoint (``runs/last`` or ``runs/last.json``).
+        model: Module to load the weights into.
+        optimizer, scheduler: loaded when given (the checkpoint must contain them).
+        loaders: dict of name -> DataLoader whose generator states to restore.
+
+    Returns:
+        the metadata: ``epoch``, ``global_step``, ``history`` (dict), ``rng``, ``callbacks``,
+        ``extra`` (arrays decoded) and the file names.
+    """
+    sidecar, _ = checkpoint_paths(path)
+    meta, arrays = read_checkpoint(path)
+    model_state = _check_model(sidecar, meta, arrays, model) if model is not None else None
+    opt_state = sched_state = None
+    if optimizer is not None:
+        if "optimizer" not in meta:
+            raise CheckpointError(f"{sidecar}: the checkpoint holds no optimizer state")
+        opt_state = _decode(meta["optimizer"]["state"], arrays, str(sidecar))
+        _check_groups(sidecar, opt_state, optimizer)
+    if scheduler is not None:
+        if "scheduler" not in meta:
+            raise CheckpointError(f"{sidecar}: the checkpoint holds no scheduler state")
+        sched_state = _decode(meta["scheduler"]["state"], arrays, str(sidecar))
+    loader_states = meta.get("rng", {}).get("loaders", {})
+    for name in loaders or {}:
+        if name not in loader_states:
+            raise CheckpointError(f"{sidecar}: no state for data loader {name!r} (saved: "
+                                  f"{sorted(loader_states)})")
+
+    # apply; should anything still fail, put every object back as it was
+    backups = []
+    try:
+        if model is not None:
+            backups.append((model, model.state_dict()))
+            model.load_state_dict(model_state)
+        if optimizer is not None:
+            backups.append((optimizer, copy.deepcopy(optimizer.state_dict())))
+            optimizer.load_state_dict(opt_state)
+        if scheduler is not None:
+            backups.append((scheduler, copy.deepcopy(scheduler.state_dict())))
+            scheduler.load_state_dict(sched_state)
+        for name, ld in (loaders or {}).items():
+            backups.append((ld, ld.state_dict()))
+            ld.load_state_dict(loader_states[name])
+    except Exception as e:
+        for obj, state in reversed(backups):
+            try:
+                obj.load_state_dict(state)
+            except Exception:  # the object that failed may refuse its old state too
+                pass
+        raise CheckpointError(f"{sidecar}: could not be applied ({type(e).__name__}: {e}); "
+                              f"nothing was changed") from e
+
+    out = {k: meta.get(k) for k in ("epoch", "global_step", "rng", "format_version",
+                                    "filterbank_version", "tensor_file")}
+    out["sidecar"] = str(sidecar)
+    out["history"] = _decode(meta.get("history", {}), arrays, str(sidecar))
+    out["callbacks"] = _decode(meta.get("callbacks", {}), arrays, str(sidecar))
+    out["extra"] = _decode(meta.get("extra"), arrays, str(sidecar))
+    return out
