@@ -252,3 +252,36 @@ def test_lecture_example_two_variables():
     dydz = a * e + a / lg - a * math.sin(lg) / e
     assert x.grad.item() == pytest.approx(dydx, abs=1e-6)
     assert z.grad.item() == pytest.approx(dydz, abs=1e-6)
+
+
+def test_logical_operators_on_boolean_tensors():
+    a, b = fb.tensor([True, True, False]), fb.tensor([True, False, False])
+    assert (a & b).tolist() == [True, False, False]
+    assert (a | b).tolist() == [True, True, False]
+    assert (a ^ b).tolist() == [False, True, False]
+    assert (~a).tolist() == [False, False, True]
+    x = fb.tensor([-1.0, 0.5, 2.0])
+    assert ((x > 0) & (x < 1)).tolist() == [False, True, False]
+
+
+# ------------------------------------------------------------------ docstring examples
+CORE_MODULES = [
+    "filterbank.tensor", "filterbank.creation", "filterbank.random",
+    "filterbank.autograd.function", "filterbank.autograd.grad_mode",
+    "filterbank.autograd.anomaly_mode", "filterbank.autograd.gradcheck",
+    "filterbank.functional.elementwise", "filterbank.functional.reduce",
+    "filterbank.functional.shape", "filterbank.functional.matmul",
+    "filterbank.functional.activation",
+]
+
+
+@pytest.mark.parametrize("name", CORE_MODULES)
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+    if name.startswith("filterbank.functional") or name == "filterbank.creation":
+        assert result.attempted > 0, f"{name} has no examples"

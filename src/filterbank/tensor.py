@@ -355,6 +355,28 @@ class Tensor:
     def __ne__(self, other):
         return _ew.ne(self, other)
 
+    # bitwise / logical operators on boolean and integer tensors (no gradient)
+    def __and__(self, other):
+        return _ew._compare(np.bitwise_and, self, other)
+
+    def __rand__(self, other):
+        return _ew._compare(np.bitwise_and, other, self)
+
+    def __or__(self, other):
+        return _ew._compare(np.bitwise_or, self, other)
+
+    def __ror__(self, other):
+        return _ew._compare(np.bitwise_or, other, self)
+
+    def __xor__(self, other):
+        return _ew._compare(np.bitwise_xor, self, other)
+
+    def __rxor__(self, other):
+        return _ew._compare(np.bitwise_xor, other, self)
+
+    def __invert__(self):
+        return Tensor._wrap(np.invert(self.data))
+
     # ---------------------------------------------------------------- method forms
     def exp(self):
         return _ew.exp(self)

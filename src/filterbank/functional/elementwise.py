@@ -139,42 +139,166 @@ class Where(Function):
 
 
 def add(a, b) -> Tensor:
-    """a + b with NumPy broadcasting."""
+    """Elementwise sum with NumPy broadcasting (the ``+`` operator).
+
+    ``y = a + b``; backward: ``dL/da = dL/dy``, ``dL/db = dL/dy``.
+
+    Args:
+        a, b: Tensors, NumPy arrays or Python numbers (constants take the tensors' dtype).
+
+    Shape:
+        Output: ``broadcast(a.shape, b.shape)``; the gradient of a broadcast operand is summed
+        back to its shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.add(fb.ones(2, 3), fb.tensor([0.0, 1.0, 2.0]))[0].tolist()
+        [1.0, 2.0, 3.0]
+    """
     return Add.apply(a, b)
 
 
 def sub(a, b) -> Tensor:
-    """a - b with NumPy broadcasting."""
+    """Elementwise difference with NumPy broadcasting (the ``-`` operator).
+
+    ``y = a - b``; backward: ``dL/da = dL/dy``, ``dL/db = -dL/dy``.
+
+    Args:
+        a, b: Tensors, NumPy arrays or Python numbers (constants take the tensors' dtype).
+
+    Shape:
+        Output: ``broadcast(a.shape, b.shape)``; the gradient of a broadcast operand is summed
+        back to its shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.sub(1.0, fb.tensor([0.5, 2.0])).tolist()
+        [0.5, -1.0]
+    """
     return Sub.apply(a, b)
 
 
 def mul(a, b) -> Tensor:
-    """a * b with NumPy broadcasting."""
+    """Elementwise product with NumPy broadcasting (the ``*`` operator).
+
+    ``y = a b``; backward: ``dL/da = dL/dy * b``, ``dL/db = dL/dy * a``.
+
+    Args:
+        a, b: Tensors, NumPy arrays or Python numbers (constants take the tensors' dtype).
+
+    Shape:
+        Output: ``broadcast(a.shape, b.shape)``; the gradient of a broadcast operand is summed
+        back to its shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> (2 * fb.tensor([1.0, 2.0])).tolist()
+        [2.0, 4.0]
+    """
     return Mul.apply(a, b)
 
 
 def div(a, b) -> Tensor:
-    """a / b with NumPy broadcasting. d/da = 1/b, d/db = -a/b^2."""
+    """Elementwise quotient with NumPy broadcasting (the ``/`` operator).
+
+    ``y = a / b``; backward: ``dL/da = dL/dy / b``, ``dL/db = -dL/dy * a / b^2``.
+
+    Args:
+        a, b: Tensors, NumPy arrays or Python numbers (constants take the tensors' dtype).
+
+    Shape:
+        Output: ``broadcast(a.shape, b.shape)``; the gradient of a broadcast operand is summed
+        back to its shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.div(fb.tensor([1.0, 3.0]), 2).tolist()
+        [0.5, 1.5]
+    """
     return Div.apply(a, b)
 
 
 def pow(a, b) -> Tensor:  # noqa: A001 - mirrors torch.pow
-    """a ** b. For a constant integer exponent d/da = b a^(b-1)."""
+    """Elementwise power with NumPy broadcasting (the ``**`` operator).
+
+    ``y = a^b``; backward: ``dL/da = dL/dy * b a^(b-1)``, ``dL/db = dL/dy * a^b log(a)``
+    (taken as 0 where ``a <= 0``).
+
+    Args:
+        a, b: Tensors, NumPy arrays or Python numbers (constants take the tensors' dtype).
+
+    Shape:
+        Output: ``broadcast(a.shape, b.shape)``; the gradient of a broadcast operand is summed
+        back to its shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> (fb.tensor([2.0, 3.0]) ** 2).tolist()
+        [4.0, 9.0]
+    """
     return Pow.apply(a, b)
 
 
 def maximum(a, b) -> Tensor:
-    """Elementwise maximum; on a tie the gradient goes to ``a`` (the first argument)."""
+    """Elementwise maximum with NumPy broadcasting.
+
+    ``y = max(a, b)``; backward: ``dL/dy`` goes to the larger operand. On a tie (``a == b``)
+    the whole gradient goes to ``a``, the first argument (PyTorch splits it in halves).
+
+    Args:
+        a, b: Tensors, NumPy arrays or Python numbers (constants take the tensors' dtype).
+
+    Shape:
+        Output: ``broadcast(a.shape, b.shape)``; the gradient of a broadcast operand is summed
+        back to its shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.maximum(fb.tensor([1.0, 5.0]), 3.0).tolist()
+        [3.0, 5.0]
+    """
     return Maximum.apply(a, b)
 
 
 def minimum(a, b) -> Tensor:
-    """Elementwise minimum; on a tie the gradient goes to ``a`` (the first argument)."""
+    """Elementwise minimum with NumPy broadcasting.
+
+    ``y = min(a, b)``; backward: ``dL/dy`` goes to the smaller operand. On a tie the whole
+    gradient goes to ``a``, the first argument (PyTorch splits it in halves).
+
+    Args:
+        a, b: Tensors, NumPy arrays or Python numbers (constants take the tensors' dtype).
+
+    Shape:
+        Output: ``broadcast(a.shape, b.shape)``; the gradient of a broadcast operand is summed
+        back to its shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.minimum(fb.tensor([1.0, 5.0]), 3.0).tolist()
+        [1.0, 3.0]
+    """
     return Minimum.apply(a, b)
 
 
 def where(condition, a, b) -> Tensor:
-    """``a`` where ``condition`` else ``b``; the gradient flows to the chosen side only."""
+    """Pick from ``a`` where ``condition`` holds, else from ``b``.
+
+    ``y = a if condition else b``; backward: ``dL/dy`` flows to the chosen side only.
+
+    Args:
+        condition: boolean Tensor or array (no gradient).
+        a, b: Tensors, arrays or numbers.
+
+    Shape:
+        Output: ``broadcast(condition.shape, a.shape, b.shape)``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> x = fb.tensor([-1.0, 2.0])
+        >>> fb.where(x > 0, x, 0.0).tolist()
+        [0.0, 2.0]
+    """
     cond = condition.data if isinstance(condition, Tensor) else xp.asarray(condition)
     return Where.apply(a, b, cond=cond.astype(bool, copy=False))
 
@@ -316,54 +440,184 @@ class Clone(Function):
 
 
 def neg(x) -> Tensor:
+    """Elementwise negation (unary ``-``).
+
+    ``y = -x``; backward: ``dL/dx = -dL/dy``.
+
+    Shape:
+        Output has the input's shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> (-fb.tensor([1.0, -2.0])).tolist()
+        [-1.0, 2.0]
+    """
     return Neg.apply(x)
 
 
 def exp(x) -> Tensor:
-    """e^x; d/dx = e^x."""
+    """Elementwise exponential.
+
+    ``y = e^x``; backward: ``dL/dx = dL/dy * y``.
+
+    Shape:
+        Output has the input's shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.exp(fb.tensor([0.0])).tolist()
+        [1.0]
+    """
     return Exp.apply(x)
 
 
 def log(x) -> Tensor:
-    """Natural logarithm; d/dx = 1/x."""
+    """Elementwise natural logarithm.
+
+    ``y = ln x``; backward: ``dL/dx = dL/dy / x``.
+
+    Shape:
+        Output has the input's shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.log(fb.tensor([1.0])).tolist()
+        [0.0]
+    """
     return Log.apply(x)
 
 
 def sqrt(x) -> Tensor:
-    """Square root; d/dx = 1/(2 sqrt(x))."""
+    """Elementwise square root.
+
+    ``y = sqrt(x)``; backward: ``dL/dx = dL/dy / (2 y)``.
+
+    Shape:
+        Output has the input's shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.sqrt(fb.tensor([4.0])).tolist()
+        [2.0]
+    """
     return Sqrt.apply(x)
 
 
 def abs(x) -> Tensor:  # noqa: A001 - mirrors torch.abs
-    """|x|; subgradient 0 at x = 0."""
+    """Elementwise absolute value.
+
+    ``y = |x|``; backward: ``dL/dx = dL/dy * sign(x)`` (0 at ``x = 0``, as PyTorch).
+
+    Shape:
+        Output has the input's shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.abs(fb.tensor([-2.0, 3.0])).tolist()
+        [2.0, 3.0]
+    """
     return Abs.apply(x)
 
 
 def sin(x) -> Tensor:
+    """Elementwise sine.
+
+    ``y = sin x``; backward: ``dL/dx = dL/dy * cos x``.
+
+    Shape:
+        Output has the input's shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.sin(fb.tensor([0.0])).tolist()
+        [0.0]
+    """
     return Sin.apply(x)
 
 
 def cos(x) -> Tensor:
+    """Elementwise cosine.
+
+    ``y = cos x``; backward: ``dL/dx = -dL/dy * sin x``.
+
+    Shape:
+        Output has the input's shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.cos(fb.tensor([0.0])).tolist()
+        [1.0]
+    """
     return Cos.apply(x)
 
 
 def tanh(x) -> Tensor:
-    """tanh(x); d/dx = 1 - tanh(x)^2."""
+    """Elementwise hyperbolic tangent.
+
+    ``y = tanh x``; backward: ``dL/dx = dL/dy * (1 - y^2)``.
+
+    Shape:
+        Output has the input's shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.tanh(fb.tensor([0.0])).tolist()
+        [0.0]
+    """
     return Tanh.apply(x)
 
 
 def sigmoid(x) -> Tensor:
-    """1 / (1 + e^-x), computed without overflow; d/dx = s(1 - s)."""
+    """Logistic sigmoid, computed without overflow for any ``x``.
+
+    ``y = 1 / (1 + e^-x)``; backward: ``dL/dx = dL/dy * y (1 - y)``.
+
+    Shape:
+        Output has the input's shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.sigmoid(fb.tensor([0.0, 1000.0])).tolist()
+        [0.5, 1.0]
+    """
     return Sigmoid.apply(x)
 
 
 def relu(x) -> Tensor:
-    """max(x, 0); subgradient 0 at x = 0 (as PyTorch)."""
+    """Rectified linear unit.
+
+    ``y = max(x, 0)``; backward: ``dL/dx = dL/dy`` where ``x > 0``, else 0 (also at 0,
+    as PyTorch).
+
+    Shape:
+        Output has the input's shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.relu(fb.tensor([-1.0, 2.0])).tolist()
+        [0.0, 2.0]
+    """
     return ReLU.apply(x)
 
 
 def clip(x, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
-    """Clamp into [min, max]; gradient 1 inside (bounds included), 0 outside."""
+    """Clamp into ``[min, max]`` (``clamp`` is an alias; either bound may be None).
+
+    ``y = min(max(x, min), max)``; backward: ``dL/dx = dL/dy`` where ``min <= x <= max``
+    (the bounds included, as ``torch.clamp``), else 0.
+
+    Args:
+        x: input tensor.
+        min, max: bounds (numbers); at least one must be given.
+
+    Shape:
+        Output has the input's shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.clip(fb.tensor([-2.0, 0.5, 2.0]), -1.0, 1.0).tolist()
+        [-1.0, 0.5, 1.0]
+    """
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
     return Clip.apply(x, lo=min, hi=max)
@@ -382,11 +636,13 @@ def cast(x, dtype) -> Tensor:
 
 
 def clone(x) -> Tensor:
+    """A copy of ``x`` that stays in the graph (the gradient passes through unchanged)."""
     return Clone.apply(x)
 
 
 # ----------------------------------------------------------------------- comparisons
 def _compare(op, a, b) -> Tensor:
+    """Comparisons give boolean tensors and carry no gradient (they are not differentiable)."""
     av = a.data if isinstance(a, Tensor) else a
     bv = b.data if isinstance(b, Tensor) else b
     return Tensor._wrap(xp.asarray(op(av, bv)))

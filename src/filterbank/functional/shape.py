@@ -106,7 +106,22 @@ def _shape_tuple(shape) -> tuple[int, ...]:
 
 
 def reshape(x, shape) -> Tensor:
-    """Same data, new shape (one dimension may be -1). ``view`` is an alias."""
+    """Same elements, new shape (``view`` is an alias; one dimension may be -1).
+
+    Backward: the gradient is reshaped back to the input's shape.
+
+    Args:
+        x: input tensor.
+        shape: the new shape, with the same number of elements.
+
+    Shape:
+        Output: ``shape`` (its -1 inferred).
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.arange(6.0).reshape(2, -1).shape
+        (2, 3)
+    """
     return Reshape.apply(x, shape=_shape_tuple(shape))
 
 
@@ -114,7 +129,21 @@ view = reshape
 
 
 def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-    """Merge dims ``start_dim..end_dim`` into one (PyTorch semantics)."""
+    """Merge dims ``start_dim..end_dim`` (inclusive) into one, as ``torch.flatten``.
+
+    Args:
+        x: input tensor.
+        start_dim: first dim to merge (default 0).
+        end_dim: last dim to merge (default -1).
+
+    Shape:
+        ``(d_0, ..., d_s, ..., d_e, ...) -> (d_0, ..., d_s * ... * d_e, ...)``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.zeros(2, 3, 4).flatten(1).shape
+        (2, 12)
+    """
     if x.ndim == 0:
         return reshape(x, (1,))
     s = _dim(start_dim, x.ndim, "flatten")
@@ -128,7 +157,22 @@ def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def permute(x, dims) -> Tensor:
-    """Reorder the dimensions: output dim i is input dim ``dims[i]``."""
+    """Reorder the dimensions: output dim ``i`` is input dim ``dims[i]``.
+
+    Backward: the gradient is permuted by the inverse permutation.
+
+    Args:
+        x: input tensor.
+        dims: a permutation of ``range(x.ndim)`` (negative dims allowed).
+
+    Shape:
+        Output: ``tuple(x.shape[d] for d in dims)``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.zeros(2, 3, 4).permute(2, 0, 1).shape
+        (4, 2, 3)
+    """
     dims = tuple(_dim(d, x.ndim, "permute") for d in dims)
     if sorted(dims) != list(range(x.ndim)):
         raise ValueError(f"permute: {dims} is not a permutation of {x.ndim} dims")
@@ -136,7 +180,16 @@ def permute(x, dims) -> Tensor:
 
 
 def transpose(x, dim0: int, dim1: int) -> Tensor:
-    """Swap two dimensions."""
+    """Swap dims ``dim0`` and ``dim1``.
+
+    Shape:
+        Output: the input's shape with the two dims exchanged.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.zeros(2, 3).transpose(0, 1).shape
+        (3, 2)
+    """
     dims = list(range(x.ndim))
     a, b = _dim(dim0, x.ndim, "transpose"), _dim(dim1, x.ndim, "transpose")
     dims[a], dims[b] = dims[b], dims[a]
@@ -144,7 +197,20 @@ def transpose(x, dim0: int, dim1: int) -> Tensor:
 
 
 def squeeze(x, dim=None) -> Tensor:
-    """Remove size-1 dims (all of them, or ``dim`` if it has size 1)."""
+    """Remove size-1 dims: all of them, or only ``dim`` (an int or tuple) where it has size 1.
+
+    Args:
+        x: input tensor.
+        dim: None (default), an int or a tuple of ints.
+
+    Shape:
+        Output: the input's shape without the squeezed size-1 dims.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.zeros(1, 3, 1).squeeze().shape
+        (3,)
+    """
     if dim is None:
         shape = tuple(s for s in x.shape if s != 1)
     else:
@@ -155,13 +221,37 @@ def squeeze(x, dim=None) -> Tensor:
 
 
 def unsqueeze(x, dim: int) -> Tensor:
-    """Insert a size-1 dim at ``dim`` (negative counts from the end of the result)."""
+    """Insert a size-1 dim at position ``dim`` (negative counts from the end of the result).
+
+    Shape:
+        Output: ``x.shape[:dim] + (1,) + x.shape[dim:]``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.zeros(2, 3).unsqueeze(-1).shape
+        (2, 3, 1)
+    """
     d = _dim(dim, x.ndim + 1, "unsqueeze")
     return reshape(x, x.shape[:d] + (1,) + x.shape[d:])
 
 
 def expand(x, shape) -> Tensor:
-    """Broadcast to ``shape`` without copying; -1 keeps a dimension's size."""
+    """Broadcast to ``shape`` without copying (``broadcast_to`` is an alias); -1 keeps a dim.
+
+    Backward: the gradient is summed over the broadcast dims.
+
+    Args:
+        x: input tensor.
+        shape: target shape; new dims may only be added in front.
+
+    Shape:
+        Output: ``shape``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.zeros(3, 1).expand(2, 3, 4).shape
+        (2, 3, 4)
+    """
     shape = _shape_tuple(shape)
     lead = len(shape) - x.ndim
     if lead < 0:
@@ -222,7 +312,22 @@ def getitem(x, index) -> Tensor:
 
 
 def concatenate(tensors, axis: int = 0) -> Tensor:
-    """Join tensors along an existing ``axis``. ``cat`` is an alias."""
+    """Join tensors along an existing ``axis`` (``cat`` is an alias).
+
+    Backward: each input receives its slice of the gradient.
+
+    Args:
+        tensors: non-empty sequence of tensors with equal shapes except along ``axis``.
+        axis: the dim to join along (default 0).
+
+    Shape:
+        Output: the common shape with ``sum of sizes`` along ``axis``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.cat([fb.zeros(2, 3), fb.zeros(2, 1)], axis=1).shape
+        (2, 4)
+    """
     tensors = list(tensors)
     if not tensors:
         raise ValueError("concatenate: expected a non-empty sequence of tensors")
@@ -242,7 +347,16 @@ cat = concatenate
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
-    """Join same-shape tensors along a new ``axis``."""
+    """Join same-shape tensors along a new ``axis``.
+
+    Shape:
+        Output: the common shape with ``len(tensors)`` inserted at ``axis``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.stack([fb.zeros(2), fb.zeros(2)], axis=1).shape
+        (2, 2)
+    """
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty sequence of tensors")
@@ -252,7 +366,22 @@ def stack(tensors, axis: int = 0) -> Tensor:
 
 
 def split(x, split_size_or_sections, dim: int = 0) -> list[Tensor]:
-    """Split into chunks of ``split_size`` (last may be smaller) or of the given sizes."""
+    """Split along ``dim`` into pieces of ``split_size`` (the last may be smaller) or of the
+    given sizes, as ``torch.split``.
+
+    Args:
+        x: input tensor.
+        split_size_or_sections: an int, or a list of sizes adding up to ``x.shape[dim]``.
+        dim: the dim to split (default 0).
+
+    Shape:
+        A list of tensors, equal to ``x`` except along ``dim``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> [t.shape for t in fb.zeros(5, 2).split(2)]
+        [(2, 2), (2, 2), (1, 2)]
+    """
     d = _dim(dim, x.ndim, "split")
     n = x.shape[d]
     if isinstance(split_size_or_sections, int | np.integer):
@@ -273,7 +402,17 @@ def split(x, split_size_or_sections, dim: int = 0) -> list[Tensor]:
 
 
 def chunk(x, chunks: int, dim: int = 0) -> list[Tensor]:
-    """Split into ``chunks`` nearly equal pieces (as ``torch.chunk``)."""
+    """Split along ``dim`` into at most ``chunks`` pieces of ``ceil(n / chunks)`` (as
+    ``torch.chunk``).
+
+    Shape:
+        A list of tensors, equal to ``x`` except along ``dim``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> [t.shape for t in fb.zeros(7).chunk(3)]
+        [(3,), (3,), (1,)]
+    """
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     n = x.shape[_dim(dim, x.ndim, "chunk")]
@@ -281,8 +420,24 @@ def chunk(x, chunks: int, dim: int = 0) -> list[Tensor]:
 
 
 def pad(x, pad, value: float = 0.0) -> Tensor:
-    """Constant padding, PyTorch's order: ``pad=(left, right, top, bottom, ...)`` starting
-    from the last dimension."""
+    """Constant padding in PyTorch's order: ``pad=(left, right, top, bottom, ...)`` pads the
+    last dim first, then the one before it, and so on.
+
+    Backward: the gradient is the centre slice (the padding receives none).
+
+    Args:
+        x: input tensor.
+        pad: an even number of non-negative ints, at most ``2 * x.ndim``.
+        value: the fill value (default 0.0).
+
+    Shape:
+        Output: dim ``-1 - i`` grows by ``pad[2i] + pad[2i + 1]``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.pad(fb.ones(1, 2), (1, 0, 0, 1)).tolist()
+        [[0.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
+    """
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(f"pad: expected an even number of at most {2 * x.ndim} values, "
