@@ -121,7 +121,10 @@ class DataLoader:
         generator: a ``np.random.Generator`` or an int seed. Default: a new generator seeded
             from the global one (``fb.manual_seed``) when the loader is created, so loaders are
             reproducible and later draws elsewhere do not change their order.
-        prefetch: number of batches prepared ahead by a background thread (0: none).
+        prefetch: number of batches prepared ahead by a background thread (0: none). The
+            thread draws only from the loader's generator, so results are identical to
+            ``prefetch=0`` -- provided a custom (non-filterbank) transform does not draw from
+            the global generator, which the training thread uses at the same time.
         transform: a batch transform, applied to the inputs of every batch: the whole batch if
             it is one array, else its first element (tuple/list) or first value (dict).
         as_numpy: yield NumPy arrays instead of Tensors.

@@ -324,7 +324,7 @@ def _check_groups(sidecar, saved: dict, optimizer) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None, scheduler=None,
-                    loaders=None) -> dict:
+                    loaders=None, *, missing_loaders: str = "error") -> dict:
     """Verify a checkpoint, then load it into ``model`` (and optimizer/scheduler/loaders).
 
     Everything is validated before anything is modified: a file that is not a checkpoint, a
@@ -336,6 +336,7 @@ def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None, schedul
         model: Module to load the weights into.
         optimizer, scheduler: loaded when given (the checkpoint must contain them).
         loaders: dict of name -> DataLoader whose generator states to restore.
+        missing_loaders: 'error' or 'ignore' a loader the checkpoint has no state for.
 
     Returns:
         the metadata: ``epoch``, ``global_step``, ``history`` (dict), ``rng``, ``callbacks``,
@@ -355,6 +356,8 @@ def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None, schedul
             raise CheckpointError(f"{sidecar}: the checkpoint holds no scheduler state")
         sched_state = _decode(meta["scheduler"]["state"], arrays, str(sidecar))
     loader_states = meta.get("rng", {}).get("loaders", {})
+    if missing_loaders == "ignore":
+        loaders = {k: v for k, v in (loaders or {}).items() if k in loader_states}
     for name in loaders or {}:
         if name not in loader_states:
             raise CheckpointError(f"{sidecar}: no state for data loader {name!r} (saved: "

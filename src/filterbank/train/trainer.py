@@ -240,8 +240,10 @@ class Trainer:
     def load_checkpoint(self, path: str | os.PathLike, loaders: dict | None = None) -> dict:
         """Restore model, optimizer, scheduler(s), RNG states, History, counters, callbacks."""
         scheds = self.schedulers
+        # a loader added since the checkpoint (e.g. validation) just keeps its own state
         meta = _ckpt.load_checkpoint(path, self.model, self.optimizer,
-                                     scheds[0] if scheds else None, loaders=loaders)
+                                     scheds[0] if scheds else None, loaders=loaders,
+                                     missing_loaders="ignore")
         extra = meta.get("extra") or {}
         for s, state in zip(scheds[1:], extra.get("schedulers", [])):
             s.load_state_dict(state)
