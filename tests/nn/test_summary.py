@@ -21,13 +21,11 @@ class Window(nn.Module):
     def __init__(self, k, s=1, p=0, d=1, channels=None, transposed=False):
         super().__init__()
         self.kernel_size, self.stride, self.padding, self.dilation = (k, k), (s, s), (p, p), (d, d)
-        self.channels = channels
-        if transposed:
-            self.output_padding = (0, 0)
+        self.channels, self.transposed = channels, transposed
 
     def forward(self, x):
         k, s, p, d = self.kernel_size[0], self.stride[0], self.padding[0], self.dilation[0]
-        if hasattr(self, "output_padding"):
+        if self.transposed:
             hw = [(n - 1) * s - 2 * p + d * (k - 1) + 1 for n in x.shape[2:]]
         else:
             hw = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n in x.shape[2:]]
@@ -71,8 +69,7 @@ def test_mlp_counts_and_table(capsys):
 
 
 def test_conv2d_3_to_1_channel_5x5():
-    conv = pytest.importorskip("filterbank.nn.conv")  # written by another helper
-    info = conv.Conv2d(3, 1, 5).summary((3, 32, 32), print_fn=None)
+    info = nn.Conv2d(3, 1, 5).summary((3, 32, 32), print_fn=None)
     (row,) = info["rows"]
     assert row["params"] == info["total_params"] == 76
     assert row["output_shape"] == (1, 1, 28, 28)
@@ -185,3 +182,31 @@ def test_buffers_are_reported():
     info = _rows(WithBuffer(), (5,))
     assert info["buffer_elements"] == 5 and info["total_params"] == 0
     assert "Buffers (running statistics etc.): 5 elements" in info["table"]
+
+
+def test_lenet_with_real_layers():
+    model = nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(84, 10))
+    model.train()
+    info = _rows(model, (1, 28, 28))
+    rows = info["rows"]
+    assert info["total_params"] == 61_706 + 32  # LeNet-5 plus the BatchNorm affine
+    assert info["buffer_elements"] == 16 + 16 + 1
+    assert [r["receptive_field"] for r in rows[:7]] == [
+        (5, 5), (5, 5), (6, 6), (14, 14), (14, 14), (14, 14), (16, 16)]
+    assert rows[6]["jump"] == (4, 4) and rows[6]["output_shape"] == (1, 16, 5, 5)
+    assert rows[3]["flops"] == 2 * (16 * 10 * 10) * (6 * 5 * 5)
+    assert model.training and model[4].training  # BatchNorm back in training mode
+    np.testing.assert_array_equal(model[4].running_mean.numpy(), np.zeros(16, np.float32))
+
+
+def test_transposed_conv_flops_and_field():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1),
+                          nn.ConvTranspose2d(8, 4, 2, stride=2))
+    rows = _rows(model, (3, 16, 16))["rows"]
+    assert rows[1]["output_shape"] == (1, 4, 16, 16)
+    assert rows[1]["flops"] == 2 * (8 * 8 * 8) * (4 * 2 * 2)
+    assert rows[1]["jump"] == (1.0, 1.0) and rows[1]["receptive_field"] == (3, 3)

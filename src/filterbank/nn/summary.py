@@ -58,7 +58,7 @@ def _next_rf(module: Module, rf: _RF | None, x: Tensor | None, out: Tensor) -> _
         s = _per_dim(getattr(module, "stride", None), nsp, default=k)
         d = _per_dim(getattr(module, "dilation", 1), nsp, default=1)
         pad = getattr(module, "padding", 0)
-        transposed = hasattr(module, "output_padding")
+        transposed = bool(getattr(module, "transposed", False))  # PyTorch's conv attribute
         for i in range(nsp):
             keff = d[i] * (k[i] - 1) + 1
             if isinstance(pad, str):  # 'valid' / 'same'
@@ -100,7 +100,7 @@ def _flops(module: Module, x: Tensor | None, out: Tensor) -> int:
         # Linear (and Maxout): each of the out.size / out_features rows is a GEMV with W
         return 2 * w.data.size * (out.data.size // max(out.shape[-1], 1))
     if hasattr(module, "kernel_size") and w.ndim >= 3:
-        if hasattr(module, "output_padding"):
+        if getattr(module, "transposed", False):
             # transposed conv: every input pixel scatters into C_out/groups * prod(k) outputs
             return 2 * (x.data.size if x is not None else 0) * int(np.prod(w.shape[1:]))
         return 2 * out.data.size * int(np.prod(w.shape[1:]))
