@@ -47,6 +47,8 @@ def test_accuracy_from_logits_labels_tensors_and_one_hot():
         accuracy(logits, t[:3])
     with pytest.raises(TypeError, match="integer labels"):
         accuracy(np.zeros(3, np.float32), np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="one column .* for regression pass metrics=\\[\\]"):
+        Accuracy().update(np.zeros((3, 1), np.float32), np.zeros((3, 1), np.float32))
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 6, 10])

@@ -23,6 +23,10 @@ def _labels(output, where: str) -> np.ndarray:
     """Predicted labels from logits (argmax over axis 1) or from labels as they are."""
     out = _np(output)
     if out.ndim >= 2:
+        if out.shape[1] == 1:
+            raise ValueError(f"{where}: the output has one column (shape {out.shape}), so there "
+                             f"is no class to pick; for regression pass metrics=[] to the "
+                             f"Trainer")
         return np.argmax(out, axis=1)
     if out.dtype.kind not in "iub":
         raise TypeError(f"{where}: expected logits of shape (N, C) or integer labels of shape "

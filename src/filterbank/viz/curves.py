@@ -76,7 +76,9 @@ def plot_history(history: dict, path: str | os.PathLike | None = None, metrics=N
                             arrowprops={"arrowstyle": "<->", "color": "tab:red"})
                 ax.annotate(gap_message(m, t, v), xy=(e, (t + v) / 2), xytext=(-8, 0),
                             textcoords="offset points", ha="right", va="center",
-                            color="tab:red", fontsize=8)
+                            color="tab:red", fontsize=8,
+                            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none",
+                                  "alpha": 0.8})
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("epoch")
         ax.set_ylabel(m)
