@@ -130,6 +130,7 @@ class DataLoader:
         as_numpy: yield NumPy arrays instead of Tensors.
 
     Example:
+        >>> from filterbank.data import TensorDataset
         >>> ds = TensorDataset(np.arange(10, dtype=np.float32), np.arange(10))
         >>> loader = DataLoader(ds, batch_size=4, shuffle=True, generator=0)
         >>> [len(x) for x, y in loader]
