@@ -48,3 +48,9 @@ def test_short_run_writes_plots_and_checkpoints(example, tmp_path, capsys):
         assert (tmp_path / name).exists(), name
     out = capsys.readouterr().out
     assert "test accuracy" in out and "macro avg" in out
+
+
+def test_default_run_reaches_95_percent(example, tmp_path):
+    result = example.run(tmp_path, progress=False)  # the defaults of the command line
+    assert result["test_accuracy"] > 0.95
+    assert result["history"]["val_accuracy"][-1] == pytest.approx(result["test_accuracy"])
