@@ -37,14 +37,21 @@ def images(n=96, size=6, seed=0):
     return x, y
 
 
-def setup(seed=0, n=96, size=6, hidden=16, batch_size=16, prefetch=0, adam=False):
+def cnn(size, hidden):
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.3),
+                         nn.Linear(4 * (size // 2) ** 2, 3))
+
+
+def setup(seed=0, n=96, size=6, hidden=16, batch_size=16, prefetch=0, adam=False, arch="mlp"):
     fb.manual_seed(seed)
     x, y = images(n, size, seed=100)
     train = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True,
                        prefetch=prefetch, transform=RandomHorizontalFlip(0.5))
     val = DataLoader(TensorDataset(*images(48, size, seed=200)), batch_size=32)
     model = nn.Sequential(nn.Flatten(), nn.Linear(size * size, hidden), nn.ReLU(),
-                          nn.Dropout(0.3), nn.Linear(hidden, 3))
+                          nn.Dropout(0.3), nn.Linear(hidden, 3)) if arch == "mlp" \
+        else cnn(size, hidden)
     if adam:
         opt = optim.Adam(model.parameters(), lr=1e-2)
     else:
@@ -58,25 +65,28 @@ def params(model):
 
 
 # ------------------------------------------------------------------ exact resume
-def test_resume_is_bit_identical(tmp_path):
-    model, opt, sched, train, val = setup(prefetch=1)
+@pytest.mark.parametrize("arch", ["mlp", "cnn-batchnorm"])
+def test_resume_is_bit_identical(tmp_path, arch):
+    model, opt, sched, train, val = setup(prefetch=1, arch=arch)
     straight = Trainer(model, opt, nn.CrossEntropyLoss(), scheduler=sched, progress=False,
                        callbacks=[ModelCheckpoint(tmp_path / "a")])
     h4 = straight.fit(train, val, epochs=4)
-    want = params(model)
+    want, want_state = params(model), model.state_dict()
 
-    model, opt, sched, train, val = setup(prefetch=1)
+    model, opt, sched, train, val = setup(prefetch=1, arch=arch)
     Trainer(model, opt, nn.CrossEntropyLoss(), scheduler=sched, progress=False,
             callbacks=[ModelCheckpoint(tmp_path / "b")]).fit(train, val, epochs=2)
     assert not all(np.array_equal(a, b) for a, b in zip(params(model), want))
 
     fb.manual_seed(12345)  # a different process state: everything must come from the file
-    model, opt, sched, train, val = setup(seed=7, prefetch=1)
+    model, opt, sched, train, val = setup(seed=7, prefetch=1, arch=arch)
     resumed = Trainer(model, opt, nn.CrossEntropyLoss(), scheduler=sched, progress=False,
                       callbacks=[ModelCheckpoint(tmp_path / "b")])
     h = resumed.fit(train, val, epochs=4, resume=tmp_path / "b" / "last")
     for a, b in zip(params(model), want, strict=True):
         np.testing.assert_array_equal(a, b)
+    for (k, a), b in zip(model.state_dict().items(), want_state.values(), strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=k)  # buffers too (running stats)
     assert resumed.global_step == straight.global_step == 4 * len(train)
     for key in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"):
         assert h[key] == h4[key], key
