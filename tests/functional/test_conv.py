@@ -1,0 +1,395 @@
+"""functional.conv: conv1d/2d/3d, conv_transpose1d/2d/3d and the padding modes.
+
+A registry of cases over a grid of strides (1-3), paddings (ints, asymmetric tuples, 'valid',
+'same' with odd and even kernels), dilations (1-2), groups (1, 2, depthwise), odd and even
+sizes, batch 1 and > 1, with and without bias and with non-contiguous inputs runs through the
+generic checks: float64 finite-difference gradients, PyTorch in float32 (output and the
+gradients of input, weight and bias) and float32 dtype preservation. Both algorithms (im2col
+and Winograd) are forced on the cases they apply to; a test checks which one is picked.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+from harness import OpCase, assert_close, check_float32, check_gradcheck, check_torch, noncontiguous
+
+import filterbank as fb
+import filterbank.functional as F
+from filterbank.functional import conv as conv_module
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+
+def _forced(fn, algo):
+    """``fn`` run with the convolution algorithm forced to ``algo`` (None: automatic)."""
+    def run(*args, **kwargs):
+        prev, conv_module._FORCE_ALGO = conv_module._FORCE_ALGO, algo
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            conv_module._FORCE_ALGO = prev
+    return run
+
+
+def _quiet(fn):
+    """torch warns that 'same' padding with an even kernel copies the input; we know."""
+    def run(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Using padding='same'")
+            return fn(*args, **kwargs)
+    return run
+
+
+def _conv_fns(name, algo=None):
+    ours, theirs = getattr(F, name), getattr(TF, name)
+    return (_forced(lambda x, w, b=None, **kw: ours(x, w, b, **kw), algo),
+            _quiet(lambda x, w, b=None, **kw: theirs(x, w, b, **kw)))
+
+
+def _case(name, fn_name, x, w, b, kwargs, algo=None, noncontig=False):
+    fn, torch_fn = _conv_fns(fn_name, algo)
+    if noncontig:
+        x = noncontiguous(x)
+    inputs = [x, w] + ([b] if b is not None else [])
+    return OpCase(name, fn, inputs, kwargs, torch_fn=torch_fn)
+
+
+def _out_size(size, k, s, p, d):
+    return (size + p[0] + p[1] - d * (k - 1) - 1) // s + 1
+
+
+def _pairs(padding, ks, ss, ds):
+    if padding == "valid":
+        return [(0, 0)] * len(ks)
+    if padding == "same":
+        return [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(ks, ds)]
+    p = padding if isinstance(padding, tuple) else (padding,) * len(ks)
+    return [(v, v) for v in p]
+
+
+# ---------------------------------------------------------------------------- registry
+def _conv_cases():
+    cases = []
+    rng = np.random.default_rng(0)
+    sizes = {1: [(7,), (8,)], 2: [(5, 6), (6, 5)], 3: [(4, 5, 3)]}
+    kernels = {1: [3, 2, 1], 2: [3, (3, 2), 2, 1], 3: [(2, 3, 2), 1]}
+    groups_opts = ("1", "2", "depthwise")
+    i = 0
+    for nd in (1, 2, 3):
+        strides = (1, 2, 3) if nd < 3 else (1, 2)
+        paddings = (0, 1, "same", "valid", tuple(range(nd)))
+        for s, p, d, gname in itertools.product(strides, paddings, (1, 2), groups_opts):
+            if p == "same" and s != 1:
+                continue
+            if nd == 3 and (d == 2 or gname == "depthwise"):
+                continue  # 3-d: a thinner grid keeps gradcheck fast
+            i += 1
+            k = kernels[nd][i % len(kernels[nd])]
+            ks = (k,) * nd if isinstance(k, int) else k
+            size = sizes[nd][i % len(sizes[nd])]
+            pairs = _pairs(p, ks, (s,) * nd, (d,) * nd)
+            if any(_out_size(n, kk, s, pp, d) < 1 for n, kk, pp in zip(size, ks, pairs)):
+                continue
+            c_in, groups, c_out = {"1": (2, 1, 3), "2": (4, 2, 2),
+                                   "depthwise": (2, 2, 4)}[gname]
+            batch = 1 + i % 2
+            x = rng.standard_normal((batch, c_in) + size)
+            w = rng.standard_normal((c_out, c_in // groups) + ks)
+            b = rng.standard_normal(c_out) if i % 3 else None
+            kw = dict(stride=s, padding=p, dilation=d, groups=groups)
+            name = (f"conv{nd}d-x{(batch, c_in) + size}-k{ks}-s{s}-p{p}-d{d}-g{gname}"
+                    f"{'-nobias' if b is None else ''}{'-noncontig' if i % 4 == 0 else ''}")
+            cases.append(_case(name, f"conv{nd}d", x, w, b, kw, noncontig=i % 4 == 0))
+    # both 2-d algorithms on the shapes Winograd applies to (3x3, stride 1, no dilation)
+    for algo, (shape, p, groups, c_out) in itertools.product(
+            ("winograd", "im2col"),
+            [((2, 2, 5, 6), 1, 1, 3), ((1, 4, 6, 6), 0, 2, 4), ((2, 2, 4, 5), "same", 1, 2),
+             ((1, 3, 5, 5), (2, 0), 1, 2), ((2, 2, 3, 3), 2, 2, 2), ((1, 2, 7, 4), "valid", 1, 1)]):
+        i += 1
+        x = rng.standard_normal(shape)
+        w = rng.standard_normal((c_out, shape[1] // groups, 3, 3))
+        b = rng.standard_normal(c_out) if i % 2 else None
+        kw = dict(padding=p, groups=groups)
+        cases.append(_case(f"conv2d-{algo}-x{shape}-p{p}-g{groups}"
+                           f"{'-noncontig' if i % 3 == 0 else ''}", "conv2d", x, w, b, kw,
+                           algo=algo, noncontig=i % 3 == 0))
+    return cases
+
+
+def _transpose_cases():
+    cases = []
+    rng = np.random.default_rng(1)
+    sizes = {1: [(4,), (5,)], 2: [(3, 4), (4, 3)], 3: [(2, 3, 2)]}
+    i = 0
+    for nd in (1, 2, 3):
+        strides = (1, 2, 3) if nd < 3 else (1, 2)
+        for s, p, d, groups in itertools.product(strides, (0, 1), (1, 2), (1, 2)):
+            if nd == 3 and d == 2:
+                continue
+            i += 1
+            k = 3 if i % 2 else 2
+            ks = (k,) * nd
+            size = sizes[nd][i % len(sizes[nd])]
+            opad = (max(s, d) - 1) if i % 3 else 0
+            if any((n - 1) * s - 2 * p + d * (k - 1) + opad + 1 < 1 for n in size):
+                continue
+            batch = 1 + i % 2
+            c_in, c_out = 2 * groups, 2 if groups == 2 else 3
+            x = rng.standard_normal((batch, c_in) + size)
+            w = rng.standard_normal((c_in, c_out // groups) + ks)
+            b = rng.standard_normal(c_out) if i % 3 != 1 else None
+            kw = dict(stride=s, padding=p, output_padding=opad, groups=groups, dilation=d)
+            name = (f"conv_transpose{nd}d-x{(batch, c_in) + size}-k{k}-s{s}-p{p}-op{opad}-d{d}"
+                    f"-g{groups}{'-nobias' if b is None else ''}"
+                    f"{'-noncontig' if i % 4 == 0 else ''}")
+            cases.append(_case(name, f"conv_transpose{nd}d", x, w, b, kw,
+                               noncontig=i % 4 == 0))
+    return cases
+
+
+def _pad_mode_cases():
+    cases = []
+    rng = np.random.default_rng(2)
+    for mode, (shape, pads) in itertools.product(
+            ("reflect", "replicate", "circular"),
+            [((2, 2, 5), ((2, 1),)), ((1, 2, 4, 5), ((1, 2), (3, 0))),
+             ((1, 1, 3, 4, 3), ((1, 1), (0, 2), (2, 1)))]):
+        x = rng.standard_normal(shape)
+        flat = tuple(v for pair in reversed(pads) for v in pair)  # torch's F.pad order
+        cases.append(OpCase(
+            f"pad_mode-{mode}-x{shape}-p{pads}",
+            lambda x, pads, mode: conv_module.pad_mode(x, pads, mode), [x],
+            dict(pads=pads, mode=mode),
+            torch_fn=lambda x, pads, mode, flat=flat: TF.pad(x, flat, mode=mode)))
+    return cases
+
+
+CONV = _conv_cases()
+TRANSPOSE = _transpose_cases()
+PAD = _pad_mode_cases()
+ALL = CONV + TRANSPOSE + PAD
+
+
+@pytest.mark.parametrize("case", ALL, ids=str)
+def test_gradcheck(case):
+    check_gradcheck(case)
+
+
+@pytest.mark.parametrize("case", ALL, ids=str)
+def test_vs_torch(case):
+    check_torch(case)
+
+
+@pytest.mark.parametrize("case", ALL[::3], ids=str)
+def test_float32_preserved(case):
+    check_float32(case)
+
+
+def test_registry_covers_the_grid():
+    names = " ".join(str(c) for c in ALL)
+    for part in ("-s1-", "-s2-", "-s3-", "-psame", "-pvalid", "-d2-", "-gdepthwise", "-g2",
+                 "x(1,", "x(2,", "-noncontig", "-nobias", "conv1d", "conv3d", "-op1-",
+                 "conv2d-winograd", "conv2d-im2col", "k(3, 2)", "-k2-", "k(1, 1)"):
+        assert part in names.replace(", ", ",") or part in names, part
+
+
+# ------------------------------------------------------------------ hand-computed answers
+def test_lecture_example():
+    """The lecture's 4x4 image cross-correlated with [[1, 0], [0, 2]]."""
+    x = fb.tensor([[[[1, .5, 1, 0], [0, .25, .5, 1], [1, .25, 0, 1], [.5, 0, 1, 1]]]])
+    w = fb.tensor([[[[1.0, 0.0], [0.0, 2.0]]]])
+    y = F.conv2d(x, w)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.numpy()[0, 0], [[1.5, 1.5, 3], [.5, .25, 2.5], [1, 2.25, 2]])
+
+
+def test_transpose_scatters_the_kernel():
+    """Each input value stamps ``value * w`` into the output at stride 2."""
+    x = fb.tensor([[[1.0, 2.0, 3.0]]])
+    w = fb.tensor([[[1.0, 10.0, 100.0]]])
+    y = F.conv_transpose1d(x, w, stride=2)
+    np.testing.assert_allclose(y.numpy()[0, 0], [1, 10, 102, 20, 203, 30, 300])
+
+
+def test_one_by_one_is_a_matrix_product():
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 5, 3, 4)), rng.standard_normal((6, 5, 1, 1))
+    y = F.conv2d(fb.tensor(x, dtype="float64"), fb.tensor(w, dtype="float64"))
+    np.testing.assert_allclose(y.numpy(), np.einsum("oc,nchw->nohw", w[:, :, 0, 0], x),
+                               rtol=1e-12)
+
+
+# ------------------------------------------------------------------------- algorithms
+def test_algorithm_choice():
+    geometry = conv_module._Geometry
+    pads = ((1, 1), (1, 1))
+    big = geometry((8, 64, 32, 32), (64, 64, 3, 3), (1, 1), pads, (1, 1), 1)
+    assert conv_module._algorithm(big) is conv_module._Winograd
+    for g in (geometry((8, 64, 32, 32), (64, 64, 3, 3), (2, 2), pads, (1, 1), 1),
+              geometry((8, 64, 32, 32), (64, 64, 3, 3), (1, 1), pads, (2, 2), 1),
+              geometry((8, 64, 32, 32), (64, 1, 3, 3), (1, 1), pads, (1, 1), 64),
+              geometry((8, 3, 32, 32), (64, 3, 3, 3), (1, 1), pads, (1, 1), 1),
+              geometry((8, 64, 32, 32), (64, 64, 1, 1), (1, 1), ((0, 0),) * 2, (1, 1), 1)):
+        assert conv_module._algorithm(g) is conv_module._Im2col
+
+
+@pytest.mark.parametrize("padding", [1, 0, (2, 1)])
+def test_winograd_matches_im2col_at_size(padding):
+    """Float32 Winograd against float32 im2col on a realistic channel count."""
+    rng = np.random.default_rng(4)
+    x = fb.Tensor(rng.standard_normal((3, 32, 13, 12), dtype=np.float32), requires_grad=True)
+    w = fb.Tensor(rng.standard_normal((24, 32, 3, 3), dtype=np.float32) * 0.1,
+                  requires_grad=True)
+    b = fb.Tensor(rng.standard_normal(24, dtype=np.float32), requires_grad=True)
+    gy = rng.standard_normal((3, 24, 13 + 2 * (padding if isinstance(padding, int) else 2) - 2,
+                              12 + 2 * (padding if isinstance(padding, int) else 1) - 2)
+                             ).astype(np.float32)
+    results = []
+    for algo in ("winograd", "im2col"):
+        for t in (x, w, b):
+            t.grad = None
+        y = _forced(F.conv2d, algo)(x, w, b, padding=padding)
+        y.backward(gy)
+        results.append([y.data.copy(), x.grad.data, w.grad.data, b.grad.data])
+    for got, want, what in zip(*results, ("y", "dx", "dw", "db")):
+        assert got.dtype == np.float32
+        assert_close(got, want, atol=1e-5, rtol=1e-4, what=what)
+
+
+def test_skips_unneeded_gradients():
+    """No input gradient for a first layer, no weight gradient for a frozen weight."""
+    rng = np.random.default_rng(5)
+    x = fb.Tensor(rng.standard_normal((2, 3, 6, 6), dtype=np.float32))
+    w = fb.Tensor(rng.standard_normal((4, 3, 3, 3), dtype=np.float32), requires_grad=True)
+    F.conv2d(x, w, padding=1).sum().backward()
+    assert x.grad is None and w.grad is not None
+    x.requires_grad = True
+    w2 = fb.Tensor(w.data.copy())
+    y = F.conv2d(x, w2, padding=1)
+    assert not hasattr(y.grad_fn, "cols")  # nothing kept for a weight gradient
+    y.sum().backward()
+    assert x.grad is not None and w2.grad is None
+
+
+@pytest.mark.parametrize("algo", ["winograd", "im2col"])
+def test_reused_buffers_never_clobber_live_data(algo):
+    """Two graphs alive at once (and their outputs) must not share workspace memory."""
+    rng = np.random.default_rng(6)
+    conv = _forced(F.conv2d, algo)
+    xs = [fb.Tensor(rng.standard_normal((4, 32, 16, 16), dtype=np.float32), requires_grad=True)
+          for _ in range(2)]
+    w = fb.Tensor(rng.standard_normal((32, 32, 3, 3), dtype=np.float32) * 0.1,
+                  requires_grad=True)
+    ys = [conv(x, w, padding=1) for x in xs]
+    ys_copy = [y.data.copy() for y in ys]
+    assert not np.shares_memory(ys[0].data, ys[1].data)
+    grads = []
+    for x, y in zip(xs, ys):
+        w.grad = None
+        y.backward(fb.Tensor(np.ones(y.shape, np.float32)))
+        grads.append((x.grad.data.copy(), w.grad.data.copy()))
+    for x, y, y_copy, (dx, dw) in zip(xs, ys, ys_copy, grads):
+        np.testing.assert_array_equal(y.data, y_copy)
+        tx = torch.tensor(x.data, requires_grad=True)
+        tw = torch.tensor(w.data, requires_grad=True)
+        ty = TF.conv2d(tx, tw, padding=1)
+        ty.backward(torch.ones_like(ty))
+        assert_close(y_copy, ty, what="y")
+        assert_close(dx, tx.grad, what="dx")
+        assert_close(dw, tw.grad, what="dw")
+
+
+def test_workspace_reuses_only_free_arrays():
+    ws = conv_module._Workspace(min_bytes=0)
+    a = ws.empty((4, 8), np.float32)
+    view = a[1:]
+    del a
+    b = ws.empty((32,), np.float32)
+    assert not np.shares_memory(view, b)  # a view keeps its base in use
+    del view, b
+    c = ws.empty((8, 4), np.float32)
+    assert len(ws._arrays[(128, np.dtype(np.float32).str)]) == 2
+    assert c.shape == (8, 4)
+
+
+def test_workspace_drops_idle_arrays_beyond_its_limit():
+    ws = conv_module._Workspace(min_bytes=0, max_idle_bytes=1000)
+    held = [ws.empty((100,), np.float32) for _ in range(3)]  # 3 x 400 bytes, all in use
+    assert sum(len(p) for p in ws._arrays.values()) == 3
+    del held
+    ws.empty((10,), np.float32)  # a new size triggers the trim: 1200 idle bytes > 1000
+    assert len(ws._arrays[(400, np.dtype(np.float32).str)]) == 2
+
+
+def test_unbatched_input():
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((3, 6, 5)), rng.standard_normal((2, 3, 3, 3))
+    y = F.conv2d(fb.tensor(x), fb.tensor(w), padding=1)
+    want = TF.conv2d(torch.tensor(x[None], dtype=torch.float32),
+                     torch.tensor(w, dtype=torch.float32), padding=1)[0]
+    assert y.shape == (2, 6, 5)
+    assert_close(y, want)
+
+
+def test_empty_batch():
+    y = F.conv2d(fb.zeros(0, 3, 5, 5), fb.zeros(4, 3, 3, 3))
+    assert y.shape == (0, 4, 3, 3) and y.dtype == np.float32
+
+
+# ------------------------------------------------------------------------------ errors
+_x4 = fb.zeros(2, 4, 8, 8)
+_w3 = fb.zeros(6, 3, 3, 3)
+
+ERRORS = [
+    ("rank", lambda: F.conv2d(fb.zeros(4, 8), _w3), ValueError,
+     ["conv2d", "4-d", "(4, 8)"]),
+    ("channels", lambda: F.conv2d(_x4, _w3), ValueError,
+     ["conv2d", "expected 3 input channels", "got 4", "(2, 4, 8, 8)"]),
+    ("weight rank", lambda: F.conv2d(_x4, fb.zeros(6, 4, 3)), ValueError,
+     ["conv2d", "4-d weight", "(6, 4, 3)"]),
+    ("kernel larger", lambda: F.conv2d(fb.zeros(1, 3, 2, 8), _w3), ValueError,
+     ["conv2d", "kernel size 3", "padded input size 2", "(1, 3, 2, 8)"]),
+    ("dilated kernel larger", lambda: F.conv1d(fb.zeros(1, 1, 5), fb.zeros(1, 1, 3),
+                                               dilation=3), ValueError,
+     ["conv1d", "kernel size 7", "padded input size 5"]),
+    ("groups divide", lambda: F.conv2d(fb.zeros(1, 4, 8, 8), fb.zeros(6, 2, 3, 3), groups=4),
+     ValueError, ["conv2d", "groups=4", "(6)", "(1, 4, 8, 8)"]),
+    ("groups positive", lambda: F.conv2d(_x4, fb.zeros(6, 4, 3, 3), groups=0), ValueError,
+     ["conv2d", "groups", "0"]),
+    ("same strided", lambda: F.conv2d(_x4, fb.zeros(6, 4, 3, 3), stride=2, padding="same"),
+     ValueError, ["conv2d", "'same'", "stride"]),
+    ("bad padding", lambda: F.conv2d(_x4, fb.zeros(6, 4, 3, 3), padding="full"), ValueError,
+     ["conv2d", "'full'"]),
+    ("negative padding", lambda: F.conv2d(_x4, fb.zeros(6, 4, 3, 3), padding=-1), ValueError,
+     ["conv2d", "padding", "-1"]),
+    ("zero stride", lambda: F.conv2d(_x4, fb.zeros(6, 4, 3, 3), stride=0), ValueError,
+     ["conv2d", "stride", "0"]),
+    ("bias shape", lambda: F.conv2d(_x4, fb.zeros(6, 4, 3, 3), fb.zeros(5)), ValueError,
+     ["conv2d", "(6,)", "(5,)"]),
+    ("dtype", lambda: F.conv2d(_x4, fb.zeros(6, 4, 3, 3, dtype="float64")), TypeError,
+     ["conv2d", "float32", "float64"]),
+    ("not a tensor", lambda: F.conv2d([1, 2], _w3), TypeError, ["conv2d", "list"]),
+    ("transpose channels", lambda: F.conv_transpose2d(_x4, fb.zeros(3, 2, 3, 3)), ValueError,
+     ["conv_transpose2d", "expected 3 input channels", "got 4"]),
+    ("transpose output size", lambda: F.conv_transpose1d(fb.zeros(1, 1, 1), fb.zeros(1, 1, 2),
+                                                         padding=1), ValueError,
+     ["conv_transpose1d", "output size (0,)", "not positive"]),
+    ("transpose output padding", lambda: F.conv_transpose2d(_x4, fb.zeros(4, 2, 3, 3),
+                                                            stride=2, output_padding=2),
+     ValueError, ["conv_transpose2d", "output padding", "(2, 2)"]),
+    ("transpose rank", lambda: F.conv_transpose3d(fb.zeros(4, 8, 8), fb.zeros(4, 2, 3, 3, 3)),
+     ValueError, ["conv_transpose3d", "5-d", "(4, 8, 8)"]),
+]
+
+
+@pytest.mark.parametrize("name, call, exc, parts", ERRORS, ids=[e[0] for e in ERRORS])
+def test_errors(name, call, exc, parts):
+    with pytest.raises(exc) as info:
+        call()
+    for part in parts:
+        assert part in str(info.value), (part, str(info.value))
