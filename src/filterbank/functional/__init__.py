@@ -3,6 +3,9 @@
 from filterbank.functional.activation import (
     elu, gelu, hardtanh, leaky_relu, prelu, relu6, selu, silu, softplus, swish,
 )
+from filterbank.functional.conv import (
+    conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d,
+)
 from filterbank.functional.dropout import dropout, dropout2d
 from filterbank.functional.elementwise import (
     abs, add, cast, clamp, clip, clone, cos, div, eq, exp, ge, gt, le, log, lt, maximum,

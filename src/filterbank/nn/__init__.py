@@ -7,6 +7,9 @@ from filterbank.nn.activation import (
     Softmax, Softplus, Swish, Tanh,
 )
 from filterbank.nn.container import ModuleDict, ModuleList, Sequential
+from filterbank.nn.conv import (
+    Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
+)
 from filterbank.nn.dropout import Dropout, Dropout2d
 from filterbank.nn.flatten import Flatten, Unflatten
 from filterbank.nn.linear import Identity, Linear
