@@ -18,6 +18,7 @@ from filterbank.tensor import Tensor
 
 # isort: split
 # layers build on the core above (importing nn first would be circular)
-from filterbank import nn
+from filterbank import nn  # isort: skip
+from filterbank import data, functional, models, optim, train, viz  # isort: skip
 
 __version__ = "0.1.0"
