@@ -5,6 +5,7 @@ from filterbank.models.alexnet import AlexNet, alexnet
 from filterbank.models.lenet import LeNet5, lenet5
 from filterbank.models.registry import available_models, get_model
 from filterbank.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
+from filterbank.models.simple import SimpleCNN, simple_cnn
 from filterbank.models.unet import UNet, unet
 from filterbank.models.vgg import (
     VGG,
@@ -22,4 +23,5 @@ __all__ = [
     "VGG", "AlexNet", "BasicBlock", "Bottleneck", "LeNet5", "ResNet", "UNet", "alexnet",
     "available_models", "get_model", "lenet5", "resnet18", "resnet34", "resnet50", "unet",
     "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+    "SimpleCNN", "simple_cnn",
 ]

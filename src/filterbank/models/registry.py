@@ -7,6 +7,7 @@ from collections.abc import Callable
 from filterbank.models.alexnet import alexnet
 from filterbank.models.lenet import lenet5
 from filterbank.models.resnet import resnet18, resnet34, resnet50
+from filterbank.models.simple import simple_cnn
 from filterbank.models.unet import unet
 from filterbank.models.vgg import (
     vgg11,
@@ -35,6 +36,7 @@ _MODELS: dict[str, Callable[..., Module]] = {
     "resnet34": resnet34,
     "resnet50": resnet50,
     "unet": unet,
+    "simple_cnn": simple_cnn,
 }
 
 

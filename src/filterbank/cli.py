@@ -1,0 +1,209 @@
+"""The ``filterbank`` command: argument parsing only; the work is in
+:mod:`filterbank.train.run`.
+
+::
+
+    filterbank train --model simple_cnn --dataset fashion-mnist --epochs 3
+    filterbank evaluate runs/simple_cnn-fashion-mnist-20250101-120000
+    filterbank predict shoe.png shirt.jpg --checkpoint runs/... --top-k 3
+    filterbank summary --model resnet18 --input-size 3 224 224 --num-classes 1000
+    filterbank datasets
+
+Errors the user can fix (unknown names, missing files, incompatible checkpoints) print one line,
+``filterbank: error: ...``, and exit with status 1 (2 for bad arguments); ``--debug`` shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+PROG = "filterbank"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from filterbank.train import run  # names of optimizers etc.; cheap next to the core
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback on errors")
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--data-root", metavar="DIR",
+                      help="folder searched first for data files (then $FILTERBANK_DATA, "
+                           "~/.cache/filterbank, system folders)")
+    data.add_argument("--download", action="store_true",
+                      help="download missing data files (MNIST, Fashion-MNIST)")
+    data.add_argument("--limit", type=_positive_int, metavar="N",
+                      help="use at most N images of each split (quick runs)")
+
+    p = _Parser(prog=PROG, description="Train, evaluate and inspect convolutional networks "
+                "written from scratch in NumPy.")
+    # its own action: the subcommands' --debug (shared via ``common``) must keep SUPPRESS
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    from filterbank import __version__
+
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    t = sub.add_parser("train", parents=[common, data], help="train a model, write a run folder",
+                       description="Train a zoo model on a data set. Writes a run folder with "
+                       "the checkpoint, config.json, metrics.csv, curves.png, confusion.png "
+                       "and filters.png; prints the test accuracy.")
+    t.add_argument("--model", help="zoo model, e.g. simple_cnn, lenet5, resnet18 (required "
+                   "unless --resume)")
+    t.add_argument("--dataset", default="fashion-mnist",
+                   help="data set name (see 'filterbank datasets'); default fashion-mnist, "
+                        "which falls back to the embedded sample when the full set is absent")
+    t.add_argument("--epochs", type=_positive_int,
+                   help="total epochs; default 5 (with --resume: the run's own)")
+    t.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
+    t.add_argument("--optimizer", default="adam", choices=run.OPTIMIZERS, help="default adam")
+    t.add_argument("--lr", type=float, help="learning rate (peak rate for onecycle); default "
+                   + ", ".join(f"{k} {v:g}" for k, v in run.DEFAULT_LR.items()))
+    t.add_argument("--momentum", type=float, default=0.9,
+                   help="SGD (Nesterov) / RMSprop momentum; default 0.9")
+    t.add_argument("--weight-decay", type=float,
+                   help="L2 penalty (decoupled for adamw); default the optimizer's")
+    t.add_argument("--schedule", default="onecycle", choices=run.SCHEDULES,
+                   help="learning-rate schedule; cosine and onecycle step every batch; "
+                        "default onecycle")
+    t.add_argument("--augment", metavar="LIST",
+                   help=f"comma-separated augmentations: {','.join(run.AUGMENTATIONS)}")
+    t.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling, "
+                   "splits and augmentation; default 0")
+    t.add_argument("--out", metavar="DIR",
+                   help="run folder; default runs/<model>-<dataset>-<time>")
+    t.add_argument("--resume", metavar="RUN",
+                   help="continue an interrupted run (folder or checkpoint) with its own "
+                        "settings, in its folder")
+    t.add_argument("--val-split", type=float, default=0.1,
+                   help="fraction of the training images held out for validation; default 0.1")
+    t.add_argument("--prefetch", "--workers", type=int, default=2, metavar="N",
+                   help="batches prepared ahead by a background thread; default 2")
+    t.add_argument("--image-size", type=_positive_int, metavar="S",
+                   help="resize images to SxS (e.g. 32 for lenet5/vgg on 28x28 data)")
+    t.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                   help="extra model argument, e.g. width=16 (repeatable)")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+    e = sub.add_parser("evaluate", parents=[common, data],
+                       help="test accuracy, per-class report, confusion matrix",
+                       description="Evaluate a run (folder or checkpoint) on a test set; "
+                       "writes eval-<dataset>.json/.png into the run folder (or --out).")
+    e.add_argument("run", metavar="RUN", help="run folder or checkpoint (.json)")
+    e.add_argument("--dataset", help="test set (default: the one the run was trained on)")
+    e.add_argument("--model", help="rebuild this model instead of the configured one")
+    e.add_argument("--batch-size", type=_positive_int, default=512)
+    e.add_argument("--out", metavar="DIR", help="where to write the confusion matrix")
+
+    r = sub.add_parser("predict", parents=[common],
+                       help="classify image files: top-k classes with probabilities",
+                       description="Classify image files (or folders of them) with a trained "
+                       "run. Images are converted to the model's channels and size and "
+                       "normalised as in training.")
+    r.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    r.add_argument("--checkpoint", "--run", dest="run", required=True, metavar="RUN",
+                   help="run folder or checkpoint")
+    r.add_argument("--top-k", type=_positive_int, default=3, help="default 3")
+    r.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    r.add_argument("--model", help="rebuild this model instead of the configured one")
+
+    s = sub.add_parser("summary", parents=[common], help="layer table of a zoo model",
+                       description="Print layers, output shapes, parameters, receptive "
+                       "fields and FLOPs of a zoo model for one input.")
+    s.add_argument("--model", required=True, help="zoo model name")
+    s.add_argument("--input-size", type=_positive_int, nargs=3, metavar=("C", "H", "W"),
+                   help="input channels and size (default: the model's usual input)")
+    s.add_argument("--num-classes", type=_positive_int, default=10, help="default 10")
+    s.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                   help="extra model argument (repeatable)")
+
+    d = sub.add_parser("datasets", parents=[common],
+                       help="data sets available locally, and where",
+                       description="List the registered data sets and where their files "
+                       "were found.")
+    d.add_argument("--data-root", metavar="DIR", help="folder searched first")
+    return p
+
+
+def _dispatch(args) -> None:
+    from filterbank.train import run
+
+    if args.command == "train":
+        run.train(model=args.model, dataset=args.dataset, epochs=args.epochs,
+                  batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                  momentum=args.momentum, weight_decay=args.weight_decay,
+                  schedule=args.schedule, augment=args.augment, seed=args.seed, out=args.out,
+                  resume=args.resume, val_split=args.val_split, data_root=args.data_root,
+                  download=args.download, prefetch=args.prefetch, limit=args.limit,
+                  image_size=args.image_size, model_args=run.parse_model_args(args.model_arg),
+                  progress=not args.no_progress)
+    elif args.command == "evaluate":
+        run.evaluate(args.run, dataset=args.dataset, model=args.model,
+                     data_root=args.data_root, download=args.download,
+                     batch_size=args.batch_size, limit=args.limit, out=args.out)
+    elif args.command == "predict":
+        run.predict(args.images, args.run, top_k=args.top_k, as_json=args.json,
+                    model=args.model)
+    elif args.command == "summary":
+        run.summary(args.model, args.input_size, args.num_classes,
+                    run.parse_model_args(args.model_arg))
+    elif args.command == "datasets":
+        run.datasets(args.data_root)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that describe a problem with the input, not a bug: one line, no traceback."""
+    from filterbank.data.datasets import DownloadError
+    from filterbank.train import NonFiniteLossError
+
+    # CheckpointError and StateDictError are ValueErrors; FileNotFoundError is an OSError
+    return (ValueError, TypeError, OSError, ImportError, DownloadError, NonFiniteLossError)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text or type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 error, 2 bad arguments,
+    130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    try:
+        _dispatch(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as e:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

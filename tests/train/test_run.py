@@ -1,0 +1,278 @@
+"""filterbank.train.run, piece by piece: names, model arguments, preprocessing, optimizers and
+schedules, data set resolution, run lookup, image loading; and the demo model SimpleCNN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import filterbank as fb
+from filterbank import optim
+from filterbank.data.datasets import FashionMNIST
+from filterbank.models import SimpleCNN, get_model
+from filterbank.train import CheckpointError, save_checkpoint
+from filterbank.train import run as fbrun
+
+# ------------------------------------------------------------------------ model names/args
+
+
+@pytest.mark.parametrize("given,key", [("lenet5", "lenet5"), ("LeNet", "lenet5"),
+                                       ("simple-cnn", "simple_cnn"), ("ResNet18", "resnet18"),
+                                       ("vgg11-bn", "vgg11_bn")])
+def test_model_name(given, key):
+    assert fbrun.model_name(given) == key
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(ValueError, match=r"unknown model 'resnet7' \(choose from: lenet5, "):
+        fbrun.model_name("resnet7")
+
+
+KWARGS = [
+    ("lenet5", 1, (28, 28), 10, {"num_classes": 10, "in_channels": 1, "padding": 2}),
+    ("lenet5", 3, (32, 32), 4, {"num_classes": 4, "in_channels": 3}),
+    ("simple_cnn", 1, (28, 28), 10, {"num_classes": 10, "in_channels": 1, "input_size": 28}),
+    ("resnet18", 3, (32, 32), 10, {"num_classes": 10, "in_channels": 3, "stem": "cifar"}),
+    ("resnet18", 3, (224, 224), 1000, {"num_classes": 1000, "in_channels": 3}),
+    ("vgg11", 1, (32, 32), 10, {"num_classes": 10, "in_channels": 1}),
+]
+
+
+@pytest.mark.parametrize("name,c,size,k,want", KWARGS, ids=[f"{r[0]}-{r[2][0]}" for r in KWARGS])
+def test_model_kwargs(name, c, size, k, want):
+    assert fbrun.model_kwargs(name, c, size, k) == want
+
+
+def test_model_kwargs_errors_and_extra():
+    with pytest.raises(ValueError, match="'lenet5' takes 28x28 or 32x32 images, got 30x30"):
+        fbrun.model_kwargs("lenet5", 1, (30, 30), 10)
+    with pytest.raises(ValueError, match="square images, got 28x32"):
+        fbrun.model_kwargs("simple_cnn", 1, (28, 32), 10)
+    assert fbrun.model_kwargs("simple_cnn", 1, (28, 28), 10, {"width": 8})["width"] == 8
+    with pytest.raises(TypeError, match="model 'lenet5' does not accept these arguments"):
+        fbrun.build_model("lenet5", {"stem": "cifar"})
+
+
+def test_parse_model_args_and_augment():
+    assert fbrun.parse_model_args(["width=16", "dropout=0.5", "name=abc", "bn=true"]) == \
+        {"width": 16, "dropout": 0.5, "name": "abc", "bn": True}
+    with pytest.raises(ValueError, match="KEY=VALUE, got 'width'"):
+        fbrun.parse_model_args(["width"])
+    assert fbrun.parse_augment("flip, Crop") == ["flip", "crop"]
+    assert fbrun.parse_augment(None) == []
+    with pytest.raises(ValueError, match="unknown augmentation 'blur'"):
+        fbrun.parse_augment("flip,blur")
+
+
+# ------------------------------------------------------------------------- preprocessing
+@pytest.mark.parametrize("shape", [(50, 6, 5), (40, 4, 4, 3)])
+def test_channel_stats_are_the_exact_moments(shape):
+    data = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    idx = np.array([3, 1, 7, 20])
+    mean, std = fbrun.channel_stats(data, idx)
+    x = data[idx].astype(np.float64) / 255
+    x = x.reshape(len(idx), -1, 1 if len(shape) == 3 else 3)
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 1)), atol=1e-6)
+    np.testing.assert_allclose(std, x.std(axis=(0, 1)), atol=1e-6)
+
+
+def test_transform_normalises_as_documented():
+    pre = {"channels": 2, "size": [4, 6], "mean": [0.5, 0.25], "std": [0.5, 0.125]}
+    batch = np.random.default_rng(1).integers(0, 256, (3, 4, 6, 2), dtype=np.uint8)
+    y = fbrun.make_transform(pre)(batch, batched=True)
+    y = y.data if isinstance(y, fb.Tensor) else y
+    want = (batch.transpose(0, 3, 1, 2) / 255.0 - np.array([0.5, 0.25])[:, None, None]) \
+        / np.array([0.5, 0.125])[:, None, None]
+    assert y.dtype == np.float32 and y.shape == (3, 2, 4, 6)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+def test_transform_resize_and_augment_keep_shape_and_dtype():
+    pre = {"channels": 1, "size": [32, 32], "resize": True, "mean": [0.0], "std": [1.0]}
+    batch = np.full((5, 28, 28, 1), 255, np.uint8)
+    y = fbrun.make_transform(pre, ["flip", "crop", "affine", "erase"])(
+        batch, generator=np.random.default_rng(0), batched=True)
+    y = y.data if isinstance(y, fb.Tensor) else y
+    assert y.shape == (5, 1, 32, 32) and y.dtype == np.float32
+    plain = fbrun.make_transform(pre)(batch, batched=True)
+    np.testing.assert_allclose(plain.data if isinstance(plain, fb.Tensor) else plain, 1.0,
+                               atol=1e-6)  # bilinear resize of a constant image
+
+
+# -------------------------------------------------------------------- optimizer, schedule
+@pytest.mark.parametrize("name,cls,lr", [("sgd", optim.SGD, 0.05), ("adam", optim.Adam, 1e-3),
+                                         ("adamw", optim.AdamW, 1e-3),
+                                         ("rmsprop", optim.RMSprop, 1e-3),
+                                         ("adagrad", optim.Adagrad, 1e-2)])
+def test_build_optimizer(name, cls, lr):
+    p = [fb.nn.Parameter(fb.zeros(3))]
+    opt = fbrun.build_optimizer(name.upper() if name == "sgd" else name, p, None, 0.9, None)
+    assert type(opt) is cls and opt.param_groups[0]["lr"] == lr
+    assert fbrun.build_optimizer(name, p, 0.5, 0.9, 1e-4).param_groups[0]["weight_decay"] == 1e-4
+
+
+def test_build_optimizer_errors():
+    p = [fb.nn.Parameter(fb.zeros(3))]
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+        fbrun.build_optimizer("lbfgs", p, None, 0.9, None)
+    with pytest.raises(ValueError, match="--lr must be > 0"):
+        fbrun.build_optimizer("sgd", p, 0.0, 0.9, None)
+
+
+@pytest.mark.parametrize("schedule,cls,interval", [
+    ("step", "StepLR", "epoch"), ("cosine", "CosineAnnealingLR", "step"),
+    ("onecycle", "OneCycleLR", "step"), ("plateau", "ReduceLROnPlateau", "epoch")])
+@pytest.mark.parametrize("opt_name", ["sgd", "adam", "adagrad"])
+def test_build_schedule(schedule, cls, interval, opt_name):
+    opt = fbrun.build_optimizer(opt_name, [fb.nn.Parameter(fb.zeros(3))], 0.1, 0.9, None)
+    cb = fbrun.build_schedule(schedule, opt, epochs=3, steps_per_epoch=5)
+    assert type(cb.scheduler).__name__ == cls and cb.interval == interval
+    if interval == "step":  # the whole run fits the schedule, ending near zero
+        for _ in range(15):
+            opt.step()
+            cb.scheduler.step()
+        assert opt.param_groups[0]["lr"] < 0.1 / 20
+    assert fbrun.build_schedule("none", opt, 3, 5) is None
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+        fbrun.build_schedule("linear", opt, 3, 5)
+
+
+# --------------------------------------------------------------------------- data sets
+@pytest.fixture
+def no_full_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("FILTERBANK_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(FashionMNIST, "system_dirs", ())
+    return tmp_path
+
+
+def test_fashion_mnist_falls_back_to_the_sample_and_says_so(no_full_data):
+    notes = []
+    name, train, test = fbrun.load_dataset("Fashion_MNIST", log=notes.append)
+    assert name == "fashion-mnist-sample" and (len(train), len(test)) == (6000, 1000)
+    assert len(notes) == 1 and "embedded sample" in notes[0]
+    assert str(no_full_data / "data") in notes[0]  # where it looked
+
+
+def test_failed_download_falls_back_too(no_full_data, monkeypatch):
+    from filterbank.data.datasets import DownloadError
+
+    def offline(*args, **kwargs):
+        raise DownloadError("could not download x from any mirror:\n  url: offline")
+
+    monkeypatch.setattr("filterbank.data.datasets.fashion_mnist.download_url", offline)
+    notes = []
+    name, _, _ = fbrun.load_dataset("fashion-mnist", download=True, log=notes.append)
+    assert name == "fashion-mnist-sample" and "download failed" in notes[0]
+
+
+def test_other_data_sets_do_not_fall_back(no_full_data):
+    with pytest.raises(FileNotFoundError, match="--download"):
+        fbrun.load_dataset("mnist", log=print)
+    with pytest.raises(ValueError, match=r"unknown data set 'svhn' \(choose from: "):
+        fbrun.load_dataset("svhn")
+
+
+def test_sample_resolves_directly():
+    notes = []
+    name, train, _ = fbrun.load_dataset("fashion-mnist-sample", log=notes.append)
+    assert name == "fashion-mnist-sample" and notes == []
+    assert fbrun.image_geometry(train) == (1, (28, 28))
+
+
+# ------------------------------------------------------------------------------ runs
+def test_find_run_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        fbrun.find_run(tmp_path)
+    model = get_model("simple_cnn", width=2, hidden=4)
+    save_checkpoint(tmp_path / "plain", model)  # a library checkpoint, no run config
+    with pytest.raises(CheckpointError, match="without a run configuration"):
+        fbrun.find_run(tmp_path / "plain.json")
+
+
+def test_image_files(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("a/x.PNG", "a/b/y.jpg", "a/readme.md"):
+        (tmp_path / name).write_bytes(b"")
+    files = fbrun.image_files([tmp_path / "a"])
+    assert [f.name for f in files] == ["y.jpg", "x.PNG"]  # recursive, sorted by path, images
+    with pytest.raises(FileNotFoundError, match="missing.png: no such file or folder"):
+        fbrun.image_files([tmp_path / "missing.png"])
+
+
+def test_image_files_empty_folder(tmp_path):
+    (tmp_path / "e").mkdir()
+    with pytest.raises(FileNotFoundError, match="no image files in this folder"):
+        fbrun.image_files([tmp_path / "e"])
+
+
+def test_load_images_converts_channels_and_size(tmp_path):
+    from PIL import Image
+
+    rgb = np.zeros((20, 10, 3), np.uint8)
+    rgb[..., 0] = 255  # pure red: grey level 0.299 * 255 (ITU-R 601-2, Pillow's "L")
+    Image.fromarray(rgb).save(tmp_path / "red.png")
+    out = fbrun.load_images([tmp_path / "red.png"], {"channels": 1, "size": [8, 4]})
+    assert out.shape == (1, 8, 4, 1) and out.dtype == np.uint8
+    assert np.all(out == 76)
+    out3 = fbrun.load_images([tmp_path / "red.png"], {"channels": 3, "size": [20, 10]})
+    np.testing.assert_array_equal(out3[0], rgb)
+    (tmp_path / "bad.png").write_text("no")
+    with pytest.raises(ValueError, match="not an image Pillow can read"):
+        fbrun.load_images([tmp_path / "bad.png"], {"channels": 1, "size": [8, 4]})
+
+
+# -------------------------------------------------------------------- the demo model
+def test_simple_cnn_shapes_and_count():
+    fb.manual_seed(0)
+    model = SimpleCNN()
+    assert model.num_parameters() == 421_738
+    assert all(p.dtype == np.float32 for p in model.parameters())
+    assert model(fb.zeros(2, 1, 28, 28)).shape == (2, 10)
+    small = get_model("simple_cnn", num_classes=3, in_channels=3, input_size=32, width=4,
+                      hidden=8)
+    assert small(fb.zeros(1, 3, 32, 32)).shape == (1, 3)
+    assert small.fc1.in_features == 8 * 8 * 8
+
+
+def test_simple_cnn_errors():
+    with pytest.raises(ValueError, match="multiple of 4"):
+        SimpleCNN(input_size=30)
+    with pytest.raises(ValueError, match="width must be a positive int, got 0"):
+        SimpleCNN(width=0)
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, C, 28, 28\), got "
+                                         r"\(1, 1, 32, 32\)"):
+        SimpleCNN()(fb.zeros(1, 1, 32, 32))
+
+
+def test_simple_cnn_matches_torch():
+    torch = pytest.importorskip("torch")
+    tnn = torch.nn
+    fb.manual_seed(1)
+    model = SimpleCNN(num_classes=5, in_channels=2, input_size=12, width=4, hidden=16)
+    ref = tnn.Sequential(
+        tnn.Conv2d(2, 4, 3, padding=1, bias=False), tnn.BatchNorm2d(4), tnn.ReLU(),
+        tnn.MaxPool2d(2), tnn.Conv2d(4, 8, 3, padding=1, bias=False), tnn.BatchNorm2d(8),
+        tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(), tnn.Linear(72, 16), tnn.ReLU(),
+        tnn.Dropout(0.25), tnn.Linear(16, 5))
+    names = {"conv1": 0, "bn1": 1, "conv2": 4, "bn2": 5, "fc1": 9, "fc2": 12}
+    state = {f"{names[k.split('.')[0]]}.{k.split('.', 1)[1]}": torch.from_numpy(np.array(v))
+             for k, v in model.state_dict().items()}
+    ref.load_state_dict(state)
+    x = np.random.default_rng(0).standard_normal((3, 2, 12, 12)).astype(np.float32)
+    for train in (False, True):  # eval: running stats; train: batch stats (dropout off)
+        model.train(train)
+        ref.train(train)
+        model.dropout.p = ref[11].p = 0.0
+        got = model(fb.tensor(x)).data
+        want = ref(torch.from_numpy(x)).detach().numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * max(1.0, abs(want).max()))
+
+
+def test_docstring_examples():
+    import doctest
+
+    import filterbank.models.simple as simple
+
+    result = doctest.testmod(simple, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
