@@ -19,8 +19,30 @@ $(DEV): $(CORE)
 	$(PY) -m pip install -q -e '.[dev]' 'torch==2.13.0'
 	touch $@
 
-demo: $(CORE)
-	$(PY) examples/xor_mlp.py
+# Fashion-MNIST for the demo, best source first: already there (any data folder); Debian's
+# dataset-fashion-mnist (as root with apt-get); a verified download into ~/.cache/filterbank;
+# failing all three, `filterbank train` falls back to the embedded 6,000-image sample.
+FMNIST_FOUND = $(PY) -c "import sys; from filterbank.data.datasets import FashionMNIST as F; \
+	sys.exit(not (F.find(None, True) and F.find(None, False)))"
+
+data: $(CORE)
+	@if $(FMNIST_FOUND); then \
+	  echo "data: Fashion-MNIST is installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "data: installing Debian's dataset-fashion-mnist"; \
+	  apt-cache show dataset-fashion-mnist >/dev/null 2>&1 || apt-get update -qq || true; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist || true; \
+	fi
+	@$(FMNIST_FOUND) || { echo "data: downloading Fashion-MNIST"; \
+	  $(VENV)/bin/filterbank datasets --download fashion-mnist >/dev/null; } || \
+	  echo "data: WARNING: could not install or download Fashion-MNIST; the demo trains on" \
+	       "the embedded sample (6,000 images) instead, which does not reach 90%"
+
+# A small CNN on the full Fashion-MNIST: >= 90% test accuracy in a few minutes on 2 cores.
+DEMO_ARGS ?= --model simple_cnn --dataset fashion-mnist --epochs 3 --batch-size 128 \
+	--optimizer adam --lr 0.002 --schedule onecycle --val-split 0.05
+demo: data
+	$(VENV)/bin/filterbank train $(DEMO_ARGS)
 
 lint: $(DEV)
 	$(VENV)/bin/ruff check src tests bench examples

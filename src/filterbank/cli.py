@@ -142,7 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="data sets available locally, and where",
                        description="List the registered data sets and where their files "
                        "were found.")
-    d.add_argument("--data-root", metavar="DIR", help="folder searched first")
+    d.add_argument("--data-root", metavar="DIR", help="folder searched first (and downloaded "
+                   "into)")
+    d.add_argument("--download", metavar="NAME", action="append",
+                   help="download this data set first if it is missing (mnist, fashion-mnist; "
+                        "repeatable)")
     return p
 
 
@@ -169,7 +173,7 @@ def _dispatch(args) -> None:
         run.summary(args.model, args.input_size, args.num_classes,
                     run.parse_model_args(args.model_arg))
     elif args.command == "datasets":
-        run.datasets(args.data_root)
+        run.datasets(args.data_root, download=args.download)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -269,10 +269,12 @@ def test_simple_cnn_matches_torch():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * max(1.0, abs(want).max()))
 
 
-def test_docstring_examples():
+@pytest.mark.parametrize("module", [fbrun, "filterbank.models.simple"])
+def test_docstring_examples(module):
     import doctest
+    import importlib
 
-    import filterbank.models.simple as simple
-
-    result = doctest.testmod(simple, optionflags=doctest.ELLIPSIS)
+    if isinstance(module, str):
+        module = importlib.import_module(module)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0

@@ -372,12 +372,38 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
           progress: bool = True, log: Log = _stderr, echo: Log = print) -> dict:
     """Train ``model`` on ``dataset`` and write a run folder (see the module docstring).
 
-    ``resume`` (a run folder or checkpoint) continues that run in its folder with its own
-    settings; ``epochs`` is then the new total. ``echo`` prints the results (stdout), ``log``
-    the notes (stderr).
+    Per step: cross-entropy loss, backward, ``optimizer`` update; the learning rate follows
+    ``schedule``. After training: accuracy, report and confusion matrix on the test split.
+
+    Args:
+        model: zoo name (:func:`filterbank.models.available_models`); None with ``resume``.
+        dataset: registry name; ``fashion-mnist`` falls back to the embedded sample.
+        epochs: total epochs (default 5; with ``resume``, the run's own).
+        batch_size, optimizer, lr, momentum, weight_decay: the optimisation (``lr`` None:
+            :data:`DEFAULT_LR`; ``weight_decay`` None: the optimizer's default).
+        schedule: 'none', 'step' (x0.1 every third of the epochs), 'cosine' or 'onecycle'
+            (per batch, over the whole run), 'plateau' (x0.1 after 2 flat epochs).
+        augment: subset of 'flip', 'crop', 'affine', 'erase' (list or comma-separated).
+        seed: seeds initialisation and dropout, shuffling, the split and augmentation.
+        out: the run folder (default ``runs/<model>-<dataset>-<time>``).
+        resume: a run folder or checkpoint to continue with its own settings, in its folder.
+        val_split: fraction of the training images held out for validation.
+        data_root, download: where to look for the data first; fetch missing files.
+        prefetch: batches prepared ahead by a background thread.
+        limit: use at most this many images of each split.
+        image_size: resize images to this square size.
+        model_args: extra constructor arguments for the model.
+        progress: show progress bars.
+        log, echo: where notes (stderr) and results (stdout) go.
 
     Returns:
-        dict with ``out`` (the run folder), ``test_accuracy``, ``history``, ``config``.
+        dict with ``out`` (the run folder), ``test_accuracy``, ``history``, ``config``,
+        ``seconds``.
+
+    Example:
+        >>> r = train("simple_cnn", "fashion-mnist", epochs=3, lr=2e-3)  # doctest: +SKIP
+        >>> r["test_accuracy"], r["out"]  # doctest: +SKIP
+        (0.913, PosixPath('runs/simple_cnn-fashion-mnist-20250101-120000'))
     """
     if not 0 <= val_split < 1:
         raise ValueError(f"--val-split must be in [0, 1), got {val_split}")
@@ -581,8 +607,23 @@ def evaluate(path: str | os.PathLike, dataset: str | None = None, model: str | N
              echo: Log = print) -> dict:
     """Accuracy, per-class report and confusion matrix of a run's model on a test set.
 
-    Writes ``eval-<dataset>.json`` and ``eval-<dataset>.png`` into ``out`` (default: the run
-    folder).
+    The test images go through the run's own preprocessing (resized if the data set's size
+    differs from the model's). Writes ``eval-<dataset>.json`` (matrix, per-class precision,
+    recall, F1) and ``eval-<dataset>.png`` into ``out`` (default: the run folder).
+
+    Args:
+        path: run folder or checkpoint.
+        dataset: test set name (default: the one the run was trained on).
+        model: rebuild this model instead of the configured one.
+        data_root, download, batch_size, limit: as for :func:`train`.
+        out: folder for the confusion matrix files.
+
+    Returns:
+        dict with ``accuracy``, ``matrix`` and ``out``.
+
+    Example:
+        >>> evaluate("runs/demo")["accuracy"]  # doctest: +SKIP
+        0.913
     """
     net, config, ckpt = load_run_model(path, model)
     resolved, _, test_set = load_dataset(dataset or config["requested_dataset"], data_root,
@@ -662,7 +703,28 @@ def load_images(files: Sequence[Path], pre: dict) -> np.ndarray:
 def predict(paths: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, top_k: int = 3,
             as_json: bool = False, model: str | None = None, batch_size: int = 256,
             echo: Log = print) -> list[dict]:
-    """Top-k classes with probabilities for image files (or folders of them)."""
+    """Top-k classes with probabilities for image files (or folders of them).
+
+    Each image is converted to the model's channels and size with Pillow, scaled by 1/255 and
+    standardised with the training mean and std; probabilities are ``softmax(logits)``.
+
+    Args:
+        paths: image files and/or folders (searched recursively).
+        checkpoint: run folder or checkpoint.
+        top_k: classes per image.
+        as_json: print JSON instead of a table.
+        model: rebuild this model instead of the configured one.
+
+    Returns:
+        one dict per image: ``file`` and ``predictions`` (``class``, ``index``,
+        ``probability``), most probable first.
+
+    Example:
+        >>> predict(["shoe.png"], "runs/demo", top_k=1)  # doctest: +SKIP
+        image     top-1
+        --------  ---------------
+        shoe.png  Sneaker (97.1%)
+    """
     if top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {top_k}")
     net, config, _ = load_run_model(checkpoint, model)
@@ -702,7 +764,22 @@ def _predict_table(results: list[dict], k: int) -> str:
 # ------------------------------------------------------------------- summary, datasets
 def summary(model: str, input_size: Sequence[int] | None = None, num_classes: int = 10,
             model_args: dict | None = None, echo: Log = print) -> dict:
-    """Print the layer table of a zoo model for one input of shape ``input_size`` (C, H, W)."""
+    """Print the layer table of a zoo model for one input of shape ``input_size`` (C, H, W).
+
+    Args:
+        model: zoo name.
+        input_size: (C, H, W); default the model's usual input (:data:`DEFAULT_INPUT`,
+            else 3x224x224). The model is fitted to it as in :func:`model_kwargs`.
+        num_classes: outputs of the model.
+        model_args: extra constructor arguments.
+
+    Returns:
+        the numbers of :func:`filterbank.nn.summary.summary`.
+
+    Example:
+        >>> summary("lenet5", echo=lambda s: None)["total_params"]
+        61706
+    """
     name = model_name(model)
     if input_size is None:
         input_size = DEFAULT_INPUT.get(name, (3, 224, 224))
@@ -716,8 +793,21 @@ def summary(model: str, input_size: Sequence[int] | None = None, num_classes: in
     return net.summary((c, h, w), includes_batch=False, print_fn=echo)
 
 
-def datasets(data_root: str | os.PathLike | None = None, echo: Log = print) -> list[dict]:
-    """Print the registered data sets: where their files were found, sizes, classes."""
+def datasets(data_root: str | os.PathLike | None = None,
+             download: Sequence[str] | None = None, echo: Log = print) -> list[dict]:
+    """Print the registered data sets: where their files were found, sizes, classes.
+
+    Args:
+        data_root: folder searched first (and downloaded into).
+        download: names of data sets to download first where missing (SHA-256 verified).
+    """
+    for name in download or ():
+        key = _canonical_dataset(name)
+        if key not in dataset_names():
+            raise ValueError(f"unknown data set {name!r} (choose from: "
+                             f"{', '.join(dataset_names())})")
+        for split in (True, False):
+            get_dataset(key, train=split, root=data_root, download=True)
     rows = available_datasets(data_root)
     head = ["name", "found", "train", "test", "classes", "download", "description"]
     table = [[d["name"], d["found"] or "not found", f"{d['train_size']:,}",
