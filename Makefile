@@ -50,8 +50,12 @@ lint: $(DEV)
 test: lint
 	$(PY) -m pytest -q
 
+# Every benchmark against PyTorch (autodiff, layers, train, scaling, footprint): one summary
+# table; JSON + PNG per benchmark in bench/results/. BENCH_ARGS=--quick for a short run,
+# BENCH_ARGS=--fashion to add the Fashion-MNIST training race (needs the full data set).
+BENCH_ARGS ?=
 bench: $(DEV)
-	$(PY) bench/autodiff.py
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

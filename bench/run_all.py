@@ -1,0 +1,228 @@
+"""Run every benchmark and print one summary table (``make bench``).
+
+Each benchmark runs in its own process (so one's thread settings and memory cannot leak into
+the next) and writes JSON + a PNG chart to ``bench/results/``:
+
+=================  ==========================================  ============================
+benchmark          what                                        files
+=================  ==========================================  ============================
+autodiff           per-op overhead of the engine (us / op)     autodiff.json, autodiff.png
+layers             single layers, forward and fwd+bwd          layers.json, layers.png
+train              LeNet-5 / ResNet-18 steps, peak RSS         train.json, train.png
+scaling            time per image vs batch, area, depth        scaling.json, scaling.png
+footprint          installed size (two throwaway venvs)        footprint.json, footprint.png
+fashion (opt-in)   Fashion-MNIST images/s, time to 90 %        train_fashion.json / .png
+=================  ==========================================  ============================
+
+Run: ``.venv/bin/python bench/run_all.py [--quick] [--skip footprint,scaling]
+[--fashion]``. Ratios are filterbank speed / PyTorch speed (1.0 = parity, higher is better)
+except where the table says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _common import RESULTS, table  # noqa: E402
+
+ORDER = ["autodiff", "layers", "train", "scaling", "footprint", "fashion"]
+
+
+def _autodiff_json(quick: bool) -> None:
+    """Subcommand: run bench/autodiff.py's measurement, write its JSON and chart."""
+    import autodiff
+    from _e2e import bar_chart, env_info
+
+    res = autodiff.measure(rounds=3 if quick else 7, steps=20 if quick else 50)
+    phases = ["forward", "forward+backward", "forward, no_grad"]
+    rows = [{"phase": p, "fb_us": res["filterbank", p], "torch_us": res.get(("torch", p)),
+             "ratio": (res[("torch", p)] / res["filterbank", p]) if ("torch", p) in res
+             else None} for p in phases]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "autodiff.json").write_text(json.dumps(
+        {"environment": env_info(1), "unit": "microseconds per op", "rows": rows}, indent=2)
+        + "\n")
+    if all(r["ratio"] is not None for r in rows):
+        bar_chart(RESULTS / "autodiff.png", [f"per-op overhead: {r['phase']}" for r in rows],
+                  [r["ratio"] for r in rows], "Autodiff engine overhead (torch 1 thread)")
+
+
+def _run(cmd: list[str], log: list[str]) -> bool:
+    print(f"\n$ {' '.join(cmd)}", flush=True)
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, check=False)
+    log.append(f"{' '.join(Path(c).name if c.endswith('.py') else c for c in cmd[1:])}: "
+               f"exit {res.returncode}, {time.perf_counter() - t0:.0f} s")
+    return res.returncode == 0
+
+
+def _load(name: str):
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _layers_chart() -> None:
+    data = _load("layers.json")
+    if not data:
+        return
+    from _e2e import bar_chart
+
+    cases = data["cases"]
+    bar_chart(RESULTS / "layers.png", [c["name"] for c in cases],
+              [c["ratio_step"] for c in cases],
+              f"Layers, forward+backward, batch {data['batch']}",
+              [(c["torch_step"]["min_ms"] / c["fb_step"]["max_ms"],
+                c["torch_step"]["max_ms"] / c["fb_step"]["min_ms"]) for c in cases],
+              [0.7 if "target" in c["name"] else None for c in cases])
+
+
+def _footprint_chart() -> None:
+    data = _load("footprint.json")
+    if not data:
+        return
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover
+        return
+    fig, ax = plt.subplots(figsize=(6, 2.2))
+    ax.barh([r["what"] for r in data][::-1], [r["mib"] for r in data][::-1], color="tab:blue")
+    ax.set_xlabel("installed size (MiB)")
+    ax.set_title("filterbank install footprint")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "footprint.png", dpi=110)
+    plt.close(fig)
+
+
+def summary_rows() -> list[dict]:
+    """One row per headline number, from whatever JSON files exist."""
+    rows = []
+
+    def add(bench, case, fb_val, torch_val, ratio, target="", unit=""):
+        ok = ""
+        if isinstance(target, (int, float)) and ratio is not None:
+            ok = "yes" if ratio >= target else "no"
+        rows.append({"bench": bench, "case": case, "fb": fb_val, "torch": torch_val,
+                     "unit": unit, "ratio": ratio,
+                     "target": f">= {target}" if isinstance(target, (int, float)) else target,
+                     "met": ok})
+
+    if (d := _load("autodiff.json")):
+        for r in d["rows"]:
+            add("autodiff", r["phase"], r["fb_us"], r["torch_us"], r["ratio"], unit="us/op")
+    if (d := _load("layers.json")):
+        for c in d["cases"]:
+            target = 0.7 if "target" in c["name"] else ""
+            add("layers", c["name"], c["fb_step"]["median_ms"], c["torch_step"]["median_ms"],
+                c["ratio_step"], target, "ms f+b")
+    if (d := _load("train.json")):
+        for c in d["cases"]:
+            add("train", c["case"], c["fb_ips"], c["torch_ips"], c["ratio"],
+                c["target"] if c["target"] is not None else "", "img/s")
+        if (r := d.get("peak_rss")):
+            # for memory, ratio = torch / filterbank so that higher is better here too
+            add("train", "ResNet-18 b64 training peak RSS", r["fb"]["peak_rss_mib"],
+                r["torch"]["peak_rss_mib"], 1 / r["ratio"], round(1 / r["target"], 3),
+                "MiB (ratio torch/fb)")
+    if (d := _load("scaling.json")):
+        for name, pts in d["sweeps"].items():
+            for p in pts:
+                if "ratio" in p and p[name] == d["base"][name] and name == "batch":
+                    add("scaling", "ConvNet base point (b32, 32px, depth 4)",
+                        p["fb_ms_per_img"], p["torch_ms_per_img"], p["ratio"], unit="ms/img")
+            first, last = pts[0], pts[-1]
+            add("scaling", f"fb ms/img {name} {first[name]} -> {last[name]}",
+                first["fb_ms_per_img"], last["fb_ms_per_img"], None, unit="ms/img (from, to)")
+    if (d := _load("footprint.json")):
+        for r in d:
+            add("footprint", r["what"], r["mib"], None, None, unit="MiB")
+    if (d := _load("train_fashion.json")):
+        for r in d["rows"]:
+            add("fashion", f"{r['model']} images/s", r.get("fb_ips"), r.get("torch_ips"),
+                r.get("ratio_ips"), unit="img/s")
+            add("fashion", f"{r['model']} time to 90%", r.get("fb_t90"), r.get("torch_t90"),
+                r.get("ratio_t90"), unit="s")
+    return rows
+
+
+def print_summary() -> None:
+    rows = summary_rows()
+    flat = []
+    for r in rows:
+        flat.append({**r, "fb": _fmt(r["fb"]), "torch": _fmt(r["torch"]),
+                     "ratio": _fmt(r["ratio"], ".2f")})
+    print("\nSummary (bench/results/*.json); ratio = filterbank speed / PyTorch speed, 1 = parity")
+    print(table(flat, [("bench", "bench", ""), ("case", "case", ""), ("fb", "filterbank", ""),
+                       ("torch", "PyTorch", ""), ("unit", "unit", ""), ("ratio", "ratio", ""),
+                       ("target", "target", ""), ("met", "met", "")]))
+
+
+def _fmt(v, spec=None) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and v != v:  # NaN
+        return "n/a"
+    if spec:
+        return format(v, spec)
+    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and points")
+    parser.add_argument("--skip", default="", help=f"comma-separated, from {ORDER}")
+    parser.add_argument("--only", default="", help="comma-separated subset to run")
+    parser.add_argument("--fashion", action="store_true", help="also run train_fashion.py")
+    parser.add_argument("--summary", action="store_true", help="only print the table of "
+                        "the existing results")
+    parser.add_argument("--autodiff-json", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.autodiff_json:
+        _autodiff_json(args.quick)
+        return 0
+    if args.summary:
+        print_summary()
+        return 0
+    skip = {s for s in args.skip.split(",") if s}
+    only = {s for s in args.only.split(",") if s}
+    todo = [b for b in ORDER if b not in skip and (not only or b in only)
+            and (b != "fashion" or args.fashion or "fashion" in only)]
+    py = sys.executable
+    q = ["--quick"] if args.quick else []
+    commands = {
+        "autodiff": [py, str(HERE / "run_all.py"), "--autodiff-json"] + q,
+        "layers": [py, str(HERE / "layers.py")] + (["--rounds", "3"] if args.quick else []),
+        "train": [py, str(HERE / "train.py")] + q,
+        "scaling": [py, str(HERE / "scaling.py")] + q,
+        "footprint": [py, str(HERE / "footprint.py")],
+        "fashion": [py, str(HERE / "train_fashion.py")] + q,
+    }
+    log: list[str] = []
+    failed = []
+    for name in todo:
+        if not _run(commands[name], log):
+            failed.append(name)
+    # footprint builds two venvs with pip: without an index (offline CI) it cannot run, which
+    # says nothing about speed, so it only warns
+    fatal = [f for f in failed if f != "footprint"]
+    _layers_chart()
+    _footprint_chart()
+    print_summary()
+    print("\nruns: " + "; ".join(log))
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if fatal else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
