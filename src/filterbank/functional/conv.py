@@ -24,10 +24,13 @@ allocation of tens of MiB costs.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import math
+import os
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -96,6 +99,91 @@ class _Workspace:
 
 
 _workspace = _Workspace()
+
+
+# ------------------------------------------------------------------------------ threading
+
+
+class _Threads:
+    """Chunks of a convolution run on a small thread pool, BLAS single-threaded meanwhile.
+
+    NumPy releases the GIL inside ufuncs, copies and BLAS calls, so worker threads that each
+    take a share of the batch chunks (transforms and GEMMs alike) use every core, whereas
+    BLAS's own threads would only parallelise the GEMMs. BLAS is switched to one thread for
+    the duration of the call (through OpenBLAS's ``*_set_num_threads``, found in the loaded
+    libraries) and restored after; its spinning worker threads would otherwise compete with
+    ours. Without an OpenBLAS to switch, chunks run one after another on the calling thread.
+    ``FILTERBANK_NUM_THREADS`` caps the pool size (default: the CPUs this process may use).
+    """
+
+    def __init__(self):
+        self._pool = None
+        self._pid = None
+        self._blas = False  # not looked up yet; None: not available
+
+    @staticmethod
+    def available_cpus() -> int:
+        env = os.environ.get("FILTERBANK_NUM_THREADS")
+        if env:
+            return max(1, int(env))
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not on Linux
+            return max(1, os.cpu_count() or 1)
+
+    def _blas_control(self):
+        if self._blas is False:
+            self._blas = None
+            try:
+                with open("/proc/self/maps") as maps:
+                    paths = {line.split(None, 5)[-1].strip() for line in maps
+                             if "openblas" in line.lower()}
+            except OSError:  # pragma: no cover - not on Linux
+                paths = set()
+            for path in sorted(paths):
+                try:
+                    lib = ctypes.CDLL(path)
+                except OSError:  # pragma: no cover
+                    continue
+                for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "")):
+                    setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                    getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                    if setter is not None and getter is not None:
+                        setter.argtypes, setter.restype = [ctypes.c_int], None
+                        getter.argtypes, getter.restype = [], ctypes.c_int
+                        self._blas = (setter, getter)
+                        return self._blas
+        return self._blas
+
+    def workers(self, tasks: int) -> int:
+        n = min(tasks, self.available_cpus())
+        return n if n > 1 and self._blas_control() is not None else 1
+
+    def run(self, task, n: int) -> None:
+        """``task(i)`` for i in range(n), in parallel when n > 1 (see :meth:`workers`)."""
+        if n <= 1:
+            task(0)
+            return
+        if self._pool is None or self._pid != os.getpid() or self._pool._max_workers < n:
+            self._pool = ThreadPoolExecutor(max(n, self.available_cpus()),
+                                            thread_name_prefix="filterbank-conv")
+            self._pid = os.getpid()  # a forked child must not reuse its parent's threads
+        setter, getter = self._blas
+        previous = getter()
+        setter(1)
+        try:
+            futures = [self._pool.submit(task, i) for i in range(n)]
+            for f in futures:
+                f.result()
+        finally:
+            setter(previous)
+
+
+_threads = _Threads()
+
+
+def _split(items: list, n: int) -> list[list]:
+    return [items[i::n] for i in range(n)]
 
 
 # --------------------------------------------------------------------- argument normalisation
@@ -213,10 +301,10 @@ def _zero_outside(a: np.ndarray, box: tuple[slice, ...], lead: int = 2) -> None:
 # -------------------------------------------------------------------------- im2col kernels
 
 
-def _im2col(x: np.ndarray, g: _Geometry) -> np.ndarray:
-    """``cols[c, k, n, *o] = x_padded[n, c, o * stride + k * dilation]``, shape (C, KK, N, *So)."""
-    cols = _workspace.empty((g.C, g.KK, g.N) + g.So, x.dtype)
-    xt = _swap01(x)
+def _im2col(x: np.ndarray, g: _Geometry, n0: int, n1: int, cols: np.ndarray) -> None:
+    """``cols[c, k, n, *o] = x_pad[n0 + n, c, o * stride + k * dilation]`` for the samples
+    n0..n1; ``cols`` has shape (C, KK, n1 - n0, *So)."""
+    xt = _swap01(x[n0:n1])
     for kk, (empty, src, dst) in enumerate(g.plans):
         d = cols[:, kk]
         if empty:
@@ -224,13 +312,11 @@ def _im2col(x: np.ndarray, g: _Geometry) -> np.ndarray:
             continue
         d[_ALL2 + dst] = xt[_ALL2 + src]
         _zero_outside(d, dst)
-    return cols
 
 
-def _col2im(dcols: np.ndarray, g: _Geometry, dtype) -> np.ndarray:
-    """The adjoint of :func:`_im2col`: add each offset's columns back onto ``dx``."""
-    dx = _workspace.empty((g.N, g.C) + g.S, dtype)
-    dxt = _swap01(dx)
+def _col2im(dcols: np.ndarray, g: _Geometry, n0: int, n1: int, dx: np.ndarray) -> None:
+    """The adjoint of :func:`_im2col`: add each offset's columns back onto ``dx[n0:n1]``."""
+    dxt = _swap01(dx[n0:n1])
     first = None  # an offset that covers all of x (stride 1) initialises dx with a copy
     for kk, (empty, src, _) in enumerate(g.plans):
         if not empty and all(sl.start == 0 and sl.step == 1 and sl.stop == s
@@ -238,7 +324,7 @@ def _col2im(dcols: np.ndarray, g: _Geometry, dtype) -> np.ndarray:
             first = kk
             break
     if first is None:
-        dx.fill(0)
+        dxt.fill(0)
     else:
         dxt[...] = dcols[:, first][_ALL2 + g.plans[first][2]]
     for kk, (empty, src, dst) in enumerate(g.plans):
@@ -246,25 +332,6 @@ def _col2im(dcols: np.ndarray, g: _Geometry, dtype) -> np.ndarray:
             continue
         view = dxt[_ALL2 + src]
         np.add(view, dcols[:, kk][_ALL2 + dst], out=view)
-    return dx
-
-
-def _nchw_from_cnhw(a: np.ndarray, g: _Geometry, channels: int, bias, spatial) -> np.ndarray:
-    """(channels, N, *spatial) -> a new (N, channels, *spatial) array, adding ``bias``."""
-    out = _workspace.empty((g.N, channels) + spatial, a.dtype)
-    src = _swap01(a.reshape((channels, g.N) + spatial))
-    if bias is None:
-        np.copyto(out, src)
-    else:
-        np.add(src, bias.reshape((1, channels) + (1,) * len(spatial)), out=out)
-    return out
-
-
-def _cnhw(a: np.ndarray) -> np.ndarray:
-    """(N, C, *S) -> contiguous (C, N, *S) workspace copy."""
-    out = _workspace.empty((a.shape[1], a.shape[0]) + a.shape[2:], a.dtype)
-    np.copyto(out, _swap01(a))
-    return out
 
 
 def _bias_grad(gy: np.ndarray) -> np.ndarray:
@@ -272,200 +339,374 @@ def _bias_grad(gy: np.ndarray) -> np.ndarray:
 
 
 class _Im2col:
-    """Direct convolution by im2col + one GEMM per group (any nd, stride, dilation, groups)."""
+    """Direct convolution by im2col + one GEMM per group (any nd, stride, dilation, groups).
 
-    @staticmethod
-    def forward(fn, x, w, b, g: _Geometry):
-        cols = _im2col(x, g)
-        wm = w.reshape(g.groups, g.Og, g.Cg * g.KK)
-        out = _workspace.empty((g.groups, g.Og, g.N * g.Lo), x.dtype)
-        np.matmul(wm, cols.reshape(g.groups, g.Cg * g.KK, g.N * g.Lo), out=out)
-        y = _nchw_from_cnhw(out, g, g.O, b, g.So)
+    One pass over chunks of the batch computes any of ``y = conv(x) + b`` (from ``x``),
+    ``dx = conv^T(dy)`` (from ``dy``), ``dW = dy * x`` and ``db``; the columns of a chunk are
+    built once and serve both ``y`` and ``dW`` (a transposed convolution's backward needs
+    both). Columns are rebuilt in backward rather than stored: they are ``prod(kernel)``
+    times the input's size.
+    """
+
+    CHUNK_BYTES = 1 << 22  # target size of one chunk's columns
+
+    @classmethod
+    def _chunks(cls, g: _Geometry, dtype, workers_hint: int):
+        per_sample = max(1, g.C * g.KK * g.Lo * np.dtype(dtype).itemsize)
+        nb = max(1, cls.CHUNK_BYTES // per_sample)
+        nb = max(nb, -(-2 * g.Og // max(1, g.Lo)))  # keep dW's K dim >= 2 O: few accumulations
+        nb = min(nb, -(-g.N // workers_hint))  # at least one chunk per worker
+        return [(n0, min(g.N, n0 + nb)) for n0 in range(0, g.N, nb)], nb
+
+    @classmethod
+    def run(cls, g: _Geometry, w, *, x=None, y=None, bias=None, gy=None, dx=None,
+            want_dw=False, want_db=False):
+        """Fill ``y`` (needs x) and ``dx`` (needs gy) in place; return (dw, db)."""
+        dtype = (x if x is not None else gy).dtype
+        chunks, nb = cls._chunks(g, dtype, _threads.available_cpus())
+        n = _threads.workers(len(chunks))
+        parts = _split(chunks, n)
+        need_cols = y is not None or want_dw
+        need_gy = dx is not None or want_dw or want_db
+        kdim, ncol = g.Cg * g.KK, nb * g.Lo
+        shapes = {}
+        if need_cols:
+            shapes["cols"] = (g.C, g.KK, nb) + g.So
+        if y is not None:
+            shapes["out"] = (g.groups, g.Og, ncol)
+        if need_gy:
+            shapes["gyt"] = (g.O, nb) + g.So
+        if dx is not None:
+            shapes["dcols"] = (g.C, g.KK, nb) + g.So
+        bufs = [{k: _workspace.empty(s, dtype) for k, s in shapes.items()} for _ in range(n)]
+        wm = w.reshape(g.groups, g.Og, kdim) if w is not None else None
+        wt = np.ascontiguousarray(wm.transpose(0, 2, 1)) if dx is not None else None
+        dws = [np.zeros((g.groups, g.Og, kdim), dtype) if want_dw else None for _ in range(n)]
+        dbs = [np.zeros(g.O, dtype) if want_db else None for _ in range(n)]
+        bias_b = None if bias is None else bias.reshape((1, g.O) + (1,) * g.nd)
+
+        def task(i):
+            buf, dw, db = bufs[i], dws[i], dbs[i]
+            for n0, n1 in parts[i]:
+                k = n1 - n0
+                cols = gyt = None
+                if need_cols:
+                    cols = buf["cols"][:, :, :k]
+                    _im2col(x, g, n0, n1, cols)
+                    cols = cols.reshape(g.groups, kdim, k * g.Lo)
+                if y is not None:
+                    out = buf["out"][:, :, :k * g.Lo]
+                    np.matmul(wm, cols, out=out)
+                    src = _swap01(out.reshape((g.O, k) + g.So))
+                    if bias_b is None:
+                        np.copyto(y[n0:n1], src)
+                    else:
+                        np.add(src, bias_b, out=y[n0:n1])
+                if need_gy:
+                    gyt = buf["gyt"][:, :k]
+                    np.copyto(gyt, _swap01(gy[n0:n1]))
+                    gyt = gyt.reshape(g.groups, g.Og, k * g.Lo)
+                if db is not None:
+                    db += gyt.reshape(g.O, -1).sum(axis=1)
+                if dw is not None:
+                    dw += np.matmul(gyt, cols.transpose(0, 2, 1))
+                if dx is not None:
+                    dcols = buf["dcols"][:, :, :k]
+                    np.matmul(wt, gyt, out=dcols.reshape(g.groups, kdim, k * g.Lo))
+                    _col2im(dcols, g, n0, n1, dx)
+
+        _threads.run(task, n)
+        dw = sum(dws[1:], dws[0]).reshape((g.O, g.Cg) + g.K) if want_dw else None
+        db = sum(dbs[1:], dbs[0]) if want_db else None
+        return dw, db
+
+    @classmethod
+    def forward(cls, fn, x, w, b, g: _Geometry):
+        y = _workspace.empty((g.N, g.O) + g.So, x.dtype)
+        cls.run(g, w, x=x, y=y, bias=b)
         if fn.needs_input_grad[1]:
-            fn.cols = cols
+            fn.x = x
         if fn.needs_input_grad[0]:
             fn.w = w
         return y
 
-    @staticmethod
-    def backward(fn, gy, g: _Geometry):
+    @classmethod
+    def backward(cls, fn, gy, g: _Geometry):
         need_x, need_w = fn.needs_input_grad[:2]
         need_b = len(fn.needs_input_grad) > 2 and fn.needs_input_grad[2]
-        gyt = _cnhw(gy).reshape(g.groups, g.Og, g.N * g.Lo)
-        dx = dw = db = None
-        if need_b:
-            db = gyt.reshape(g.O, -1).sum(axis=1)
-        if need_w:
-            cols = fn.cols.reshape(g.groups, g.Cg * g.KK, g.N * g.Lo)
-            dw = np.matmul(gyt, cols.transpose(0, 2, 1)).reshape((g.O, g.Cg) + g.K)
-        if need_x:
-            dx = _Im2col.input_grad(gyt, fn.w, g)
+        dx = _workspace.empty((g.N, g.C) + g.S, gy.dtype) if need_x else None
+        dw, db = cls.run(g, fn.w if need_x else None, x=fn.x if need_w else None, gy=gy,
+                         dx=dx, want_dw=need_w, want_db=need_b)
         return dx, dw, db
-
-    @staticmethod
-    def input_grad(gyt, w, g: _Geometry):
-        """``dx`` from ``gyt`` (groups, Og, N * Lo): dcols = W^T dY, then col2im."""
-        wt = np.ascontiguousarray(w.reshape(g.groups, g.Og, g.Cg * g.KK).transpose(0, 2, 1))
-        dcols = _workspace.empty((g.C, g.KK, g.N) + g.So, gyt.dtype)
-        np.matmul(wt, gyt, out=dcols.reshape(g.groups, g.Cg * g.KK, g.N * g.Lo))
-        return _col2im(dcols, g, gyt.dtype)
 
 
 # ------------------------------------------------------------------------- Winograd kernels
 
-_WINOGRAD_MATS: dict = {}
-
-
 class _Winograd:
-    """2-d 3x3 stride-1 convolution by Winograd's minimal filtering F(m x m, 3 x 3).
+    """2-d 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3).
 
-    Tiles: output tile (ty, tx) covers ``y[m ty : m ty + m, m tx : m tx + m]`` and reads the
-    ``alpha x alpha`` input tile at ``x_padded[m ty :, m tx :]`` (alpha = m + 2). The padded
-    input is split into its m x m polyphase components ``P[p, q][i, j] = x_pad[m i + p,
-    m j + q]``, stored flat over (c, n, i, j) on an ``(th + 1) x (tw + 1)`` grid. The tile
-    element (a, b) of every tile is then ``P[a % m, b % m]`` shifted by ``(a // m, b // m)``
-    grid steps: one contiguous copy per element, with one garbage tile column and row per
-    image that the output never reads (and whose gradient is zero).
+    1-d, two outputs of a 3-tap filter g from four inputs d cost 4 multiplications, not 6:
+    ``y = A^T [(G g) * (B^T d)]`` with
+
+        B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+        G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+        A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+
+    and nested in 2-d, a 2x2 output tile costs 16 instead of 36: ``Y = A^T [U * V] A`` with
+    ``U = G g G^T`` (per filter) and ``V = B^T d B`` (per 4x4 input tile). Summed over input
+    channels, the 16 elementwise products become 16 GEMMs ``M[k] = U[k] V[k]`` (O x C by C x
+    tiles). Backward differentiates the same bilinear form: ``dM = A dY A^T``,
+    ``dU = dM V^T`` (then ``dW = G^T dU G``) and ``dV = U^T dM`` (then ``dx = B dV B^T``,
+    adding the overlapping tiles).
+
+    Layout: the padded input is split into its 2x2 polyphase components
+    ``P[p, q][i, j] = x_pad[2i + p, 2j + q]`` on a (th + 1) x (tw + 1) grid, flattened over
+    (channel, sample, i, j). Tile element (a, b) of every tile is then ``P[a % 2, b % 2]``
+    read ``(a // 2) (tw + 1) + b // 2`` elements further on, so each transform step is one
+    whole-array add or subtract on contiguous memory. Each image carries one spare tile row
+    and column (never read by the output, zero gradient). Work is done on chunks of a few
+    samples so that the transform intermediates stay in cache; ``V`` is recomputed in
+    backward rather than stored (an input-sized saved tensor instead of 4x that).
     """
 
-    # Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016), F(2, 3).
-    m, alpha = 2, 4
-    BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
     G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64)
-    AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
+    #: sign of dM[k] = A dY A^T against the unsigned H[k] computed in backward (A's last row
+    #: is [0, -1]: tile rows/columns 3 carry a minus sign)
+    SIGN = np.array([[1, 1, 1, -1], [1, 1, 1, -1], [1, 1, 1, -1], [-1, -1, -1, 1]],
+                    np.float64).reshape(16)
+    CHUNK_BYTES = 1 << 18  # target size of one transform intermediate (per chunk)
 
     @classmethod
     def applies(cls, g: _Geometry) -> bool:
         return (g.nd == 2 and g.K == (3, 3) and g.stride == (1, 1) and g.dilation == (1, 1)
                 and g.Cg >= 16 and g.Og >= 16 and min(g.So) >= 8)
 
-    @classmethod
-    def _mats(cls, dtype):
-        """(B^T (x) B^T, its transpose, A^T (x) A^T, its transpose): the 2-d transforms of
-        flattened alpha x alpha tiles, in ``dtype``."""
-        key = (cls.m, np.dtype(dtype).str)
-        if key not in _WINOGRAD_MATS:
-            bb = np.kron(cls.BT, cls.BT)
-            aa = np.kron(cls.AT, cls.AT)
-            _WINOGRAD_MATS[key] = tuple(np.ascontiguousarray(a, dtype=dtype)
-                                        for a in (bb, bb.T, aa, aa.T))
-        return _WINOGRAD_MATS[key]
+    # ------------------------------------------------------------------ layout helpers
+    @staticmethod
+    def _grid(g: _Geometry):
+        th, tw = -(-g.So[0] // 2), -(-g.So[1] // 2)
+        return th, tw, th + 1, tw + 1
 
-    @classmethod
-    def _grid(cls, g: _Geometry):
-        m = cls.m
-        th, tw = -(-g.So[0] // m), -(-g.So[1] // m)
-        hq, wq = th + 1, tw + 1
-        return hq, wq, g.C * g.N * hq * wq
-
-    @classmethod
-    def _phase_range(cls, p, pad, size, nq):
-        """Grid indices i with ``m i + p - pad`` inside [0, size), clipped to [0, nq)."""
-        m = cls.m
-        lo = max(0, -((p - pad) // m))
-        hi = min(nq, (size - 1 + pad - p) // m + 1)
+    @staticmethod
+    def _phase_range(p, pad, size, nq):
+        """Grid indices i with ``2 i + p - pad`` inside [0, size), clipped to [0, nq)."""
+        lo = max(0, -((p - pad) // 2))
+        hi = min(nq, (size - 1 + pad - p) // 2 + 1)
         return lo, max(lo, hi)
 
     @classmethod
-    def forward(cls, fn, x, w, b, g: _Geometry):
-        m, al = cls.m, cls.alpha
-        bb, _, aa, _ = cls._mats(x.dtype)
+    def _chunks(cls, g: _Geometry, dtype):
+        _, _, hq, wq = cls._grid(g)
+        per_sample = max(g.C, g.O) * hq * wq * np.dtype(dtype).itemsize
+        nb = int(min(g.N, max(2, cls.CHUNK_BYTES // per_sample)))
+        return [(n0, min(g.N, n0 + nb)) for n0 in range(0, g.N, nb)], nb
+
+    @classmethod
+    def _input_tiles(cls, x, g: _Geometry, n0, n1, bufs):
+        """V (16, C * nb * hq * wq): the B^T d B transform of every input tile of x[n0:n1]."""
+        _, _, hq, wq = cls._grid(g)
+        nb = n1 - n0
+        L = g.C * nb * hq * wq
         (pt, _), (pl, _) = g.pads
-        hq, wq, L = cls._grid(g)
-        nlp = g.N * hq * wq
-        # polyphase components of the padded input, as the rows (a, b) = (p, q) of D
-        d = _workspace.empty((al * al, L + wq + 1), x.dtype)
-        xt = _swap01(x)
-        for p in range(m):
+        p_arr = bufs["P"][:, :L + wq + 1]
+        p_arr[:, L:] = 0
+        xt = _swap01(x[n0:n1])
+        for p, q in itertools.product(range(2), range(2)):
             i0, i1 = cls._phase_range(p, pt, g.S[0], hq)
-            for q in range(m):
-                j0, j1 = cls._phase_range(q, pl, g.S[1], wq)
-                row = d[p * al + q]
-                row[L:] = 0
-                ph = row[:L].reshape(g.C, g.N, hq, wq)
-                box = (slice(i0, i1), slice(j0, j1))
-                ph[_ALL2 + box] = xt[:, :, m * i0 + p - pt::m, m * j0 + q - pl::m][
-                    :, :, :i1 - i0, :j1 - j0]
-                _zero_outside(ph, box)
-        for a, bcol in itertools.product(range(al), range(al)):
-            if a < m and bcol < m:
-                continue
-            off = (a // m) * wq + bcol // m
-            np.copyto(d[a * al + bcol, :L], d[(a % m) * al + bcol % m, off:off + L])
-        v = _workspace.empty((al * al, L), x.dtype)
-        np.matmul(bb, d[:, :L], out=v)
+            j0, j1 = cls._phase_range(q, pl, g.S[1], wq)
+            ph = p_arr[2 * p + q, :L].reshape(g.C, nb, hq, wq)
+            box = (slice(i0, i1), slice(j0, j1))
+            ph[_ALL2 + box] = xt[:, :, 2 * i0 + p - pt::2, 2 * j0 + q - pl::2][
+                :, :, :i1 - i0, :j1 - j0]
+            _zero_outside(ph, box)
+        # rows: R[a', q] = sum_a B^T[a', a] d_a, with d_a = P[a % 2, q] shifted a // 2 rows
+        r = bufs["R"][:, :, :L + 1]
+        for q in range(2):
+            d0, d1 = p_arr[q, :L + 1], p_arr[2 + q, :L + 1]
+            d2, d3 = p_arr[q, wq:wq + L + 1], p_arr[2 + q, wq:wq + L + 1]
+            np.subtract(d0, d2, out=r[0, q])
+            np.add(d1, d2, out=r[1, q])
+            np.subtract(d2, d1, out=r[2, q])
+            np.subtract(d1, d3, out=r[3, q])
+        # columns, likewise with a shift of one element
+        v = bufs["V"][:, :L]
+        for a in range(4):
+            e0, e1, e2, e3 = r[a, 0, :L], r[a, 1, :L], r[a, 0, 1:], r[a, 1, 1:]
+            np.subtract(e0, e2, out=v[4 * a])
+            np.add(e1, e2, out=v[4 * a + 1])
+            np.subtract(e2, e1, out=v[4 * a + 2])
+            np.subtract(e1, e3, out=v[4 * a + 3])
+        return v
+
+    @staticmethod
+    def _buffers(shapes: dict, dtype) -> dict:
+        return {k: _workspace.empty(s, dtype) for k, s in shapes.items()}
+
+    # ------------------------------------------------------------------------ forward
+    @classmethod
+    def forward(cls, fn, x, w, b, g: _Geometry):
+        _, _, hq, wq = cls._grid(g)
+        chunks, nb = cls._chunks(g, x.dtype)
+        n = _threads.workers(len(chunks))
+        Lc, Lo = g.C * nb * hq * wq, g.O * nb * hq * wq
+        shapes = {"P": (4, Lc + wq + 1), "R": (4, 2, Lc + 1), "V": (16, Lc), "M": (16, Lo),
+                  "S": (2, 4, Lo), "T": (Lo,)}
+        bufs = [cls._buffers(shapes, x.dtype) for _ in range(n)]
         u = np.einsum("ai,bj,ocij->aboc", cls.G, cls.G, w, dtype=np.float64, optimize=True)
-        u = np.ascontiguousarray(u.reshape(al * al, g.groups, g.Og, g.Cg), dtype=x.dtype)
-        mm = _workspace.empty((al * al, g.groups, g.Og, nlp), x.dtype)
-        np.matmul(u, v.reshape(al * al, g.groups, g.Cg, nlp), out=mm)
-        yt = _workspace.empty((m * m, g.O * nlp), x.dtype)
-        np.matmul(aa, mm.reshape(al * al, -1), out=yt)
+        u = np.ascontiguousarray(u.reshape(16, g.groups, g.Og, g.Cg), dtype=x.dtype)
         y = _workspace.empty((g.N, g.O) + g.So, x.dtype)
-        yt = yt.reshape(m, m, g.O, g.N, hq, wq)
-        for i, j in itertools.product(range(m), range(m)):
-            src = _swap01(yt[i, j, :, :, :-(-(g.So[0] - i) // m), :-(-(g.So[1] - j) // m)])
-            dst = y[:, :, i::m, j::m]
-            if b is None:
-                np.copyto(dst, src)
-            else:
-                np.add(src, b.reshape(1, g.O, 1, 1), out=dst)
+        parts = _split(chunks, n)
+
+        def task(i):
+            for n0, n1 in parts[i]:
+                cls._forward_chunk(x, u, b, g, n0, n1, bufs[i], y)
+
+        _threads.run(task, n)
         if fn.needs_input_grad[1]:
-            fn.v = v
-        if fn.needs_input_grad[0]:
-            fn.u = u
+            fn.x = x
+        fn.u = u
         return y
 
     @classmethod
+    def _forward_chunk(cls, x, u, b, g: _Geometry, n0, n1, bufs, y):
+        _, _, hq, wq = cls._grid(g)
+        k = n1 - n0
+        lc, lo = g.C * k * hq * wq, g.O * k * hq * wq
+        v = cls._input_tiles(x, g, n0, n1, bufs)
+        m = bufs["M"][:, :lo]
+        np.matmul(u, v.reshape(16, g.groups, g.Cg, lc // g.C),
+                  out=m.reshape(16, g.groups, g.Og, lo // g.O))
+        if b is not None:  # A^T E A = ones(2, 2) for E = the unit at tile element (1, 1)
+            m5 = m[5].reshape(g.O, -1)
+            np.add(m5, b.reshape(g.O, 1), out=m5)
+        # Y = A^T M A: rows first (S[i, b]), then columns straight into y
+        s, t = bufs["S"][:, :, :lo], bufs["T"][:lo]
+        for bb in range(4):
+            np.add(m[bb], m[4 + bb], out=s[0, bb])
+            np.add(s[0, bb], m[8 + bb], out=s[0, bb])
+            np.subtract(m[4 + bb], m[8 + bb], out=s[1, bb])
+            np.subtract(s[1, bb], m[12 + bb], out=s[1, bb])
+        yc = y[n0:n1]
+        grid = (g.O, k, hq, wq)
+        for i, j in itertools.product(range(2), range(2)):
+            rows, cols = -(-(g.So[0] - i) // 2), -(-(g.So[1] - j) // 2)
+            if j == 0:
+                np.add(s[i, 0], s[i, 1], out=t)
+                last, op = s[i, 2], np.add
+            else:
+                np.subtract(s[i, 1], s[i, 2], out=t)
+                last, op = s[i, 3], np.subtract
+            op(t.reshape(grid)[:, :, :rows, :cols], last.reshape(grid)[:, :, :rows, :cols],
+               out=_swap01(yc[:, :, i::2, j::2]))
+
+    # ----------------------------------------------------------------------- backward
+    @classmethod
     def backward(cls, fn, gy, g: _Geometry):
-        m, al = cls.m, cls.alpha
-        _, bbt, _, aat = cls._mats(gy.dtype)
         need_x, need_w = fn.needs_input_grad[:2]
         need_b = len(fn.needs_input_grad) > 2 and fn.needs_input_grad[2]
-        (pt, _), (pl, _) = g.pads
-        hq, wq, L = cls._grid(g)
-        nlp = g.N * hq * wq
-        dx = dw = db = None
-        if need_b:
-            db = _bias_grad(gy)
-        # dY split into its m x m output phases on the tile grid, zero on garbage tiles
-        gp = _workspace.empty((m * m, g.O, g.N, hq, wq), gy.dtype)
-        gyt = _swap01(gy)
-        for i, j in itertools.product(range(m), range(m)):
-            box = (slice(0, -(-(g.So[0] - i) // m)), slice(0, -(-(g.So[1] - j) // m)))
-            dst = gp[i * m + j]
-            dst[_ALL2 + box] = gyt[:, :, i::m, j::m]
-            _zero_outside(dst, box)
-        dmm = _workspace.empty((al * al, g.groups, g.Og, nlp), gy.dtype)
-        np.matmul(aat, gp.reshape(m * m, -1), out=dmm.reshape(al * al, -1))
+        _, _, hq, wq = cls._grid(g)
+        chunks, nb = cls._chunks(g, gy.dtype)
+        n = _threads.workers(len(chunks))
+        Lc, Lo = g.C * nb * hq * wq, g.O * nb * hq * wq
+        shapes = {"H": (16, Lo)}
         if need_w:
-            v = fn.v.reshape(al * al, g.groups, g.Cg, nlp)
-            du = np.matmul(dmm, v.transpose(0, 1, 3, 2)).reshape(al, al, g.O, g.Cg)
-            dw = np.einsum("ai,bj,aboc->ocij", cls.G, cls.G, du, dtype=np.float64,
-                           optimize=True).astype(gy.dtype)
+            shapes.update({"P": (4, Lc + wq + 1), "R": (4, 2, Lc + 1), "V": (16, Lc)})
         if need_x:
-            dv = _workspace.empty((al * al, L), gy.dtype)
-            np.matmul(fn.u.transpose(0, 1, 3, 2), dmm,
-                      out=dv.reshape(al * al, g.groups, g.Cg, nlp))
-            dd = _workspace.empty((al * al, L + wq + 1), gy.dtype)
-            np.matmul(bbt, dv, out=dd[:, :L])
-            for p, q in itertools.product(range(m), range(m)):
-                dd[p * al + q, L:] = 0
-            # tiles overlap: fold each shifted element back onto its polyphase component
-            for a, bcol in itertools.product(range(al), range(al)):
-                if a < m and bcol < m:
-                    continue
-                off = (a // m) * wq + bcol // m
-                dst = dd[(a % m) * al + bcol % m, off:off + L]
-                np.add(dst, dd[a * al + bcol, :L], out=dst)
-            dx = _workspace.empty((g.N, g.C) + g.S, gy.dtype)
-            dxt = _swap01(dx)
-            for p in range(m):
-                i0, i1 = cls._phase_range(p, pt, g.S[0], hq)
-                for q in range(m):
-                    j0, j1 = cls._phase_range(q, pl, g.S[1], wq)
-                    ph = dd[p * al + q, :L].reshape(g.C, g.N, hq, wq)
-                    dxt[:, :, m * i0 + p - pt::m, m * j0 + q - pl::m] = ph[:, :, i0:i1, j0:j1]
-        return dx, dw, db
+            shapes.update({"dV": (16, Lc), "dR": (4, 2, Lc), "dP": (4, Lc), "T": (Lc,)})
+        bufs = [cls._buffers(shapes, gy.dtype) for _ in range(n)]
+        sign = cls.SIGN.astype(gy.dtype)
+        us = (fn.u * sign.reshape(16, 1, 1, 1)).transpose(0, 1, 3, 2) if need_x else None
+        du = [np.zeros((16, g.groups, g.Og, g.Cg), gy.dtype) if need_w else None
+              for _ in range(n)]
+        db = [np.zeros(g.O, gy.dtype) if need_b else None for _ in range(n)]
+        dx = _workspace.empty((g.N, g.C) + g.S, gy.dtype) if need_x else None
+        x = fn.x if need_w else None
+        parts = _split(chunks, n)
+
+        def task(i):
+            for n0, n1 in parts[i]:
+                cls._backward_chunk(gy, x, us, g, n0, n1, bufs[i], du[i], db[i], dx)
+
+        _threads.run(task, n)
+        dw = None
+        if need_w:
+            total = sum(du[1:], du[0]) * sign.reshape(16, 1, 1, 1)
+            dw = np.einsum("ai,bj,aboc->ocij", cls.G, cls.G,
+                           total.reshape(4, 4, g.O, g.Cg), dtype=np.float64,
+                           optimize=True).astype(gy.dtype)
+        return dx, dw, (sum(db[1:], db[0]) if need_b else None)
+
+    @classmethod
+    def _backward_chunk(cls, gy, x, us, g: _Geometry, n0, n1, bufs, du, db, dx):
+        _, _, hq, wq = cls._grid(g)
+        k = n1 - n0
+        lc, lo = g.C * k * hq * wq, g.O * k * hq * wq
+        # H = |A dY A^T| per tile (signs folded into U and dU): the 2x2 output phases of dY
+        # land in the corners (0,0), (0,3), (3,0), (3,3) of the 4x4 tile grid
+        h = bufs["H"][:, :lo]
+        gyt = _swap01(gy[n0:n1])
+        for i, j in itertools.product(range(2), range(2)):
+            box = (slice(0, -(-(g.So[0] - i) // 2)), slice(0, -(-(g.So[1] - j) // 2)))
+            dst = h[12 * i + 3 * j].reshape(g.O, k, hq, wq)
+            dst[_ALL2 + box] = gyt[:, :, i::2, j::2]
+            _zero_outside(dst, box)
+        if db is not None:
+            db += h[[0, 3, 12, 15]].reshape(4, g.O, -1).sum(axis=(0, 2))
+        for col in (0, 3):
+            np.add(h[col], h[12 + col], out=h[4 + col])
+            np.subtract(h[col], h[12 + col], out=h[8 + col])
+        for a in range(4):
+            np.add(h[4 * a], h[4 * a + 3], out=h[4 * a + 1])
+            np.subtract(h[4 * a], h[4 * a + 3], out=h[4 * a + 2])
+        h4 = h.reshape(16, g.groups, g.Og, lo // g.O)
+        if du is not None:
+            v = cls._input_tiles(x, g, n0, n1, bufs)
+            du += np.matmul(h4, v.reshape(16, g.groups, g.Cg, lc // g.C).transpose(0, 1, 3, 2))
+        if dx is not None:
+            dv = bufs["dV"][:, :lc]
+            np.matmul(us, h4, out=dv.reshape(16, g.groups, g.Cg, lc // g.C))
+            cls._fold_input_tiles(dv, g, n0, n1, bufs, dx)
+
+    @classmethod
+    def _fold_input_tiles(cls, dv, g: _Geometry, n0, n1, bufs, dx):
+        """The adjoint of :meth:`_input_tiles`: ``B dV B^T`` with the overlapping tiles added
+        back onto the polyphase grid, then scattered into ``dx[n0:n1]``."""
+        _, _, hq, wq = cls._grid(g)
+        k = n1 - n0
+        L = g.C * k * hq * wq
+        (pt, _), (pl, _) = g.pads
+        t = bufs["T"][:L]
+        dr = bufs["dR"][:, :, :L]
+        # columns: e0 -> V0; e1 -> V1 - V2 + V3; e2 (one element on) -> -V0 + V1 + V2;
+        # e3 (one element on) -> -V3, with dR[a', 0] = de0 + de2 shifted back, etc.
+        for a in range(4):
+            v0, v1, v2, v3 = dv[4 * a], dv[4 * a + 1], dv[4 * a + 2], dv[4 * a + 3]
+            r0, r1 = dr[a, 0], dr[a, 1]
+            np.add(v1, v2, out=t)
+            np.subtract(t, v0, out=t)
+            r0[0] = v0[0]
+            np.add(v0[1:], t[:-1], out=r0[1:])
+            np.subtract(v1, v2, out=t)
+            np.add(t, v3, out=r1)
+            np.subtract(r1[1:], v3[:-1], out=r1[1:])
+        # rows, likewise with a shift of one grid row (wq elements)
+        dp = bufs["dP"][:, :L]
+        for q in range(2):
+            d0, d1, d2, d3 = dr[0, q], dr[1, q], dr[2, q], dr[3, q]
+            p0, p1 = dp[q], dp[2 + q]
+            np.add(d1, d2, out=t)
+            np.subtract(t, d0, out=t)
+            p0[:wq] = d0[:wq]
+            np.add(d0[wq:], t[:-wq], out=p0[wq:])
+            np.subtract(d1, d2, out=t)
+            np.add(t, d3, out=p1)
+            np.subtract(p1[wq:], d3[:-wq], out=p1[wq:])
+        dxt = _swap01(dx[n0:n1])
+        for p, q in itertools.product(range(2), range(2)):
+            i0, i1 = cls._phase_range(p, pt, g.S[0], hq)
+            j0, j1 = cls._phase_range(q, pl, g.S[1], wq)
+            ph = dp[2 * p + q].reshape(g.C, k, hq, wq)
+            dxt[:, :, 2 * i0 + p - pt::2, 2 * j0 + q - pl::2] = ph[:, :, i0:i1, j0:j1]
 
 
 # ------------------------------------------------------------------------------- Functions
@@ -512,19 +753,19 @@ class ConvTransposeNd(Function):
     """``y = conv_transpose(x, w) + b``: the adjoint (input gradient) of ``ConvNd``.
 
     ``conv_geometry`` describes the convolution whose input gradient this is: its input is
-    ``y`` and its output is ``x``.
+    ``y`` and its output is ``x``. Backward is that convolution itself (``dx = conv(dy)``)
+    and its weight gradient with the roles of input and output gradient swapped.
     """
 
     def forward(self, x, w, b=None):
         g = self.conv_geometry
-        if g.N == 0:
-            return np.zeros((0, g.C) + g.S, x.dtype)
-        xt = _cnhw(x).reshape(g.groups, g.Og, g.N * g.Lo)
-        y = _Im2col.input_grad(xt, w, g)
+        y = _workspace.empty((g.N, g.C) + g.S, x.dtype)
+        if g.N:
+            _Im2col.run(g, w, gy=x, dx=y)
         if b is not None:
             np.add(y, b.reshape((1, g.C) + (1,) * g.nd), out=y)
         if self.needs_input_grad[1]:
-            self.xt = xt
+            self.x = x
         if self.needs_input_grad[0]:
             self.w = w
         return y
@@ -533,23 +774,14 @@ class ConvTransposeNd(Function):
         g = self.conv_geometry
         need_x, need_w = self.needs_input_grad[:2]
         need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        dx = _workspace.empty((g.N, g.O) + g.So, gy.dtype) if need_x else None
+        dw = None
         if g.N == 0:
-            return (np.zeros((0, g.O) + g.So, gy.dtype), np.zeros((g.O, g.Cg) + g.K, gy.dtype),
-                    np.zeros((g.C,), gy.dtype))
-        dx = dw = db = None
-        if need_b:
-            db = _bias_grad(gy)
-        if need_x or need_w:
-            cols = _im2col(gy, g)
-            colsm = cols.reshape(g.groups, g.Cg * g.KK, g.N * g.Lo)
-            if need_x:
-                wm = self.w.reshape(g.groups, g.Og, g.Cg * g.KK)
-                out = _workspace.empty((g.groups, g.Og, g.N * g.Lo), gy.dtype)
-                np.matmul(wm, colsm, out=out)
-                dx = _nchw_from_cnhw(out, g, g.O, None, g.So)
-            if need_w:
-                dw = np.matmul(self.xt, colsm.transpose(0, 2, 1)).reshape((g.O, g.Cg) + g.K)
-        return dx, dw, db
+            dw = np.zeros((g.O, g.Cg) + g.K, gy.dtype) if need_w else None
+        elif need_x or need_w:
+            dw, _ = _Im2col.run(g, self.w if need_x else None, x=gy, y=dx,
+                                gy=self.x if need_w else None, want_dw=need_w)
+        return dx, dw, (_bias_grad(gy) if need_b else None)
 
 
 _PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
