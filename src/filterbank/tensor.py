@@ -13,8 +13,11 @@ import importlib
 
 import numpy as np
 
+from filterbank import _allocator
 from filterbank.autograd import grad_mode
 from filterbank.backend import DEFAULT_DTYPE, xp
+
+_allocator.tune()  # reuse freed array memory between steps instead of re-faulting it in
 
 
 class _Size(int):

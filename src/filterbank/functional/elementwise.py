@@ -396,12 +396,14 @@ class Sigmoid(Function):
 
 class ReLU(Function):
     def forward(self, x):
-        y = xp.maximum(x, 0)
-        self.y = y
-        return y
+        if self.needs_input_grad[0]:
+            # a 1-byte mask, not the 4-byte output: the output is often freed by the next op
+            # (a convolution or pooling keeps its own copy), the mask is all backward needs
+            self.mask = x > 0
+        return xp.maximum(x, 0)
 
     def backward(self, gy):
-        return gy * (self.y > 0)
+        return gy * self.mask
 
 
 class Clip(Function):
