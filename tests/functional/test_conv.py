@@ -25,14 +25,18 @@ torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
 
-def _forced(fn, algo):
-    """``fn`` run with the convolution algorithm forced to ``algo`` (None: automatic)."""
+def _forced(fn, algo, keep=True):
+    """``fn`` run with the convolution algorithm forced to ``algo`` (None: automatic); with
+    ``keep=False`` nothing is kept from forward for dW (backward rebuilds it)."""
     def run(*args, **kwargs):
-        prev, conv_module._FORCE_ALGO = conv_module._FORCE_ALGO, algo
+        prev = conv_module._FORCE_ALGO, conv_module._KEEP_BYTES
+        conv_module._FORCE_ALGO = algo
+        if not keep:
+            conv_module._KEEP_BYTES = 0
         try:
             return fn(*args, **kwargs)
         finally:
-            conv_module._FORCE_ALGO = prev
+            conv_module._FORCE_ALGO, conv_module._KEEP_BYTES = prev
     return run
 
 
@@ -45,14 +49,15 @@ def _quiet(fn):
     return run
 
 
-def _conv_fns(name, algo=None):
+def _conv_fns(name, algo=None, keep=True):
     ours, theirs = getattr(F, name), getattr(TF, name)
-    return (_forced(lambda x, w, b=None, **kw: ours(x, w, b, **kw), algo),
+    return (_forced(lambda x, w, b=None, **kw: ours(x, w, b, **kw), algo, keep),
             _quiet(lambda x, w, b=None, **kw: theirs(x, w, b, **kw)))
 
 
-def _case(name, fn_name, x, w, b, kwargs, algo=None, noncontig=False):
-    fn, torch_fn = _conv_fns(fn_name, algo)
+def _case(name, fn_name, x, w, b, kwargs, algo=None, noncontig=False, keep=True):
+    fn, torch_fn = _conv_fns(fn_name, algo, keep)
+    name += "" if keep else "-rebuild"
     if noncontig:
         x = noncontiguous(x)
     inputs = [x, w] + ([b] if b is not None else [])
@@ -104,7 +109,8 @@ def _conv_cases():
             kw = dict(stride=s, padding=p, dilation=d, groups=groups)
             name = (f"conv{nd}d-x{(batch, c_in) + size}-k{ks}-s{s}-p{p}-d{d}-g{gname}"
                     f"{'-nobias' if b is None else ''}{'-noncontig' if i % 4 == 0 else ''}")
-            cases.append(_case(name, f"conv{nd}d", x, w, b, kw, noncontig=i % 4 == 0))
+            cases.append(_case(name, f"conv{nd}d", x, w, b, kw, noncontig=i % 4 == 0,
+                               keep=i % 5 != 0))
     # both 2-d algorithms on the shapes Winograd applies to (3x3, stride 1, no dilation)
     for algo, (shape, p, groups, c_out) in itertools.product(
             ("winograd", "im2col"),
@@ -117,7 +123,7 @@ def _conv_cases():
         kw = dict(padding=p, groups=groups)
         cases.append(_case(f"conv2d-{algo}-x{shape}-p{p}-g{groups}"
                            f"{'-noncontig' if i % 3 == 0 else ''}", "conv2d", x, w, b, kw,
-                           algo=algo, noncontig=i % 3 == 0))
+                           algo=algo, noncontig=i % 3 == 0, keep=i % 2 == 0))
     return cases
 
 
@@ -194,7 +200,8 @@ def test_registry_covers_the_grid():
     names = " ".join(str(c) for c in ALL)
     for part in ("-s1-", "-s2-", "-s3-", "-psame", "-pvalid", "-d2-", "-gdepthwise", "-g2",
                  "x(1,", "x(2,", "-noncontig", "-nobias", "conv1d", "conv3d", "-op1-",
-                 "conv2d-winograd", "conv2d-im2col", "k(3, 2)", "-k2-", "k(1, 1)"):
+                 "conv2d-winograd", "conv2d-im2col", "k(3, 2)", "-k2-", "k(1, 1)",
+                 "-rebuild"):
         assert part in names.replace(", ", ",") or part in names, part
 
 
@@ -238,8 +245,8 @@ def test_algorithm_choice():
         assert conv_module._algorithm(g) is conv_module._Im2col
 
 
-@pytest.mark.parametrize("padding", [1, 0, (2, 1)])
-def test_winograd_matches_im2col_at_size(padding):
+@pytest.mark.parametrize("padding, keep", [(1, True), (0, False), ((2, 1), True)])
+def test_winograd_matches_im2col_at_size(padding, keep):
     """Float32 Winograd against float32 im2col on a realistic channel count."""
     rng = np.random.default_rng(4)
     x = fb.Tensor(rng.standard_normal((3, 32, 13, 12), dtype=np.float32), requires_grad=True)
@@ -253,7 +260,7 @@ def test_winograd_matches_im2col_at_size(padding):
     for algo in ("winograd", "im2col"):
         for t in (x, w, b):
             t.grad = None
-        y = _forced(F.conv2d, algo)(x, w, b, padding=padding)
+        y = _forced(F.conv2d, algo, keep)(x, w, b, padding=padding)
         y.backward(gy)
         results.append([y.data.copy(), x.grad.data, w.grad.data, b.grad.data])
     for got, want, what in zip(*results, ("y", "dx", "dw", "db")):
@@ -271,7 +278,7 @@ def test_skips_unneeded_gradients():
     x.requires_grad = True
     w2 = fb.Tensor(w.data.copy())
     y = F.conv2d(x, w2, padding=1)
-    assert not hasattr(y.grad_fn, "x")  # nothing kept for a weight gradient
+    assert not hasattr(y.grad_fn, "x") and not hasattr(y.grad_fn, "cols")  # nothing for dW
     y.sum().backward()
     assert x.grad is not None and w2.grad is None
     x3 = fb.Tensor(x.data.copy())
@@ -279,11 +286,12 @@ def test_skips_unneeded_gradients():
     assert not hasattr(y.grad_fn, "w")  # nothing kept for an input gradient
 
 
-@pytest.mark.parametrize("algo", ["winograd", "im2col"])
-def test_reused_buffers_never_clobber_live_data(algo):
+@pytest.mark.parametrize("algo, keep", [("winograd", True), ("im2col", True),
+                                        ("winograd", False)])
+def test_reused_buffers_never_clobber_live_data(algo, keep):
     """Two graphs alive at once (and their outputs) must not share workspace memory."""
     rng = np.random.default_rng(6)
-    conv = _forced(F.conv2d, algo)
+    conv = _forced(F.conv2d, algo, keep)
     xs = [fb.Tensor(rng.standard_normal((4, 32, 16, 16), dtype=np.float32), requires_grad=True)
           for _ in range(2)]
     w = fb.Tensor(rng.standard_normal((32, 32, 3, 3), dtype=np.float32) * 0.1,

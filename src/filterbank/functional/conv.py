@@ -181,6 +181,10 @@ class _Threads:
 
 _threads = _Threads()
 
+#: Intermediates (im2col columns, Winograd input tiles) up to this size are kept from forward
+#: for the weight gradient; bigger ones are rebuilt in backward (they are 2-27x the input).
+_KEEP_BYTES = 1 << 27
+
 
 def _split(items: list, n: int) -> list[list]:
     return [items[i::n] for i in range(n)]
@@ -360,17 +364,25 @@ class _Im2col:
 
     @classmethod
     def run(cls, g: _Geometry, w, *, x=None, y=None, bias=None, gy=None, dx=None,
-            want_dw=False, want_db=False):
-        """Fill ``y`` (needs x) and ``dx`` (needs gy) in place; return (dw, db)."""
+            want_dw=False, want_db=False, keep=False, kept=None):
+        """Fill ``y`` (needs x) and ``dx`` (needs gy) in place; return (dw, db, columns).
+
+        ``keep``: return the columns built from x (when they fit the memory budget), to be
+        passed back as ``kept`` instead of x for the weight gradient."""
         dtype = (x if x is not None else gy).dtype
         chunks, nb = cls._chunks(g, dtype, _threads.available_cpus())
         n = _threads.workers(len(chunks))
         parts = _split(chunks, n)
-        need_cols = y is not None or want_dw
+        index = {c: i for i, c in enumerate(chunks)}
+        size = len(chunks) * g.C * g.KK * nb * g.Lo * np.dtype(dtype).itemsize
+        saved = None
+        if keep and size <= _KEEP_BYTES:
+            saved = _workspace.empty((len(chunks), g.C, g.KK, nb) + g.So, dtype)
+        need_cols = (y is not None or want_dw) and kept is None
         need_gy = dx is not None or want_dw or want_db
         kdim, ncol = g.Cg * g.KK, nb * g.Lo
         shapes = {}
-        if need_cols:
+        if need_cols and saved is None:
             shapes["cols"] = (g.C, g.KK, nb) + g.So
         if y is not None:
             shapes["out"] = (g.groups, g.Og, ncol)
@@ -391,9 +403,11 @@ class _Im2col:
                 k = n1 - n0
                 cols = gyt = None
                 if need_cols:
-                    cols = buf["cols"][:, :, :k]
+                    cols = (buf["cols"] if saved is None else saved[index[n0, n1]])[:, :, :k]
                     _im2col(x, g, n0, n1, cols)
                     cols = cols.reshape(g.groups, kdim, k * g.Lo)
+                elif kept is not None and dw is not None:
+                    cols = kept[index[n0, n1]][:, :, :k].reshape(g.groups, kdim, k * g.Lo)
                 if y is not None:
                     out = buf["out"][:, :, :k * g.Lo]
                     np.matmul(wm, cols, out=out)
@@ -418,13 +432,15 @@ class _Im2col:
         _threads.run(task, n)
         dw = sum(dws[1:], dws[0]).reshape((g.O, g.Cg) + g.K) if want_dw else None
         db = sum(dbs[1:], dbs[0]) if want_db else None
-        return dw, db
+        return dw, db, saved
 
     @classmethod
     def forward(cls, fn, x, w, b, g: _Geometry):
         y = _workspace.empty((g.N, g.O) + g.So, x.dtype)
-        cls.run(g, w, x=x, y=y, bias=b)
-        if fn.needs_input_grad[1]:
+        _, _, saved = cls.run(g, w, x=x, y=y, bias=b, keep=fn.needs_input_grad[1])
+        if saved is not None:
+            fn.cols = saved
+        elif fn.needs_input_grad[1]:
             fn.x = x
         if fn.needs_input_grad[0]:
             fn.w = w
@@ -435,8 +451,10 @@ class _Im2col:
         need_x, need_w = fn.needs_input_grad[:2]
         need_b = len(fn.needs_input_grad) > 2 and fn.needs_input_grad[2]
         dx = _workspace.empty((g.N, g.C) + g.S, gy.dtype) if need_x else None
-        dw, db = cls.run(g, fn.w if need_x else None, x=fn.x if need_w else None, gy=gy,
-                         dx=dx, want_dw=need_w, want_db=need_b)
+        kept = getattr(fn, "cols", None)
+        x = fn.x if need_w and kept is None else None
+        dw, db, _ = cls.run(g, fn.w if need_x else None, x=x, gy=gy, dx=dx, want_dw=need_w,
+                            want_db=need_b, kept=kept if need_w else None)
         return dx, dw, db
 
 
@@ -502,8 +520,9 @@ class _Winograd:
         return [(n0, min(g.N, n0 + nb)) for n0 in range(0, g.N, nb)], nb
 
     @classmethod
-    def _input_tiles(cls, x, g: _Geometry, n0, n1, bufs):
-        """V (16, C * nb * hq * wq): the B^T d B transform of every input tile of x[n0:n1]."""
+    def _input_tiles(cls, x, g: _Geometry, n0, n1, bufs, out=None):
+        """V (16, C * nb * hq * wq): the B^T d B transform of every input tile of x[n0:n1]
+        (into ``out`` if given, else into the chunk buffer)."""
         _, _, hq, wq = cls._grid(g)
         nb = n1 - n0
         L = g.C * nb * hq * wq
@@ -529,7 +548,7 @@ class _Winograd:
             np.subtract(d2, d1, out=r[2, q])
             np.subtract(d1, d3, out=r[3, q])
         # columns, likewise with a shift of one element
-        v = bufs["V"][:, :L]
+        v = bufs["V"][:, :L] if out is None else out
         for a in range(4):
             e0, e1, e2, e3 = r[a, 0, :L], r[a, 1, :L], r[a, 0, 1:], r[a, 1, 1:]
             np.subtract(e0, e2, out=v[4 * a])
@@ -551,28 +570,39 @@ class _Winograd:
         Lc, Lo = g.C * nb * hq * wq, g.O * nb * hq * wq
         shapes = {"P": (4, Lc + wq + 1), "R": (4, 2, Lc + 1), "V": (16, Lc), "M": (16, Lo),
                   "S": (2, 4, Lo), "T": (Lo,)}
+        # the tiles are kept for dW when they fit the budget, else rebuilt in backward
+        keep = fn.needs_input_grad[1] and 16 * len(chunks) * Lc * x.itemsize <= _KEEP_BYTES
+        if keep:
+            del shapes["V"]
+            saved = _workspace.empty((len(chunks), 16, Lc), x.dtype)
         bufs = [cls._buffers(shapes, x.dtype) for _ in range(n)]
         u = np.einsum("ai,bj,ocij->aboc", cls.G, cls.G, w, dtype=np.float64, optimize=True)
         u = np.ascontiguousarray(u.reshape(16, g.groups, g.Og, g.Cg), dtype=x.dtype)
         y = _workspace.empty((g.N, g.O) + g.So, x.dtype)
+        index = {c: i for i, c in enumerate(chunks)}
         parts = _split(chunks, n)
 
         def task(i):
             for n0, n1 in parts[i]:
-                cls._forward_chunk(x, u, b, g, n0, n1, bufs[i], y)
+                out = None
+                if keep:
+                    out = saved[index[n0, n1], :, :g.C * (n1 - n0) * hq * wq]
+                cls._forward_chunk(x, u, b, g, n0, n1, bufs[i], y, out)
 
         _threads.run(task, n)
-        if fn.needs_input_grad[1]:
+        if keep:
+            fn.v = saved
+        elif fn.needs_input_grad[1]:
             fn.x = x
         fn.u = u
         return y
 
     @classmethod
-    def _forward_chunk(cls, x, u, b, g: _Geometry, n0, n1, bufs, y):
+    def _forward_chunk(cls, x, u, b, g: _Geometry, n0, n1, bufs, y, out=None):
         _, _, hq, wq = cls._grid(g)
         k = n1 - n0
         lc, lo = g.C * k * hq * wq, g.O * k * hq * wq
-        v = cls._input_tiles(x, g, n0, n1, bufs)
+        v = cls._input_tiles(x, g, n0, n1, bufs, out)
         m = bufs["M"][:, :lo]
         np.matmul(u, v.reshape(16, g.groups, g.Cg, lc // g.C),
                   out=m.reshape(16, g.groups, g.Og, lo // g.O))
@@ -609,7 +639,8 @@ class _Winograd:
         n = _threads.workers(len(chunks))
         Lc, Lo = g.C * nb * hq * wq, g.O * nb * hq * wq
         shapes = {"H": (16, Lo)}
-        if need_w:
+        saved = getattr(fn, "v", None)
+        if need_w and saved is None:
             shapes.update({"P": (4, Lc + wq + 1), "R": (4, 2, Lc + 1), "V": (16, Lc)})
         if need_x:
             shapes.update({"dV": (16, Lc), "dR": (4, 2, Lc), "dP": (4, Lc), "T": (Lc,)})
@@ -620,12 +651,16 @@ class _Winograd:
               for _ in range(n)]
         db = [np.zeros(g.O, gy.dtype) if need_b else None for _ in range(n)]
         dx = _workspace.empty((g.N, g.C) + g.S, gy.dtype) if need_x else None
-        x = fn.x if need_w else None
+        x = fn.x if need_w and saved is None else None
+        index = {c: i for i, c in enumerate(chunks)}
         parts = _split(chunks, n)
 
         def task(i):
             for n0, n1 in parts[i]:
-                cls._backward_chunk(gy, x, us, g, n0, n1, bufs[i], du[i], db[i], dx)
+                v = None
+                if need_w and saved is not None:
+                    v = saved[index[n0, n1], :, :g.C * (n1 - n0) * hq * wq]
+                cls._backward_chunk(gy, x, us, g, n0, n1, bufs[i], du[i], db[i], dx, v)
 
         _threads.run(task, n)
         dw = None
@@ -637,7 +672,7 @@ class _Winograd:
         return dx, dw, (sum(db[1:], db[0]) if need_b else None)
 
     @classmethod
-    def _backward_chunk(cls, gy, x, us, g: _Geometry, n0, n1, bufs, du, db, dx):
+    def _backward_chunk(cls, gy, x, us, g: _Geometry, n0, n1, bufs, du, db, dx, v=None):
         _, _, hq, wq = cls._grid(g)
         k = n1 - n0
         lc, lo = g.C * k * hq * wq, g.O * k * hq * wq
@@ -660,7 +695,8 @@ class _Winograd:
             np.subtract(h[4 * a], h[4 * a + 3], out=h[4 * a + 2])
         h4 = h.reshape(16, g.groups, g.Og, lo // g.O)
         if du is not None:
-            v = cls._input_tiles(x, g, n0, n1, bufs)
+            if v is None:
+                v = cls._input_tiles(x, g, n0, n1, bufs)
             du += np.matmul(h4, v.reshape(16, g.groups, g.Cg, lc // g.C).transpose(0, 1, 3, 2))
         if dx is not None:
             dv = bufs["dV"][:, :lc]
@@ -779,8 +815,8 @@ class ConvTransposeNd(Function):
         if g.N == 0:
             dw = np.zeros((g.O, g.Cg) + g.K, gy.dtype) if need_w else None
         elif need_x or need_w:
-            dw, _ = _Im2col.run(g, self.w if need_x else None, x=gy, y=dx,
-                                gy=self.x if need_w else None, want_dw=need_w)
+            dw, _, _ = _Im2col.run(g, self.w if need_x else None, x=gy, y=dx,
+                                   gy=self.x if need_w else None, want_dw=need_w)
         return dx, dw, (_bias_grad(gy) if need_b else None)
 
 
