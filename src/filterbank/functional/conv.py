@@ -183,7 +183,7 @@ _threads = _Threads()
 
 #: Intermediates (im2col columns, Winograd input tiles) up to this size are kept from forward
 #: for the weight gradient; bigger ones are rebuilt in backward (they are 2-27x the input).
-_KEEP_BYTES = 1 << 27
+_KEEP_BYTES = 1 << 25
 
 
 def _split(items: list, n: int) -> list[list]:
@@ -460,6 +460,10 @@ class _Im2col:
 
 # ------------------------------------------------------------------------- Winograd kernels
 
+_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
+_AA = {np.dtype(t).str: np.kron(_AT, _AT).astype(t) for t in (np.float32, np.float64)}
+
+
 class _Winograd:
     """2-d 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3).
 
@@ -569,7 +573,7 @@ class _Winograd:
         n = _threads.workers(len(chunks))
         Lc, Lo = g.C * nb * hq * wq, g.O * nb * hq * wq
         shapes = {"P": (4, Lc + wq + 1), "R": (4, 2, Lc + 1), "V": (16, Lc), "M": (16, Lo),
-                  "S": (2, 4, Lo), "T": (Lo,)}
+                  "Y": (4, Lo)}
         # the tiles are kept for dW when they fit the budget, else rebuilt in backward
         keep = fn.needs_input_grad[1] and 16 * len(chunks) * Lc * x.itemsize <= _KEEP_BYTES
         if keep:
@@ -609,25 +613,14 @@ class _Winograd:
         if b is not None:  # A^T E A = ones(2, 2) for E = the unit at tile element (1, 1)
             m5 = m[5].reshape(g.O, -1)
             np.add(m5, b.reshape(g.O, 1), out=m5)
-        # Y = A^T M A: rows first (S[i, b]), then columns straight into y
-        s, t = bufs["S"][:, :, :lo], bufs["T"][:lo]
-        for bb in range(4):
-            np.add(m[bb], m[4 + bb], out=s[0, bb])
-            np.add(s[0, bb], m[8 + bb], out=s[0, bb])
-            np.subtract(m[4 + bb], m[8 + bb], out=s[1, bb])
-            np.subtract(s[1, bb], m[12 + bb], out=s[1, bb])
+        # Y = A^T M A, as one small GEMM (A^T (x) A^T) M, then scattered into y's 2x2 phases
+        yt = bufs["Y"][:, :lo]
+        np.matmul(_AA[x.dtype.str], m, out=yt)
         yc = y[n0:n1]
-        grid = (g.O, k, hq, wq)
         for i, j in itertools.product(range(2), range(2)):
             rows, cols = -(-(g.So[0] - i) // 2), -(-(g.So[1] - j) // 2)
-            if j == 0:
-                np.add(s[i, 0], s[i, 1], out=t)
-                last, op = s[i, 2], np.add
-            else:
-                np.subtract(s[i, 1], s[i, 2], out=t)
-                last, op = s[i, 3], np.subtract
-            op(t.reshape(grid)[:, :, :rows, :cols], last.reshape(grid)[:, :, :rows, :cols],
-               out=_swap01(yc[:, :, i::2, j::2]))
+            src = yt[2 * i + j].reshape(g.O, k, hq, wq)[:, :, :rows, :cols]
+            _swap01(yc[:, :, i::2, j::2])[...] = src
 
     # ----------------------------------------------------------------------- backward
     @classmethod
@@ -685,14 +678,14 @@ class _Winograd:
             dst = h[12 * i + 3 * j].reshape(g.O, k, hq, wq)
             dst[_ALL2 + box] = gyt[:, :, i::2, j::2]
             _zero_outside(dst, box)
-        if db is not None:
-            db += h[[0, 3, 12, 15]].reshape(4, g.O, -1).sum(axis=(0, 2))
         for col in (0, 3):
             np.add(h[col], h[12 + col], out=h[4 + col])
             np.subtract(h[col], h[12 + col], out=h[8 + col])
         for a in range(4):
             np.add(h[4 * a], h[4 * a + 3], out=h[4 * a + 1])
             np.subtract(h[4 * a], h[4 * a + 3], out=h[4 * a + 2])
+        if db is not None:  # H[1, 1] is the sum of the four phases: every dY exactly once
+            db += h[5].reshape(g.O, -1).sum(axis=1)
         h4 = h.reshape(16, g.groups, g.Og, lo // g.O)
         if du is not None:
             if v is None:
