@@ -216,7 +216,7 @@ def test_predict_folder_table(trained, pngs):
 # ------------------------------------------------------------------- summary, datasets
 @pytest.mark.parametrize("argv,expect", [
     (["--model", "lenet5"], "Total params: 61,706"),
-    (["--model", "simple_cnn"], "Total params: 421,738"),
+    (["--model", "simple_cnn"], "Total params: 313,202"),
     (["--model", "resnet18", "--input-size", "3", "32", "32"], "Total params: 11,173,962"),
     (["--model", "LeNet", "--input-size", "1", "28", "28", "--num-classes", "4"],
      "Total params: 61,196"),
@@ -275,6 +275,10 @@ ERRORS = {
                       "no such file or folder"),
     "not an image": (lambda run, tmp: ["predict", run / "config.json", "--checkpoint", run],
                      "not an image"),
+    "download unsupported": (lambda run, tmp: ["datasets", "--download", "cifar10"],
+                             "download=True is not supported"),
+    "download unknown": (lambda run, tmp: ["datasets", "--download", "imagenet"],
+                         "unknown data set 'imagenet'"),
     "bad augmentation": (lambda run, tmp: ["train", "--model", "lenet5", "--augment", "zoom"],
                          "unknown augmentation 'zoom'"),
     "bad input size": (lambda run, tmp: ["summary", "--model", "lenet5", "--input-size", "1",

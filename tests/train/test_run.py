@@ -226,7 +226,7 @@ def test_load_images_converts_channels_and_size(tmp_path):
 def test_simple_cnn_shapes_and_count():
     fb.manual_seed(0)
     model = SimpleCNN()
-    assert model.num_parameters() == 421_738
+    assert model.num_parameters() == 313_202
     assert all(p.dtype == np.float32 for p in model.parameters())
     assert model(fb.zeros(2, 1, 28, 28)).shape == (2, 10)
     small = get_model("simple_cnn", num_classes=3, in_channels=3, input_size=32, width=4,

@@ -19,14 +19,16 @@ class SimpleCNN(nn.Module):
     Max pooling comes before the ReLU: both are monotone, so ``relu(maxpool(x)) ==
     maxpool(relu(x))`` exactly, and the ReLU then runs on a quarter of the pixels. The
     convolutions have no bias because the BatchNorm that follows subtracts the mean anyway
-    (its ``bias`` takes the role). 421,642 parameters for the defaults (28x28, 1 channel,
-    width 32).
+    (its ``bias`` takes the role). 313,202 parameters for the defaults (28x28, 1 channel,
+    10 classes, width 24).
 
     Args:
         num_classes: outputs of the last layer. Default: 10.
         in_channels: input channels. Default: 1.
         input_size: height and width of the (square) input, a multiple of 4. Default: 28.
-        width: maps of the first convolution; the second has ``2 * width``. Default: 32.
+        width: maps of the first convolution; the second has ``2 * width``. Default: 24 (the
+            textbook 32-64 network, ``width=32``, is ~30% slower for ~+0.1% accuracy on
+            Fashion-MNIST after 3 epochs).
         hidden: units of the hidden fully connected layer. Default: 128.
         dropout: dropout probability before the last layer. Default: 0.25.
 
@@ -42,7 +44,7 @@ class SimpleCNN(nn.Module):
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
-                 width: int = 32, hidden: int = 128, dropout: float = 0.25):
+                 width: int = 24, hidden: int = 128, dropout: float = 0.25):
         super().__init__()
         for name, v in (("num_classes", num_classes), ("in_channels", in_channels),
                         ("width", width), ("hidden", hidden), ("input_size", input_size)):
@@ -78,6 +80,6 @@ class SimpleCNN(nn.Module):
 
 
 def simple_cnn(num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
-               width: int = 32, hidden: int = 128, dropout: float = 0.25) -> SimpleCNN:
+               width: int = 24, hidden: int = 128, dropout: float = 0.25) -> SimpleCNN:
     """The demo CNN; see :class:`SimpleCNN`."""
     return SimpleCNN(num_classes, in_channels, input_size, width, hidden, dropout)

@@ -180,6 +180,14 @@ def _searched(key: str, root) -> list[Path]:
     return search_dirs(root, FashionMNIST.system_dirs if key == "fashion-mnist" else ())
 
 
+def _source(ds, root) -> str:
+    """Where a data set's files are, for the log."""
+    if getattr(ds, "sample", False):
+        return "embedded sample"
+    found = ds.find(root, ds.train) if hasattr(ds, "find") else None
+    return f"from {found[0].parent}" if found else "from its data folder"
+
+
 def _images(ds) -> np.ndarray:
     data = np.asarray(ds.data)
     if data.dtype != np.uint8 or data.ndim not in (3, 4):
@@ -519,8 +527,9 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
     }
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "config.json", config)
-    log(f"training {name} on {resolved}: {len(train_idx):,} training / {n_val:,} validation "
-        f"images, {epochs} epochs of {len(train_loader)} batches; run folder {out}")
+    log(f"training {name} on {resolved} ({_source(train_full, data_root)}): "
+        f"{len(train_idx):,} training / {n_val:,} validation images, {epochs} epochs of "
+        f"{len(train_loader)} batches; run folder {out}")
 
     start = time.perf_counter()
     try:
