@@ -77,8 +77,8 @@ class ConvNet(nn.Module):
 
 class SmallResNet(nn.Module):
     """ResNet-8 for 28x28 grey images: a 3x3 stem (16 channels), three stages of one
-    :class:`~filterbank.models.resnet.BasicBlock` each (16, 32, 64 channels; stages 2 and 3
-    halve the size), global average pool and ``fc``. 78k parameters."""
+    :class:`~filterbank.models.resnet.BasicBlock` each (16, 32, 64 channels, each halving the
+    size: 14, 7, 4), global average pool and ``fc``. 78k parameters, ~5.5 MFLOP per image."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, widths=(16, 32, 64)):
         super().__init__()
@@ -86,12 +86,9 @@ class SmallResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU()
         blocks, inplanes = [], widths[0]
-        for i, planes in enumerate(widths):
-            stride = 1 if i == 0 else 2
-            down = None
-            if stride != 1 or inplanes != planes:
-                down = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
-            blocks.append(BasicBlock(inplanes, planes, stride, down))
+        for planes in widths:  # every block halves the size: its skip path is projected
+            down = nn.Sequential(conv1x1(inplanes, planes, 2), nn.BatchNorm2d(planes))
+            blocks.append(BasicBlock(inplanes, planes, 2, down))
             inplanes = planes
         self.layers = nn.Sequential(*blocks)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -205,11 +202,8 @@ def _torch_classes():
             self.bn1 = tnn.BatchNorm2d(widths[0])
             self.relu = tnn.ReLU()
             blocks, inplanes = [], widths[0]
-            for i, planes in enumerate(widths):
-                stride = 1 if i == 0 else 2
-                down = _down(inplanes, planes, stride) if stride != 1 or inplanes != planes \
-                    else None
-                blocks.append(TorchBasicBlock(inplanes, planes, stride, down))
+            for planes in widths:
+                blocks.append(TorchBasicBlock(inplanes, planes, 2, _down(inplanes, planes, 2)))
                 inplanes = planes
             self.layers = tnn.Sequential(*blocks)
             self.avgpool = tnn.AdaptiveAvgPool2d(1)

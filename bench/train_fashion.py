@@ -177,6 +177,7 @@ def main(argv=None) -> dict:
                         help="steps between accuracy checks (default 235 = 1/4 epoch; "
                         "200 with --quick)")
     parser.add_argument("--eval-subset", type=int, default=2000)
+    parser.add_argument("--lr", type=float, default=None, help="override the per-model lr")
     parser.add_argument("--target", type=float, default=0.90)
     parser.add_argument("--full-run", action="store_true",
                         help="train all epochs instead of stopping at the target")
@@ -189,7 +190,9 @@ def main(argv=None) -> dict:
     data = load_fashion(args.eval_subset)
     runs = []
     for model_name in [s for s in args.models.split(",") if s]:
-        hp = HYPER[model_name]
+        hp = dict(HYPER[model_name])
+        if args.lr is not None:
+            hp["lr"] = args.lr
         epochs = args.epochs or (hp["quick_epochs"] if args.quick else hp["epochs"])
         state = dict(build_fb(model_name).state_dict())
         print(f"{MODELS[model_name].label}: batch {args.batch}, SGD lr {hp['lr']} momentum "

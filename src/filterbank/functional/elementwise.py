@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from filterbank import _parallel
 from filterbank.autograd.function import Function
 from filterbank.backend import xp
 from filterbank.tensor import Tensor
@@ -22,11 +23,28 @@ def _check_broadcast(name, a, b):
         ) from None
 
 
+def _threaded(ufunc, out_dtype, *arrays):
+    """``ufunc(*arrays)`` for same-shape arrays, split over threads when large (see
+    :mod:`filterbank._parallel`); None when the work is too small to split."""
+    x = arrays[0]
+    if not x.ndim or _parallel.parts(x.shape[0], x.size) == 1:
+        return None
+    out = np.empty(x.shape, out_dtype)
+    _parallel.run(lambda s, e: ufunc(*(a[s:e] for a in arrays), out=out[s:e]), x.shape[0],
+                  x.size)
+    return out
+
+
 # --------------------------------------------------------------------------- binary
 class Add(Function):
     def forward(self, a, b):
-        if a.shape != b.shape and a.ndim and b.ndim:  # a 0-d operand always broadcasts
-            _check_broadcast("add", a, b)
+        if a.shape != b.shape:
+            if a.ndim and b.ndim:  # a 0-d operand always broadcasts
+                _check_broadcast("add", a, b)
+        elif a.dtype == b.dtype and a.dtype.kind == "f":  # a residual connection
+            out = _threaded(np.add, a.dtype, a, b)
+            if out is not None:
+                return out
         return a + b
 
     def backward(self, gy):
@@ -396,14 +414,28 @@ class Sigmoid(Function):
 
 class ReLU(Function):
     def forward(self, x):
-        if self.needs_input_grad[0]:
-            # a 1-byte mask, not the 4-byte output: the output is often freed by the next op
-            # (a convolution or pooling keeps its own copy), the mask is all backward needs
-            self.mask = x > 0
-        return xp.maximum(x, 0)
+        need = self.needs_input_grad[0]
+        if x.ndim and _parallel.parts(x.shape[0], x.size) > 1:
+            y = np.empty(x.shape, x.dtype)
+            mask = np.empty(x.shape, bool) if need else None
+
+            def part(s, e):
+                if need:
+                    np.greater(x[s:e], 0, out=mask[s:e])
+                np.maximum(x[s:e], 0, out=y[s:e])
+
+            _parallel.run(part, x.shape[0], x.size)
+        else:
+            mask = x > 0 if need else None
+            y = xp.maximum(x, 0)
+        # a 1-byte mask, not the 4-byte output: the output is often freed by the next op
+        # (a convolution or pooling keeps its own copy), the mask is all backward needs
+        self.mask = mask
+        return y
 
     def backward(self, gy):
-        return gy * self.mask
+        out = _threaded(np.multiply, gy.dtype, gy, self.mask)
+        return gy * self.mask if out is None else out
 
 
 class Clip(Function):

@@ -24,6 +24,7 @@ import numbers
 
 import numpy as np
 
+from filterbank import _parallel
 from filterbank.autograd.function import Function
 from filterbank.backend import xp
 from filterbank.tensor import Tensor
@@ -44,21 +45,24 @@ def _sum02(a):
 
 def _dot02(a, b):
     """``sum(a * b)`` over axes 0 and 2 of ``(P, Q, L)`` arrays -> ``(Q,)``, no temporary."""
-    return xp.einsum("pql,pql->q", a, b)
+    parts = _parallel.run(lambda s, e: xp.einsum("pql,pql->q", a[s:e], b[s:e]), a.shape[0],
+                          a.size)
+    return parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
 
 
 # Batch norm's elementwise passes run in cache-sized blocks of rows of the (P*Q, L) view:
 # NumPy has no fused multiply-add, so `a*k + b*m + c` written plainly streams full-size
 # temporaries through memory, while a block (~64K values, one vectorised ufunc call per step)
 # stays in L2 between the chained calls. Each input is read once and the output written once:
-# about 2x faster on (64, 64, 32, 32). The loop is cache blocking, not per-sample work.
+# about 2x faster on (64, 64, 32, 32). The loop is cache blocking, not per-sample work. Large
+# arrays are also split into a few row ranges that threads process side by side.
 _BLOCK = 1 << 16
 
 
-def _row_blocks(rows: int, length: int):
+def _row_blocks(start: int, stop: int, length: int):
     step = max(1, _BLOCK // max(length, 1))
-    for s in range(0, rows, step):
-        yield s, min(rows, s + step)
+    for s in range(start, stop, step):
+        yield s, min(stop, s + step)
 
 
 def _center(x3, mean):
@@ -68,10 +72,14 @@ def _center(x3, mean):
     x2, xc2 = x3.reshape(p * q, length), xc.reshape(p * q, length)
     m = xp.tile(mean, p)[:, None]
     sq = xp.empty(p * q, x3.dtype)
-    for s, e in _row_blocks(p * q, length):
-        blk = xc2[s:e]
-        xp.subtract(x2[s:e], m[s:e], out=blk)
-        xp.einsum("rl,rl->r", blk, blk, out=sq[s:e])
+
+    def part(start, stop):
+        for s, e in _row_blocks(start, stop, length):
+            blk = xc2[s:e]
+            xp.subtract(x2[s:e], m[s:e], out=blk)
+            xp.einsum("rl,rl->r", blk, blk, out=sq[s:e])
+
+    _parallel.run(part, p * q, x3.size)
     return xc, sq.reshape(p, q).sum(axis=0)
 
 
@@ -85,17 +93,22 @@ def _fused(terms, shift):
     flat = [(a.reshape(p * q, length), xp.tile(k, p)[:, None]) for a, k in terms]
     shift = None if shift is None else xp.tile(shift, p)[:, None]
     (a0, k0), *rest = flat
-    if rest:
-        buf = xp.empty((min(max(1, _BLOCK // max(length, 1)), p * q), length), a0.dtype)
-    for s, e in _row_blocks(p * q, length):
-        o = o2[s:e]
-        xp.multiply(a0[s:e], k0[s:e], out=o)
-        for a, k in rest:
-            b = buf[:e - s]
-            xp.multiply(a[s:e], k[s:e], out=b)
-            o += b
-        if shift is not None:
-            o += shift[s:e]
+
+    def part(start, stop):
+        if rest:
+            buf = xp.empty((min(max(1, _BLOCK // max(length, 1)), stop - start), length),
+                           a0.dtype)
+        for s, e in _row_blocks(start, stop, length):
+            o = o2[s:e]
+            xp.multiply(a0[s:e], k0[s:e], out=o)
+            for a, k in rest:
+                b = buf[:e - s]
+                xp.multiply(a[s:e], k[s:e], out=b)
+                o += b
+            if shift is not None:
+                o += shift[s:e]
+
+    _parallel.run(part, p * q, out.size)
     return out
 
 

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from filterbank import _parallel
 from filterbank.autograd.function import Function
 from filterbank.backend import xp
 from filterbank.tensor import Tensor
@@ -154,29 +155,41 @@ class _Pool(Function):
 
 
 class MaxPool(_Pool):
-    """Max over each window; the gradient goes to the first maximum in window scan order."""
+    """Max over each window; the gradient goes to the first maximum in window scan order.
+
+    Large inputs are cut along their first axis into a few slices that threads process side
+    by side (:mod:`filterbank._parallel`); each slice runs the same offset loop."""
 
     def forward(self, x):
         self.in_shape, self.dtype = x.shape, x.dtype
+        nd = len(self.kernel)
         buf = _padded(x, self.padding, self.pad_hi, -np.inf)
-        windows = _offsets(self.kernel, self.stride, self.dilation, self.out)
-        y = xp.array(buf[next(windows)], copy=True)
+        out_shape = x.shape[:-nd] + tuple(self.out)
+        y = xp.empty(out_shape, x.dtype)
         track = self.needs_input_grad[0] or self.sink is not None
-        if track:
-            idx = xp.zeros(y.shape, _index_dtype(math.prod(self.kernel)))
-            larger = xp.empty(y.shape, bool)
-            step = xp.empty(y.shape, idx.dtype)
-        for o, sl in enumerate(windows, start=1):
-            v = buf[sl]
+        idx = xp.zeros(out_shape, _index_dtype(math.prod(self.kernel))) if track else None
+
+        def part(s, e):
+            b, ys = buf[s:e], y[s:e]
+            windows = _offsets(self.kernel, self.stride, self.dilation, self.out)
+            xp.copyto(ys, b[next(windows)])
             if track:
-                # strictly greater: an equal later value does not take over, so the first
-                # maximum in scan order wins. idx = where(larger, o, idx), written as
-                # idx += larger * (o - idx) because masked writes are ~30x slower in NumPy.
-                xp.greater(v, y, out=larger)
-                xp.subtract(idx.dtype.type(o), idx, out=step)
-                xp.multiply(step, larger, out=step)
-                idx += step
-            xp.maximum(y, v, out=y)
+                ids = idx[s:e]
+                larger = xp.empty(ys.shape, bool)
+                step = xp.empty(ys.shape, ids.dtype)
+            for o, sl in enumerate(windows, start=1):
+                v = b[sl]
+                if track:
+                    # strictly greater: an equal later value does not take over, so the first
+                    # maximum in scan order wins. idx = where(larger, o, idx), written as
+                    # idx += larger * (o - idx) because masked writes are ~30x slower in NumPy.
+                    xp.greater(v, ys, out=larger)
+                    xp.subtract(ids.dtype.type(o), ids, out=step)
+                    xp.multiply(step, larger, out=step)
+                    ids += step
+                xp.maximum(ys, v, out=ys)
+
+        _parallel.run(part, x.shape[0], x.size)
         if track:
             self.idx = idx
             if self.sink is not None:
@@ -184,13 +197,19 @@ class MaxPool(_Pool):
         return y
 
     def backward(self, gy):
-        buf, disjoint, windows = self._grad_buffer()
-        for o, sl in enumerate(windows):
-            if disjoint:
-                xp.multiply(gy, self.idx == o, out=buf[sl])
-            else:
-                view = buf[sl]
-                view += gy * (self.idx == o)
+        buf, disjoint, _ = self._grad_buffer()
+
+        def part(s, e):
+            b, g, ids = buf[s:e], gy[s:e], self.idx[s:e]
+            for o, sl in enumerate(_offsets(self.kernel, self.stride, self.dilation,
+                                            self.out)):
+                if disjoint:
+                    xp.multiply(g, ids == o, out=b[sl])
+                else:
+                    view = b[sl]
+                    view += g * (ids == o)
+
+        _parallel.run(part, gy.shape[0], buf.size)
         return self._unpad(buf)
 
 

@@ -1,0 +1,76 @@
+"""Large elementwise passes split over a few threads.
+
+NumPy releases the GIL inside ufunc loops, so the rows of a big array can be processed by
+several threads at once: each thread runs the same whole-array NumPy calls on its own slice
+along axis 0 (a handful of slices, never per-sample work). PyTorch does the same with OpenMP
+for its pointwise kernels; without it, batch norm, ReLU, pooling and residual additions run on
+one core while the convolutions use all of them.
+
+Arrays under ``MIN_ELEMENTS`` run on the calling thread: below that, handing out the work costs
+more than it saves. ``FILTERBANK_NUM_THREADS`` caps the thread count (default: the CPUs this
+process may use; 1 turns the splitting off).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+#: Work below this many elements (per call) is not split.
+MIN_ELEMENTS = 1 << 18
+
+_pool: ThreadPoolExecutor | None = None
+_pool_pid: int | None = None
+
+
+def num_threads() -> int:
+    env = os.environ.get("FILTERBANK_NUM_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            pass
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _executor(n: int) -> ThreadPoolExecutor:
+    global _pool, _pool_pid
+    if _pool is None or _pool_pid != os.getpid() or _pool._max_workers < n:
+        # a forked child must not use its parent's (absent) threads
+        _pool = ThreadPoolExecutor(n, thread_name_prefix="filterbank-ew")
+        _pool_pid = os.getpid()
+    return _pool
+
+
+def parts(rows: int, elements: int) -> int:
+    """How many slices to cut ``rows`` rows (``elements`` values in all) into."""
+    if elements < MIN_ELEMENTS or rows < 2:
+        return 1
+    return max(1, min(num_threads(), rows, elements // (MIN_ELEMENTS // 2)))
+
+
+def split(rows: int, n: int, align: int = 1) -> list[tuple[int, int]]:
+    """``n`` contiguous ``(start, stop)`` ranges covering ``range(rows)``, boundaries on
+    multiples of ``align`` (except the end)."""
+    units = -(-rows // align)
+    bounds = [min(rows, (units * i // n) * align) for i in range(n + 1)]
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def run(fn: Callable[[int, int], object], rows: int, elements: int, align: int = 1) -> list:
+    """Call ``fn(start, stop)`` over slices of ``range(rows)``, in parallel when the work is
+    large enough; returns the results in slice order. ``fn`` must only write its own slice."""
+    n = parts(rows, elements)
+    if n == 1:
+        return [fn(0, rows)]
+    ranges = split(rows, n, align)
+    if len(ranges) == 1:
+        return [fn(*ranges[0])]
+    pool = _executor(len(ranges) - 1)
+    futures = [pool.submit(fn, a, b) for a, b in ranges[1:]]
+    first = fn(*ranges[0])  # the calling thread takes a share too
+    return [first] + [f.result() for f in futures]

@@ -1,0 +1,122 @@
+"""filterbank._parallel: large elementwise passes split over threads give the serial results.
+
+Each registered op runs on an input above ``MIN_ELEMENTS`` twice, with 1 thread (serial path)
+and with 3 threads (split path; 3 so that uneven slices are exercised), forward and backward;
+outputs and input gradients must agree (exactly for pure elementwise ops, to float32 rounding
+where a reduction's partial sums are added in a different order).
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from harness import assert_close
+
+import filterbank as fb
+import filterbank.functional as F
+from filterbank import _allocator, _parallel
+
+
+@pytest.mark.parametrize("rows,n,align", [(10, 3, 1), (7, 7, 1), (64, 2, 16), (5, 8, 1),
+                                          (100, 3, 32)])
+def test_split_covers_rows_in_order(rows, n, align):
+    ranges = _parallel.split(rows, n, align)
+    assert ranges[0][0] == 0 and ranges[-1][1] == rows
+    assert all(a < b for a, b in ranges)
+    assert all(b == c for (_, b), (c, _) in zip(ranges, ranges[1:]))
+    assert all(a % align == 0 for a, _ in ranges)
+    assert len(ranges) <= n
+
+
+def test_run_returns_results_in_slice_order(monkeypatch):
+    monkeypatch.setenv("FILTERBANK_NUM_THREADS", "4")
+    out = _parallel.run(lambda s, e: (s, e), 8, _parallel.MIN_ELEMENTS * 8)
+    assert out == [(0, 2), (2, 4), (4, 6), (6, 8)]
+    assert _parallel.run(lambda s, e: (s, e), 8, 10) == [(0, 8)]  # small work: not split
+
+
+def test_num_threads_env(monkeypatch):
+    monkeypatch.setenv("FILTERBANK_NUM_THREADS", "1")
+    assert _parallel.parts(64, 10 ** 8) == 1
+    monkeypatch.setenv("FILTERBANK_NUM_THREADS", "2")
+    assert _parallel.parts(64, 10 ** 8) == 2
+
+
+@dataclass
+class ParCase:
+    name: str
+    fn: Callable  # (inputs...) -> Tensor
+    shapes: list
+    exact: bool = True
+
+
+def _bn_train(x, w, b):
+    return F.batch_norm(x, None, None, w, b, training=True)
+
+
+def _bn_eval(x, w, b):
+    c = x.shape[1]
+    rm = fb.Tensor(np.linspace(-0.5, 0.5, c, dtype=np.float32))
+    rv = fb.Tensor(np.linspace(0.5, 2.0, c, dtype=np.float32))
+    return F.batch_norm(x, rm, rv, w, b, training=False)
+
+
+BIG = (6, 16, 64, 48)  # 294,912 elements, above MIN_ELEMENTS (262,144)
+CASES = [
+    ParCase("relu", F.relu, [BIG]),
+    ParCase("add", F.add, [BIG, BIG]),
+    ParCase("max_pool2d k2", lambda x: F.max_pool2d(x, 2), [(6, 16, 96, 48)]),
+    ParCase("max_pool2d k3 s2 p1", lambda x: F.max_pool2d(x, 3, 2, 1), [(6, 16, 96, 48)]),
+    ParCase("batch_norm train", _bn_train, [(6, 16, 96, 48), (16,), (16,)], exact=False),
+    ParCase("batch_norm eval", _bn_eval, [(6, 16, 96, 48), (16,), (16,)], exact=False),
+]
+
+
+def _run(case: ParCase, threads: int, monkeypatch):
+    monkeypatch.setenv("FILTERBANK_NUM_THREADS", str(threads))
+    rng = np.random.default_rng(0)
+    inputs = [fb.Tensor(rng.standard_normal(s, dtype=np.float32), requires_grad=True)
+              for s in case.shapes]
+    y = case.fn(*inputs)
+    gy = rng.standard_normal(y.shape, dtype=np.float32)
+    y.backward(fb.Tensor(gy))
+    return y.detach().numpy(), [t.grad.numpy() for t in inputs]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_threaded_equals_serial(case, monkeypatch):
+    calls = []
+    real = _parallel.run
+
+    def counting(fn, rows, elements, align=1):
+        calls.append(_parallel.parts(rows, elements))
+        return real(fn, rows, elements, align)
+
+    monkeypatch.setattr(_parallel, "run", counting)
+    y1, g1 = _run(case, 1, monkeypatch)
+    assert max(calls, default=1) == 1
+    calls.clear()
+    y3, g3 = _run(case, 3, monkeypatch)
+    assert max(calls) > 1, "the threaded path was not taken"
+    assert y1.dtype == y3.dtype == np.float32
+    for a, b in zip([y1, *g1], [y3, *g3]):
+        if case.exact:
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="the allocator settings are glibc's")
+def test_allocator_tuned_and_opt_out():
+    assert _allocator.tuned  # applied when filterbank was imported
+    code = "from filterbank import _allocator; print(_allocator.tuned)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"FILTERBANK_MALLOC_TUNING": "0", "PATH": ""}, check=True)
+    assert out.stdout.strip() == "False"
