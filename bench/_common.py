@@ -45,12 +45,22 @@ class Timing:
                 "max_ms": round(self.max, 3), "rounds": len(self.samples)}
 
 
+#: "wall" (time.perf_counter) or "cpu" (time.thread_time: the CPU time of the calling thread,
+#: which a busy machine does not inflate; only meaningful when everything runs on that one
+#: thread: BLAS, PyTorch and filterbank all single-threaded)
+CLOCK = "wall"
+
+
+def _now() -> float:
+    return time.thread_time() if CLOCK == "cpu" else time.perf_counter()
+
+
 def time_block(step: Callable[[], object], steps: int) -> float:
     """Mean milliseconds per step over one block of ``steps`` consecutive calls."""
-    t0 = time.perf_counter()
+    t0 = _now()
     for _ in range(steps):
         step()
-    return (time.perf_counter() - t0) * 1e3 / steps
+    return (_now() - t0) * 1e3 / steps
 
 
 def steps_for(step: Callable[[], object], block_s: float, max_steps: int = 50) -> int:
@@ -83,7 +93,9 @@ def ratio(ours: Timing, reference: Timing) -> float:
 
 def environment() -> dict:
     info = {"python": platform.python_version(), "numpy": np.__version__,
-            "machine": platform.machine(), "cpus": os.cpu_count()}
+            "machine": platform.machine(), "cpus": os.cpu_count(), "clock": CLOCK,
+            "filterbank_threads": os.environ.get("FILTERBANK_NUM_THREADS", "auto"),
+            "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "auto")}
     try:
         info["loadavg"] = [round(v, 2) for v in os.getloadavg()]
     except OSError:  # pragma: no cover - not on Linux

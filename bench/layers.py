@@ -7,14 +7,22 @@ is in ``bench/_common.py`` (same process, blocks per library, median over rounds
 takes 1/0.7 = 1.43x as long.
 
 Run: ``.venv/bin/python bench/layers.py [--filter conv] [--rounds 5] [--batch 64]``; writes
-``bench/results/layers.json``.
+``bench/results/layers.json``. On a busy machine, ``--clock cpu`` measures the CPU time of
+the one thread everything then runs on (BLAS, PyTorch and filterbank single-threaded): a
+ratio that other processes barely disturb, as a proxy for the 2-thread wall-clock ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
+
+if "--clock" in sys.argv and sys.argv[sys.argv.index("--clock") + 1:][:1] == ["cpu"]:
+    # must be set before NumPy (OpenBLAS) and filterbank start their threads
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    os.environ["FILTERBANK_NUM_THREADS"] = "1"
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common  # noqa: E402
 from _common import compare, environment, ratio, table, write_json  # noqa: E402
 
 import filterbank as fb  # noqa: E402
@@ -208,9 +217,12 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: single-threaded CPU time (see the module docstring)")
     parser.add_argument("--out", default="layers.json")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    _common.CLOCK = args.clock
+    torch.set_num_threads(1 if args.clock == "cpu" else args.threads)
     _register_other_families()
     cases = [c for c in CASES if args.filter in c.name or args.filter in c.family]
     rows = []
@@ -229,8 +241,9 @@ def main(argv=None) -> None:
             f[k] = r[k].median
         flat_rows.append(f)
     print()
-    print(f"batch {args.batch}, torch threads {args.threads}; ratio = torch ms / filterbank ms "
-          f"(median of {args.rounds} rounds)")
+    threads = 1 if args.clock == "cpu" else args.threads
+    print(f"batch {args.batch}, torch threads {threads}, clock {args.clock}; ratio = torch ms / "
+          f"filterbank ms (median of {args.rounds} rounds)")
     print(table(flat_rows, [
         ("name", "case", ""), ("fb_fwd", "fb fwd ms", ".2f"), ("torch_fwd", "torch fwd", ".2f"),
         ("ratio_fwd", "ratio", ".2f"), ("fb_step", "fb f+b ms", ".2f"),

@@ -183,7 +183,7 @@ _threads = _Threads()
 
 #: Intermediates (im2col columns, Winograd input tiles) up to this size are kept from forward
 #: for the weight gradient; bigger ones are rebuilt in backward (they are 2-27x the input).
-_KEEP_BYTES = 1 << 25
+_KEEP_BYTES = 1 << 26
 
 
 def _split(items: list, n: int) -> list[list]:
@@ -501,7 +501,7 @@ class _Winograd:
     @classmethod
     def applies(cls, g: _Geometry) -> bool:
         return (g.nd == 2 and g.K == (3, 3) and g.stride == (1, 1) and g.dilation == (1, 1)
-                and g.Cg >= 16 and g.Og >= 16 and min(g.So) >= 8)
+                and g.Cg >= 16 and g.Og >= 16 and min(g.So) >= 12)
 
     # ------------------------------------------------------------------ layout helpers
     @staticmethod
