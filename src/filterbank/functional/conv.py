@@ -1,25 +1,29 @@
 """Convolution: ``conv1d/2d/3d`` and the transposed (up-)convolution ``conv_transpose1d/2d/3d``.
 
-Forward and backward are written by hand, for any number of spatial dims, on one geometry:
+Forward and backward are written by hand, for any number of spatial dims, by two algorithms:
 
 * **im2col + GEMM** (every case). For each kernel offset ``k`` the strided slice of the input
   that offset sees is copied into ``cols[c, k, n, *out]`` (a loop over kernel offsets, never
   over pixels), then one GEMM per group does all the multiply-adds:
   ``Y[o, (n, l)] = sum_(c, k) W[o, (c, k)] cols[(c, k), (n, l)]``.
   Backward is two more GEMMs: ``dW = dY cols^T`` and ``dcols = W^T dY``; ``dcols`` is folded
-  back onto the input by adding each offset's slice into ``dx`` (col2im).
-* **Winograd** ``F(2x2, 3x3)`` for 2-d 3x3, stride-1, undilated convolutions (the bulk of VGG
-  and ResNet). The output is cut into 2x2 tiles, each computed from a 4x4 input tile with 16
-  multiplications per (input, output) channel pair instead of 36:
-  ``Y = A^T [(G g G^T) * (B^T d B)] A``. Both transforms are small matrices applied as GEMMs,
-  the 16 products ``U[k] V[k]`` are 16 GEMMs over the channels, so the GEMM work drops 2.25x.
-  Backward differentiates the same bilinear form: ``dM = A dY A^T``, ``dU = dM V^T`` and
-  ``dV = U^T dM`` (then ``B dV B^T`` folded back onto the input tiles).
+  back onto the input by adding each offset's slice into ``dx`` (col2im). A transposed
+  convolution runs the same pieces the other way round (its forward is col2im).
+* **Winograd** ``F(2x2, 3x3)`` for 2-d 3x3, stride-1, undilated convolutions with at least
+  16 channels per group and 12x12 outputs (the bulk of VGG and ResNet). Each 2x2 output tile
+  takes 16 multiplications per (input, output) channel pair instead of 36, as 16 GEMMs over
+  the channels; see :class:`_Winograd`.
 
-Big scratch arrays come from a small workspace that reuses an array only once nothing else
-references it (NumPy views keep their base alive), so buffers a graph saved for backward, or
-outputs a caller still holds, are never overwritten; reuse avoids the page faults a fresh
-allocation of tens of MiB costs.
+Both work on chunks of a few samples at a time, so that the intermediates of a chunk stay in
+cache, and run the chunks on a small thread pool with BLAS switched to one thread meanwhile
+(NumPy releases the GIL in ufuncs, copies and BLAS calls, so the copies and transforms run in
+parallel too, not just the GEMMs). The columns or Winograd tiles are kept for the weight
+gradient when they fit ``_KEEP_BYTES``, else rebuilt in backward.
+
+Big arrays come from a small workspace that reuses an array only once nothing else references
+it (NumPy views keep their base alive), so buffers a graph saved for backward, or outputs a
+caller still holds, are never overwritten; reuse avoids the page faults a fresh allocation of
+tens of MiB costs.
 """
 
 from __future__ import annotations
@@ -393,7 +397,8 @@ class _Im2col:
         bufs = [{k: _workspace.empty(s, dtype) for k, s in shapes.items()} for _ in range(n)]
         wm = w.reshape(g.groups, g.Og, kdim) if w is not None else None
         wt = np.ascontiguousarray(wm.transpose(0, 2, 1)) if dx is not None else None
-        dws = [np.zeros((g.groups, g.Og, kdim), dtype) if want_dw else None for _ in range(n)]
+        # dW^T = cols dY^T (K x O) runs faster in OpenBLAS than dY cols^T for small O
+        dws = [np.zeros((g.groups, kdim, g.Og), dtype) if want_dw else None for _ in range(n)]
         dbs = [np.zeros(g.O, dtype) if want_db else None for _ in range(n)]
         bias_b = None if bias is None else bias.reshape((1, g.O) + (1,) * g.nd)
 
@@ -423,14 +428,17 @@ class _Im2col:
                 if db is not None:
                     db += gyt.reshape(g.O, -1).sum(axis=1)
                 if dw is not None:
-                    dw += np.matmul(gyt, cols.transpose(0, 2, 1))
+                    dw += np.matmul(cols, gyt.transpose(0, 2, 1))
                 if dx is not None:
                     dcols = buf["dcols"][:, :, :k]
                     np.matmul(wt, gyt, out=dcols.reshape(g.groups, kdim, k * g.Lo))
                     _col2im(dcols, g, n0, n1, dx)
 
         _threads.run(task, n)
-        dw = sum(dws[1:], dws[0]).reshape((g.O, g.Cg) + g.K) if want_dw else None
+        dw = None
+        if want_dw:
+            dw = np.ascontiguousarray(sum(dws[1:], dws[0]).transpose(0, 2, 1))
+            dw = dw.reshape((g.O, g.Cg) + g.K)
         db = sum(dbs[1:], dbs[0]) if want_db else None
         return dw, db, saved
 
