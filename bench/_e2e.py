@@ -13,8 +13,8 @@ with ``torch.set_num_threads(threads)``; both libraries compute in float32 on th
 torch is imported lazily: the filterbank half of a measurement (and the RSS child for
 filterbank) never loads it.
 
-Run as a script only for the RSS child: ``python bench/_e2e.py rss --lib fb --model
-resnet18_cifar --batch 64 --steps 3 [--weights init.safetensors]`` prints one JSON line.
+Run as a script only for the RSS child (peak = ``VmHWM``): ``python bench/_e2e.py rss --lib fb
+--model resnet18_cifar --batch 64 --steps 3 [--weights init.safetensors]`` prints one JSON line.
 """
 
 from __future__ import annotations
@@ -389,8 +389,18 @@ def env_info(threads: int | None = None) -> dict:
 
 
 # -------------------------------------------------------------------------- peak RSS
-def _maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def _peak_rss_mib() -> float:
+    """This process's peak resident set size. ``VmHWM`` belongs to the address space, which
+    ``exec`` replaces; ``getrusage``'s maxrss is kept across ``exec`` on Linux, so a child
+    started by a big parent would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # pragma: no cover
 
 
 def _current_rss_mib() -> float:
@@ -425,7 +435,7 @@ def _rss_child(lib: str, model: str, batch: int, steps: int, weights: str | None
     for _ in range(steps):
         train()
     return {"lib": lib, "model": model, "batch": batch, "steps": steps,
-            "rss_before_mib": round(before, 1), "peak_rss_mib": round(_maxrss_mib(), 1),
+            "rss_before_mib": round(before, 1), "peak_rss_mib": round(_peak_rss_mib(), 1),
             "rss_after_mib": round(_current_rss_mib(), 1)}
 
 

@@ -8,7 +8,7 @@ Timing follows the fairness protocol of ``bench/_e2e.py`` (own blocks per librar
 pauses, median over rounds with min-max). ``ratio`` = filterbank images/s / PyTorch images/s.
 
 Peak RSS of ResNet-18-CIFAR training at batch 64 is measured in a separate child process per
-library (``resource.getrusage`` maxrss; the filterbank child never imports torch).
+library (the child's ``VmHWM``; the filterbank child never imports torch).
 
 Run: ``.venv/bin/python bench/train.py [--rounds 5] [--threads 2] [--filter lenet]
 [--no-rss] [--quick]``; writes ``bench/results/train.json`` and ``train.png``.
