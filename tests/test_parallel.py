@@ -120,3 +120,23 @@ def test_allocator_tuned_and_opt_out():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"FILTERBANK_MALLOC_TUNING": "0", "PATH": ""}, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_blas_single_threaded_sets_and_restores():
+    ctl = _parallel.blas_control()
+    if ctl is None:
+        pytest.skip("no OpenBLAS whose thread count can be set")
+    setter, getter = ctl
+    before = getter()
+    setter(2)
+    try:
+        with _parallel.blas_single_threaded():
+            assert getter() == 1
+        assert getter() == 2
+        with _parallel.blas_single_threaded(enabled=False):
+            assert getter() == 2
+        with pytest.raises(RuntimeError), _parallel.blas_single_threaded():
+            raise RuntimeError("restored on errors too")
+        assert getter() == 2
+    finally:
+        setter(before)

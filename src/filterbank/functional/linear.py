@@ -6,6 +6,7 @@ whatever the batch layout (``(N, in)``, ``(N, L, in)``, ...).
 
 from __future__ import annotations
 
+from filterbank import _parallel
 from filterbank.autograd.function import Function
 from filterbank.backend import xp
 from filterbank.tensor import Tensor
@@ -29,13 +30,18 @@ def _check_linear(name: str, x, weight, bias) -> None:
 
 
 class Linear(Function):
-    """y = x W^T + b.  dx = gy W,  dW = gy^T x,  db = sum over rows of gy."""
+    """y = x W^T + b.  dx = gy W,  dW = gy^T x,  db = sum over rows of gy.
+
+    Small GEMMs (under ``_parallel.SMALL_GEMM`` multiply-adds, e.g. every layer of LeNet-5)
+    run with one BLAS thread; see :func:`filterbank._parallel.blas_single_threaded`."""
 
     def forward(self, x, weight, bias=None):
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
         self.x_shape = x.shape
         x2 = x.reshape(-1, x.shape[-1])
-        y = xp.matmul(x2, weight.T)
+        self.small = x2.shape[0] * weight.shape[0] * weight.shape[1] < _parallel.SMALL_GEMM
+        with _parallel.blas_single_threaded(self.small):
+            y = xp.matmul(x2, weight.T)
         if bias is not None:
             if bias.dtype == y.dtype:
                 y += bias
@@ -49,8 +55,9 @@ class Linear(Function):
     def backward(self, gy):
         need_x, need_w, need_b = (self.needs_input_grad + (False,))[:3]
         gy2 = gy.reshape(-1, gy.shape[-1])
-        gx = xp.matmul(gy2, self.weight).reshape(self.x_shape) if need_x else None
-        gw = xp.matmul(gy2.T, self.x2) if need_w else None
+        with _parallel.blas_single_threaded(self.small):
+            gx = xp.matmul(gy2, self.weight).reshape(self.x_shape) if need_x else None
+            gw = xp.matmul(gy2.T, self.x2) if need_w else None
         gb = gy2.sum(axis=0) if need_b else None
         return gx, gw, gb
 

@@ -39,8 +39,12 @@ def _sum02(a):
     """Sum of a ``(P, Q, L)`` array over axes 0 and 2 -> ``(Q,)``."""
     if a.shape[2] == 1:
         return a[:, :, 0].sum(axis=0)
-    # a matrix-vector product with ones runs at memory speed (BLAS), ~2x numpy's sum
-    return (a @ xp.ones(a.shape[2], a.dtype)).sum(axis=0)
+    # a matrix-vector product with ones runs at memory speed (BLAS), ~2x numpy's sum; our
+    # threads split it, so BLAS's own must not (see filterbank._parallel)
+    ones = xp.ones(a.shape[2], a.dtype)
+    with _parallel.blas_single_threaded():
+        parts = _parallel.run(lambda s, e: (a[s:e] @ ones).sum(axis=0), a.shape[0], a.size)
+    return parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
 
 
 def _dot02(a, b):
