@@ -71,6 +71,7 @@ CASES = [
            shapes=[(1, 4, 6), (4, 5)]),
     _layer("Conv1d", 2, 2, 5, dilation=2, padding="same", padding_mode="replicate",
            shapes=[(1, 2, 9)]),
+    _layer("Conv1d", 1, 2, 3, padding=4, padding_mode="replicate", shapes=[(2, 1, 3)]),
     _layer("Conv3d", 2, 3, 3, padding=1, shapes=[(1, 2, 3, 4, 3)]),
     _layer("Conv3d", 2, 2, (2, 1, 2), stride=(1, 2, 1), padding_mode="reflect", padding=1,
            shapes=[(1, 2, 3, 4, 3)]),

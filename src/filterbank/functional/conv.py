@@ -169,6 +169,8 @@ class _Threads:
             task(0)
             return
         if self._pool is None or self._pid != os.getpid() or self._pool._max_workers < n:
+            if self._pool is not None and self._pid == os.getpid():
+                self._pool.shutdown(wait=False)
             self._pool = ThreadPoolExecutor(max(n, self.available_cpus()),
                                             thread_name_prefix="filterbank-conv")
             self._pid = os.getpid()  # a forked child must not reuse its parent's threads
@@ -924,7 +926,7 @@ def _conv(x, weight, bias, stride, padding, dilation, groups, nd, name, padding_
     _check_bias(name, bias, c_out)
     if padding_mode != "zeros":
         for (lo, hi), s in zip(pads, xshape[2:]):
-            limit = s - 1 if padding_mode == "reflect" else s
+            limit = {"reflect": s - 1, "circular": s}.get(padding_mode, max(lo, hi))
             if max(lo, hi) > limit:
                 raise ValueError(f"{name}: {padding_mode} padding {pads} needs at most "
                                  f"{limit} per side for input shape {xshape}")
