@@ -104,9 +104,13 @@ def _footprint_chart() -> None:
     plt.close(fig)
 
 
-def summary_rows() -> list[dict]:
-    """One row per headline number, from whatever JSON files exist."""
+def summary_rows(only: set[str] | None = None) -> list[dict]:
+    """One row per headline number, from the JSON files of the benchmarks in ``only`` (all
+    that exist when None)."""
     rows = []
+
+    def want(name):
+        return only is None or name in only
 
     def add(bench, case, fb_val, torch_val, ratio, target="", unit=""):
         ok = ""
@@ -117,15 +121,15 @@ def summary_rows() -> list[dict]:
                      "target": f">= {target}" if isinstance(target, (int, float)) else target,
                      "met": ok})
 
-    if (d := _load("autodiff.json")):
+    if (d := _load("autodiff.json")) and want("autodiff"):
         for r in d["rows"]:
             add("autodiff", r["phase"], r["fb_us"], r["torch_us"], r["ratio"], unit="us/op")
-    if (d := _load("layers.json")):
+    if (d := _load("layers.json")) and want("layers"):
         for c in d["cases"]:
             target = 0.7 if "target" in c["name"] else ""
             add("layers", c["name"], c["fb_step"]["median_ms"], c["torch_step"]["median_ms"],
                 c["ratio_step"], target, "ms f+b")
-    if (d := _load("train.json")):
+    if (d := _load("train.json")) and want("train"):
         for c in d["cases"]:
             add("train", c["case"], c["fb_ips"], c["torch_ips"], c["ratio"],
                 c["target"] if c["target"] is not None else "", "img/s")
@@ -134,19 +138,17 @@ def summary_rows() -> list[dict]:
             add("train", "ResNet-18 b64 training peak RSS", r["fb"]["peak_rss_mib"],
                 r["torch"]["peak_rss_mib"], 1 / r["ratio"], round(1 / r["target"], 3),
                 "MiB (ratio torch/fb)")
-    if (d := _load("scaling.json")):
+    if (d := _load("scaling.json")) and want("scaling"):
         for name, pts in d["sweeps"].items():
-            for p in pts:
-                if "ratio" in p and p[name] == d["base"][name] and name == "batch":
-                    add("scaling", "ConvNet base point (b32, 32px, depth 4)",
-                        p["fb_ms_per_img"], p["torch_ms_per_img"], p["ratio"], unit="ms/img")
-            first, last = pts[0], pts[-1]
-            add("scaling", f"fb ms/img {name} {first[name]} -> {last[name]}",
-                first["fb_ms_per_img"], last["fb_ms_per_img"], None, unit="ms/img (from, to)")
-    if (d := _load("footprint.json")):
+            for p in (pts[0], pts[-1]):  # the ends of each sweep
+                label = f"ConvNet b{p['batch']} {p['side']}px depth {p['depth']}"
+                add("scaling", f"{label} ({name} sweep)",
+                    p["fb_ms_per_img"], p.get("torch_ms_per_img"), p.get("ratio"),
+                    unit="ms/img")
+    if (d := _load("footprint.json")) and want("footprint"):
         for r in d:
             add("footprint", r["what"], r["mib"], None, None, unit="MiB")
-    if (d := _load("train_fashion.json")):
+    if (d := _load("train_fashion.json")) and want("fashion"):
         for r in d["rows"]:
             add("fashion", f"{r['model']} images/s", r.get("fb_ips"), r.get("torch_ips"),
                 r.get("ratio_ips"), unit="img/s")
@@ -155,8 +157,8 @@ def summary_rows() -> list[dict]:
     return rows
 
 
-def print_summary() -> None:
-    rows = summary_rows()
+def print_summary(only: set[str] | None = None) -> None:
+    rows = summary_rows(only)
     flat = []
     for r in rows:
         flat.append({**r, "fb": _fmt(r["fb"]), "torch": _fmt(r["torch"]),
@@ -217,7 +219,7 @@ def main(argv=None) -> int:
     fatal = [f for f in failed if f != "footprint"]
     _layers_chart()
     _footprint_chart()
-    print_summary()
+    print_summary(set(todo) - set(failed))
     print("\nruns: " + "; ".join(log))
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
