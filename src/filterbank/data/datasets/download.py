@@ -95,6 +95,9 @@ def _fetch(url: str, dest: Path, sha256: str | None, progress: bool, timeout: fl
         got = h.hexdigest()
         if sha256 is not None and got != sha256.lower():
             raise ValueError(f"SHA-256 mismatch: expected {sha256}, got {got}")
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
