@@ -71,6 +71,7 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= mu
-                buf += (1 - float(group["dampening"])) * g
+                damp = float(group["dampening"])
+                buf += g if damp == 0 else (1 - damp) * g  # no temporary in the usual case
             g = g + mu * buf if group["nesterov"] else buf
         p -= lr * g
