@@ -192,8 +192,22 @@ _threads = _Threads()
 _KEEP_BYTES = 1 << 26
 
 
-def _split(items: list, n: int) -> list[list]:
-    return [items[i::n] for i in range(n)]
+def _chunk_ranges(total: int, size: int, workers: int) -> tuple[list[tuple[int, int]], int]:
+    """Split range(total) into near-equal chunks of at most about ``size``, their number a
+    multiple of ``workers`` when there is enough to go round; returns (ranges, largest)."""
+    count = -(-total // max(1, size))
+    if total >= workers > 1:
+        count = -(-count // workers) * workers
+    count = max(1, min(count, total))
+    bounds = [total * i // count for i in range(count + 1)]
+    ranges = [(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    return ranges, max((b - a for a, b in ranges), default=0)
+
+
+def _split(items: list, n: int) -> list:
+    """A work queue of ``items`` shared by ``n`` workers (each takes the next when free)."""
+    queue = iter(items)  # next() on a list iterator is atomic under the GIL
+    return [queue] * n
 
 
 # --------------------------------------------------------------------- argument normalisation
@@ -366,7 +380,7 @@ class _Im2col:
         nb = max(1, cls.CHUNK_BYTES // per_sample)
         nb = max(nb, -(-2 * g.Og // max(1, g.Lo)))  # keep dW's K dim >= 2 O: few accumulations
         nb = min(nb, -(-g.N // workers_hint))  # at least one chunk per worker
-        return [(n0, min(g.N, n0 + nb)) for n0 in range(0, g.N, nb)], nb
+        return _chunk_ranges(g.N, nb, workers_hint)
 
     @classmethod
     def run(cls, g: _Geometry, w, *, x=None, y=None, bias=None, gy=None, dx=None,
@@ -531,7 +545,7 @@ class _Winograd:
         _, _, hq, wq = cls._grid(g)
         per_sample = max(g.C, g.O) * hq * wq * np.dtype(dtype).itemsize
         nb = int(min(g.N, max(2, cls.CHUNK_BYTES // per_sample)))
-        return [(n0, min(g.N, n0 + nb)) for n0 in range(0, g.N, nb)], nb
+        return _chunk_ranges(g.N, nb, _threads.available_cpus())
 
     @classmethod
     def _input_tiles(cls, x, g: _Geometry, n0, n1, bufs, out=None):
