@@ -144,12 +144,15 @@ class _Threads:
                              if "openblas" in line.lower()}
             except OSError:  # pragma: no cover - not on Linux
                 paths = set()
-            for path in sorted(paths):
+            libs = []
+            for path in sorted(paths, key=lambda p: "numpy" not in p):  # NumPy's first
                 try:
-                    lib = ctypes.CDLL(path)
+                    libs.append(ctypes.CDLL(path))
                 except OSError:  # pragma: no cover
                     continue
-                for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "")):
+            # the wheel's scipy_openblas first: another OpenBLAS (not NumPy's) would not help
+            for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "")):
+                for lib in libs:
                     setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
                     getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
                     if setter is not None and getter is not None:
@@ -204,7 +207,7 @@ def _chunk_ranges(total: int, size: int, workers: int) -> tuple[list[tuple[int, 
     return ranges, max((b - a for a, b in ranges), default=0)
 
 
-def _split(items: list, n: int) -> list:
+def _queue(items: list, n: int) -> list:
     """A work queue of ``items`` shared by ``n`` workers (each takes the next when free)."""
     queue = iter(items)  # next() on a list iterator is atomic under the GIL
     return [queue] * n
@@ -392,7 +395,7 @@ class _Im2col:
         dtype = (x if x is not None else gy).dtype
         chunks, nb = cls._chunks(g, dtype, _threads.available_cpus())
         n = _threads.workers(len(chunks))
-        parts = _split(chunks, n)
+        parts = _queue(chunks, n)
         index = {c: i for i, c in enumerate(chunks)}
         size = len(chunks) * g.C * g.KK * nb * g.Lo * np.dtype(dtype).itemsize
         saved = None
@@ -608,7 +611,7 @@ class _Winograd:
         u = np.ascontiguousarray(u.reshape(16, g.groups, g.Og, g.Cg), dtype=x.dtype)
         y = _workspace.empty((g.N, g.O) + g.So, x.dtype)
         index = {c: i for i, c in enumerate(chunks)}
-        parts = _split(chunks, n)
+        parts = _queue(chunks, n)
 
         def task(i):
             for n0, n1 in parts[i]:
@@ -670,7 +673,7 @@ class _Winograd:
         dx = _workspace.empty((g.N, g.C) + g.S, gy.dtype) if need_x else None
         x = fn.x if need_w and saved is None else None
         index = {c: i for i, c in enumerate(chunks)}
-        parts = _split(chunks, n)
+        parts = _queue(chunks, n)
 
         def task(i):
             for n0, n1 in parts[i]:
