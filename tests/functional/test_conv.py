@@ -269,6 +269,29 @@ def test_winograd_matches_im2col_at_size(padding, keep):
         assert_close(got, want, atol=1e-5, rtol=1e-4, what=what)
 
 
+@pytest.mark.parametrize("algo", ["winograd", "im2col"])
+def test_gradients_are_bit_reproducible_with_many_chunks(algo, monkeypatch):
+    """Several chunks per worker thread: dW/db must not depend on which thread summed which
+    chunk (exact resume and same-seed runs rely on it)."""
+    monkeypatch.setenv("FILTERBANK_NUM_THREADS", "3")
+    cls = conv_module._Winograd if algo == "winograd" else conv_module._Im2col
+    monkeypatch.setattr(cls, "CHUNK_BYTES", 1 << 12)  # force many small chunks
+    rng = np.random.default_rng(7)
+    x = fb.Tensor(rng.standard_normal((48, 8, 12, 12), dtype=np.float32))
+    w = fb.Tensor(rng.standard_normal((8, 8, 3, 3), dtype=np.float32), requires_grad=True)
+    b = fb.Tensor(rng.standard_normal(8, dtype=np.float32), requires_grad=True)
+    gy = rng.standard_normal((48, 8, 12, 12)).astype(np.float32)
+    first = None
+    for _ in range(6):
+        w.grad = b.grad = None
+        _forced(F.conv2d, algo, keep=False)(x, w, b, padding=1).backward(gy)
+        got = (w.grad.data.copy(), b.grad.data.copy())
+        if first is None:
+            first = got
+        else:
+            assert np.array_equal(got[0], first[0]) and np.array_equal(got[1], first[1])
+
+
 def test_skips_unneeded_gradients():
     """No input gradient for a first layer, no weight gradient for a frozen weight."""
     rng = np.random.default_rng(5)

@@ -208,9 +208,13 @@ def _chunk_ranges(total: int, size: int, workers: int) -> tuple[list[tuple[int, 
 
 
 def _queue(items: list, n: int) -> list:
-    """A work queue of ``items`` shared by ``n`` workers (each takes the next when free)."""
-    queue = iter(items)  # next() on a list iterator is atomic under the GIL
-    return [queue] * n
+    """Deal ``items`` to ``n`` workers round-robin, a fixed share each.
+
+    A fixed assignment (not a shared queue) keeps gradients bit-reproducible: each worker sums
+    dW/db over its own chunks, so which chunks a worker gets must not depend on thread timing
+    (float32 addition is order-sensitive). The chunk count is a multiple of the worker count,
+    so the shares are balanced anyway."""
+    return [items[i::n] for i in range(n)]
 
 
 # --------------------------------------------------------------------- argument normalisation
