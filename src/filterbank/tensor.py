@@ -10,6 +10,7 @@ dy/dy = 1, visit the nodes in reverse topological order, and for each node add
 from __future__ import annotations
 
 import importlib
+import weakref
 
 import numpy as np
 
@@ -233,6 +234,8 @@ class Tensor:
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward."""
         self._retain_grad = True
+        if self._ctx is not None:  # the graph links Functions, not tensors: ask the creator
+            self._ctx._retained_ref = weakref.ref(self)
 
     # in-place helpers (no graph): used by optimizers and initialisers
     def zero_(self) -> Tensor:
@@ -498,37 +501,40 @@ def _shape_args(args):
     return tuple(args)
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Nodes reachable from ``root`` that require grad, inputs before outputs.
+def _topological_order(root) -> list:
+    """Graph nodes reachable from ``root`` (a Function, or a leaf Tensor), inputs before
+    outputs. A node is the Function that computed a tensor, or a leaf tensor that requires
+    grad (see ``Function.parents``).
 
     Iterative depth-first search (a recursive one would hit Python's recursion limit on long
     chains): a node is appended once all of its inputs have been.
     """
-    order: list[Tensor] = []
+    order: list = []
     visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    stack: list[tuple[object, bool]] = [(root, False)]
     push, pop, seen = stack.append, stack.pop, visited.add
     while stack:
-        t, done = pop()
+        node, done = pop()
         if done:
-            order.append(t)
+            order.append(node)
             continue
-        if id(t) in visited:
+        if id(node) in visited:
             continue
-        seen(id(t))
-        push((t, True))
-        ctx = t._ctx
-        if ctx is not None:
-            parents = ctx.__dict__.get("parents")
-            if parents is None:
-                raise RuntimeError(
-                    f"backward(): trying to backward through the graph a second time (the "
-                    f"buffers of {ctx.__dict__.get('_released_name', 'an op')} were freed by "
-                    f"the first backward); call backward(retain_graph=True) the first time"
-                )
-            for p in parents:
-                if p is not None and p._requires_grad and id(p) not in visited:
-                    push((p, False))
+        seen(id(node))
+        push((node, True))
+        if isinstance(node, Tensor):
+            continue  # a leaf
+        parents = node.__dict__.get("parents")
+        if parents is None:
+            raise RuntimeError(
+                f"backward(): trying to backward through the graph a second time (the "
+                f"buffers of {node.__dict__.get('_released_name', 'an op')} were freed by "
+                f"the first backward); call backward(retain_graph=True) the first time"
+            )
+        for p in parents:
+            if p is not None and id(p) not in visited and (
+                    not isinstance(p, Tensor) or p._requires_grad):
+                push((p, False))
     return order
 
 
@@ -542,19 +548,21 @@ def _accumulate(t: Tensor, g) -> None:
 def _run_backward(root: Tensor, seed, retain_graph: bool) -> None:
     """Visit the graph in reverse topological order, summing each node's incoming gradients
     before its ``backward`` runs; gradients of broadcast inputs are summed back here."""
-    order = _topological_order(root)
+    start = root if root._ctx is None else root._ctx
+    order = _topological_order(start)
     anomaly = _anomaly._enabled
-    grads: dict[int, object] = {id(root): seed}
+    grads: dict[int, object] = {id(start): seed}
     pop_grad = grads.pop
-    for t in reversed(order):
-        g = pop_grad(id(t), None)  # popped: freed as soon as the node is done
+    for node in reversed(order):
+        g = pop_grad(id(node), None)  # popped: freed as soon as the node is done
         if g is None:
             continue
-        ctx = t._ctx
-        if ctx is None:
-            _accumulate(t, g)
+        if isinstance(node, Tensor):
+            _accumulate(node, g)
             continue
-        if t._retain_grad:
+        ctx = node
+        retained = ctx.__dict__.get("_retained_ref")
+        if retained is not None and (t := retained()) is not None:
             _accumulate(t, g)
         in_grads = ctx.backward(g)
         if type(in_grads) is not tuple:
@@ -562,13 +570,18 @@ def _run_backward(root: Tensor, seed, retain_graph: bool) -> None:
         if anomaly:
             _anomaly.check_gradients(ctx, in_grads)
         for p, gp in zip(ctx.parents, in_grads):
-            if gp is None or p is None or not p._requires_grad:
+            if gp is None or p is None:
                 continue
-            pd = p.data
-            if gp.shape != pd.shape:
-                gp = _unbroadcast(gp, pd.shape)
-            if gp.dtype != pd.dtype:
-                gp = gp.astype(pd.dtype)
+            if isinstance(p, Tensor):
+                if not p._requires_grad:
+                    continue
+                shape, dtype = p.data.shape, p.data.dtype
+            else:
+                shape, dtype = p.out_meta
+            if gp.shape != shape:
+                gp = _unbroadcast(gp, shape)
+            if gp.dtype != dtype:
+                gp = gp.astype(dtype)
             key = id(p)
             prev = grads.get(key)
             grads[key] = gp if prev is None else prev + gp
