@@ -34,11 +34,27 @@ def test_split_covers_rows_in_order(rows, n, align):
     assert len(ranges) <= n
 
 
-def test_run_returns_results_in_slice_order(monkeypatch):
+def test_run_returns_results_in_chunk_order(monkeypatch):
     monkeypatch.setenv("FILTERBANK_NUM_THREADS", "4")
-    out = _parallel.run(lambda s, e: (s, e), 8, _parallel.MIN_ELEMENTS * 8)
-    assert out == [(0, 2), (2, 4), (4, 6), (6, 8)]
+    for rows in (8, 100, 1000):
+        out = _parallel.run(lambda s, e: (s, e), rows, _parallel.MIN_ELEMENTS * 8)
+        assert len(out) > 4  # several chunks per thread
+        assert out[0][0] == 0 and out[-1][1] == rows
+        assert all(b == c for (_, b), (c, _) in zip(out, out[1:]))
     assert _parallel.run(lambda s, e: (s, e), 8, 10) == [(0, 8)]  # small work: not split
+
+
+def test_run_propagates_errors_and_finishes_other_chunks(monkeypatch):
+    monkeypatch.setenv("FILTERBANK_NUM_THREADS", "2")
+    done = []
+
+    def fn(s, e):
+        if s == 0:
+            raise ValueError("chunk 0")
+        done.append(s)
+
+    with pytest.raises(ValueError, match="chunk 0"):
+        _parallel.run(fn, 16, _parallel.MIN_ELEMENTS * 4)
 
 
 def test_num_threads_env(monkeypatch):

@@ -10,6 +10,14 @@ Arrays under ``MIN_ELEMENTS`` run on the calling thread: below that, handing out
 more than it saves. ``FILTERBANK_NUM_THREADS`` caps the thread count (default: the CPUs this
 process may use; 1 turns the splitting off).
 
+The work is cut into a few chunks per thread (never under ``CHUNK_ELEMENTS`` values) that the
+threads take from a shared queue, the calling thread included; a helper thread that has not
+started by the time the queue is empty is cancelled instead of waited for. On a busy machine,
+where a helper may wait a whole scheduler time slice for a core, the calling thread simply
+does all the chunks itself. Chunk boundaries depend only on the sizes and the thread count, and
+per-chunk results are combined in chunk order, so results do not depend on which thread ran
+what.
+
 :func:`blas_single_threaded` runs small BLAS calls (the GEMMs of small linear layers, batch
 norm's matrix-vector sums) on one thread: OpenBLAS threads even a 3 MFLOP GEMM, and its worker
 thread then has to be scheduled before the call can return. On a busy machine that wait is a
@@ -27,6 +35,9 @@ from contextlib import contextmanager
 
 #: Work below this many elements (per call) is not split.
 MIN_ELEMENTS = 1 << 18
+#: Smallest chunk handed to a thread, and chunks per thread.
+CHUNK_ELEMENTS = 1 << 16
+CHUNKS_PER_THREAD = 4
 
 _pool: ThreadPoolExecutor | None = None
 _pool_pid: int | None = None
@@ -55,7 +66,7 @@ def _executor(n: int) -> ThreadPoolExecutor:
 
 
 def parts(rows: int, elements: int) -> int:
-    """How many slices to cut ``rows`` rows (``elements`` values in all) into."""
+    """How many threads share ``rows`` rows (``elements`` values in all): 1 means no split."""
     if elements < MIN_ELEMENTS or rows < 2:
         return 1
     return max(1, min(num_threads(), rows, elements // (MIN_ELEMENTS // 2)))
@@ -70,18 +81,30 @@ def split(rows: int, n: int, align: int = 1) -> list[tuple[int, int]]:
 
 
 def run(fn: Callable[[int, int], object], rows: int, elements: int, align: int = 1) -> list:
-    """Call ``fn(start, stop)`` over slices of ``range(rows)``, in parallel when the work is
-    large enough; returns the results in slice order. ``fn`` must only write its own slice."""
+    """Call ``fn(start, stop)`` over chunks of ``range(rows)``, on several threads when the
+    work is large enough; returns the results in chunk order. ``fn`` must only write its own
+    rows."""
     n = parts(rows, elements)
     if n == 1:
         return [fn(0, rows)]
-    ranges = split(rows, n, align)
-    if len(ranges) == 1:
-        return [fn(*ranges[0])]
-    pool = _executor(len(ranges) - 1)
-    futures = [pool.submit(fn, a, b) for a, b in ranges[1:]]
-    first = fn(*ranges[0])  # the calling thread takes a share too
-    return [first] + [f.result() for f in futures]
+    k = max(n, min(rows, n * CHUNKS_PER_THREAD, elements // CHUNK_ELEMENTS))
+    ranges = split(rows, k, align)
+    results: list = [None] * len(ranges)
+    queue = iter(range(len(ranges)))  # next() on a range iterator is atomic under the GIL
+
+    def drain():
+        for i in queue:
+            results[i] = fn(*ranges[i])
+
+    pool = _executor(n - 1)
+    helpers = [pool.submit(drain) for _ in range(n - 1)]
+    try:
+        drain()
+    finally:
+        for f in helpers:
+            if not f.cancel():  # started: it finishes the chunk it holds
+                f.result()
+    return results
 
 
 # ----------------------------------------------------------------------------- BLAS threads
