@@ -83,14 +83,14 @@ def _bn_eval(x, w, b):
     return F.batch_norm(x, rm, rv, w, b, training=False)
 
 
-BIG = (6, 16, 64, 48)  # 294,912 elements, above MIN_ELEMENTS (262,144)
+BIG = (8, 16, 96, 72)  # 884,736 elements, above MIN_ELEMENTS (786,432)
 CASES = [
     ParCase("relu", F.relu, [BIG]),
     ParCase("add", F.add, [BIG, BIG]),
-    ParCase("max_pool2d k2", lambda x: F.max_pool2d(x, 2), [(6, 16, 96, 48)]),
-    ParCase("max_pool2d k3 s2 p1", lambda x: F.max_pool2d(x, 3, 2, 1), [(6, 16, 96, 48)]),
-    ParCase("batch_norm train", _bn_train, [(6, 16, 96, 48), (16,), (16,)], exact=False),
-    ParCase("batch_norm eval", _bn_eval, [(6, 16, 96, 48), (16,), (16,)], exact=False),
+    ParCase("max_pool2d k2", lambda x: F.max_pool2d(x, 2), [(8, 16, 128, 72)]),
+    ParCase("max_pool2d k3 s2 p1", lambda x: F.max_pool2d(x, 3, 2, 1), [(8, 16, 128, 72)]),
+    ParCase("batch_norm train", _bn_train, [(8, 16, 128, 72), (16,), (16,)], exact=False),
+    ParCase("batch_norm eval", _bn_eval, [(8, 16, 128, 72), (16,), (16,)], exact=False),
 ]
 
 

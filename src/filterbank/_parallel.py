@@ -33,10 +33,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-#: Work below this many elements (per call) is not split.
-MIN_ELEMENTS = 1 << 18
+#: Work below this many elements (per call) is not split: measured on 2 idle cores, a ReLU
+#: of 0.4M float32 values got slower split (146 -> 185 us), 0.8M faster (350 -> 283 us), 4M
+#: 1.8x faster.
+MIN_ELEMENTS = 3 << 18
 #: Smallest chunk handed to a thread, and chunks per thread.
-CHUNK_ELEMENTS = 1 << 16
+CHUNK_ELEMENTS = 1 << 17
 CHUNKS_PER_THREAD = 4
 
 _pool: ThreadPoolExecutor | None = None
