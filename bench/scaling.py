@@ -72,7 +72,7 @@ def point(batch: int, side: int, depth: int, with_torch: bool, rounds: int,
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--block", type=float, default=0.5, help="seconds per timed block")
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads")
     parser.add_argument("--no-torch", action="store_true", help="filterbank only")
