@@ -28,6 +28,7 @@ tens of MiB costs.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import math
@@ -113,11 +114,12 @@ class _Threads:
 
     NumPy releases the GIL inside ufuncs, copies and BLAS calls, so worker threads that each
     take a share of the batch chunks (transforms and GEMMs alike) use every core, whereas
-    BLAS's own threads would only parallelise the GEMMs. BLAS is switched to one thread for
-    the duration of the call (through OpenBLAS's ``*_set_num_threads``, found in the loaded
-    libraries) and restored after; its spinning worker threads would otherwise compete with
-    ours. Without an OpenBLAS to switch, chunks run one after another on the calling thread.
+    BLAS's own threads would only parallelise the GEMMs (and, when another process takes a
+    core, busy-wait for it). BLAS is switched to one thread for the whole convolution call
+    (through OpenBLAS's ``*_set_num_threads``, found in the loaded libraries) and restored
+    after. Without an OpenBLAS to switch, chunks run one after another on the calling thread.
     ``FILTERBANK_NUM_THREADS`` caps the pool size (default: the CPUs this process may use).
+    Not re-entrant across user threads: run convolutions from one thread at a time.
     """
 
     def __init__(self):
@@ -166,6 +168,25 @@ class _Threads:
         n = min(tasks, self.available_cpus())
         return n if n > 1 and self._blas_control() is not None else 1
 
+    @contextlib.contextmanager
+    def single_threaded_blas(self):
+        """BLAS on one thread inside the block. A whole convolution runs inside one: a single
+        multi-threaded BLAS call (even a small einsum) would wake OpenBLAS's worker thread,
+        which then spins for ~0.1 s on a core our workers need."""
+        control = self._blas_control() if self.available_cpus() > 1 else None
+        if control is None:
+            yield
+            return
+        setter, getter = control
+        previous = getter()
+        if previous != 1:
+            setter(1)
+        try:
+            yield
+        finally:
+            if previous != 1:
+                setter(previous)
+
     def run(self, task, n: int) -> None:
         """``task(i)`` for i in range(n), in parallel when n > 1 (see :meth:`workers`)."""
         if n <= 1:
@@ -177,15 +198,10 @@ class _Threads:
             self._pool = ThreadPoolExecutor(max(n, self.available_cpus()),
                                             thread_name_prefix="filterbank-conv")
             self._pid = os.getpid()  # a forked child must not reuse its parent's threads
-        setter, getter = self._blas
-        previous = getter()
-        setter(1)
-        try:
+        with self.single_threaded_blas():
             futures = [self._pool.submit(task, i) for i in range(n)]
             for f in futures:
                 f.result()
-        finally:
-            setter(previous)
 
 
 _threads = _Threads()
@@ -799,14 +815,16 @@ class ConvNd(Function):
             return np.zeros((0, g.O) + g.So, x.dtype)
         algo = _algorithm(g)
         self.geometry, self.algo = g, algo
-        return algo.forward(self, x, w, b, g)
+        with _threads.single_threaded_blas():
+            return algo.forward(self, x, w, b, g)
 
     def backward(self, gy):
         g = self.geometry
         if g.N == 0:
             return (np.zeros((0, g.C) + g.S, gy.dtype), np.zeros((g.O, g.Cg) + g.K, gy.dtype),
                     np.zeros((g.O,), gy.dtype))
-        return self.algo.backward(self, gy, g)
+        with _threads.single_threaded_blas():
+            return self.algo.backward(self, gy, g)
 
 
 class ConvTransposeNd(Function):
@@ -821,7 +839,8 @@ class ConvTransposeNd(Function):
         g = self.conv_geometry
         y = _workspace.empty((g.N, g.C) + g.S, x.dtype)
         if g.N:
-            _Im2col.run(g, w, gy=x, dx=y)
+            with _threads.single_threaded_blas():
+                _Im2col.run(g, w, gy=x, dx=y)
         if b is not None:
             np.add(y, b.reshape((1, g.C) + (1,) * g.nd), out=y)
         if self.needs_input_grad[1]:
@@ -839,8 +858,9 @@ class ConvTransposeNd(Function):
         if g.N == 0:
             dw = np.zeros((g.O, g.Cg) + g.K, gy.dtype) if need_w else None
         elif need_x or need_w:
-            dw, _, _ = _Im2col.run(g, self.w if need_x else None, x=gy, y=dx,
-                                   gy=self.x if need_w else None, want_dw=need_w)
+            with _threads.single_threaded_blas():
+                dw, _, _ = _Im2col.run(g, self.w if need_x else None, x=gy, y=dx,
+                                       gy=self.x if need_w else None, want_dw=need_w)
         return dx, dw, (_bias_grad(gy) if need_b else None)
 
 
