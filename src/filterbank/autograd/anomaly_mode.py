@@ -7,9 +7,11 @@ output``. When it is off the backward pass reads one flag per call and nothing e
 
 from __future__ import annotations
 
-import functools
+import sys
 
 import numpy as np
+
+from filterbank.autograd.grad_mode import _FlagSwitch, _SwitchNow
 
 _enabled = False
 
@@ -19,7 +21,7 @@ def is_anomaly_enabled() -> bool:
     return _enabled
 
 
-class detect_anomaly:
+class detect_anomaly(_FlagSwitch):
     """Context manager (and decorator) turning anomaly detection on inside it.
 
     Example:
@@ -34,49 +36,11 @@ class detect_anomaly:
         Function 'Sqrt' returned inf values in its 0th output
     """
 
-    def __init__(self, mode: bool = True):
-        self.mode = bool(mode)
-        self._prev: list[bool] = []
-
-    def __enter__(self):
-        global _enabled
-        self._prev.append(_enabled)
-        _enabled = self.mode
-        return self
-
-    def __exit__(self, *exc):
-        global _enabled
-        _enabled = self._prev.pop()
-        return False
-
-    def __call__(self, fn):
-        mode = self.mode
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with detect_anomaly(mode):
-                return fn(*args, **kwargs)
-
-        return wrapper
+    _module = sys.modules[__name__]
 
 
-class set_detect_anomaly(detect_anomaly):
+class set_detect_anomaly(_SwitchNow, detect_anomaly):
     """Switch anomaly detection on or off at once (restored on exit when used with ``with``)."""
-
-    def __init__(self, mode: bool):
-        global _enabled
-        super().__init__(mode)
-        self._prev.append(_enabled)
-        _enabled = self.mode
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        global _enabled
-        if self._prev:
-            _enabled = self._prev.pop()
-        return False
 
 
 def check_gradients(fn, grads) -> None:

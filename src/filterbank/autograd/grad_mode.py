@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import sys
+from types import ModuleType
 
 _enabled = True
 
@@ -12,33 +14,64 @@ def is_grad_enabled() -> bool:
     return _enabled
 
 
-class _GradMode:
-    """Context manager and decorator that sets gradient recording to ``mode`` inside it."""
+class _FlagSwitch:
+    """Context manager and decorator that sets the flag ``_enabled`` of the module ``_module``
+    to ``mode`` inside it. Shared by the grad modes here and by anomaly detection."""
 
-    def __init__(self, mode: bool):
+    _module: ModuleType
+
+    def __init__(self, mode: bool = True):
         self.mode = bool(mode)
         self._prev: list[bool] = []  # a stack, so one instance can be re-entered
 
     def __enter__(self):
-        global _enabled
-        self._prev.append(_enabled)
-        _enabled = self.mode
+        self._prev.append(self._module._enabled)
+        self._module._enabled = self.mode
         return self
 
     def __exit__(self, *exc):
-        global _enabled
-        _enabled = self._prev.pop()
+        self._module._enabled = self._prev.pop()
         return False
 
     def __call__(self, fn):
-        mode = self.mode
+        module, mode = self._module, self.mode
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with _GradMode(mode):
+            prev, module._enabled = module._enabled, mode
+            try:
                 return fn(*args, **kwargs)
+            finally:
+                module._enabled = prev
 
         return wrapper
+
+
+class _SwitchNow(_FlagSwitch):
+    """The ``set_*`` form: switches at once when called; as a context manager it restores the
+    previous value on exit; as a decorator it undoes the switch and applies it per call."""
+
+    def __init__(self, mode: bool = True):
+        super().__init__(mode)
+        self._prev.append(self._module._enabled)
+        self._module._enabled = self.mode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._prev:
+            self._module._enabled = self._prev.pop()
+        return False
+
+    def __call__(self, fn):
+        if self._prev:
+            self._module._enabled = self._prev.pop()
+        return super().__call__(fn)
+
+
+class _GradMode(_FlagSwitch):
+    _module = sys.modules[__name__]
 
 
 class no_grad(_GradMode):
@@ -74,30 +107,9 @@ class enable_grad(_GradMode):
         super().__init__(True)
 
 
-class set_grad_enabled(_GradMode):
+class set_grad_enabled(_SwitchNow, _GradMode):
     """Set gradient recording on or off, like ``torch.set_grad_enabled``.
 
     Called on its own it switches the mode at once; used as a context manager
     (``with fb.set_grad_enabled(training): ...``) it restores the previous mode on exit.
     """
-
-    def __init__(self, mode: bool = True):
-        global _enabled
-        super().__init__(mode)
-        self._prev.append(_enabled)
-        _enabled = self.mode
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        global _enabled
-        if self._prev:
-            _enabled = self._prev.pop()
-        return False
-
-    def __call__(self, fn):
-        global _enabled
-        if self._prev:  # as a decorator: undo the switch made by __init__
-            _enabled = self._prev.pop()
-        return super().__call__(fn)
