@@ -292,6 +292,26 @@ def test_gradients_are_bit_reproducible_with_many_chunks(algo, monkeypatch):
             assert np.array_equal(got[0], first[0]) and np.array_equal(got[1], first[1])
 
 
+@pytest.mark.parametrize("out_channels, groups", [(8, 1), (64, 1), (128, 2)])
+def test_im2col_weight_gradient_in_both_layouts(out_channels, groups, monkeypatch):
+    """dW is accumulated as (K x O) for few output channels and (O x K) for many (>= 64 per
+    group); both layouts, with several chunks per worker, must equal PyTorch's."""
+    monkeypatch.setenv("FILTERBANK_NUM_THREADS", "2")
+    monkeypatch.setattr(conv_module._Im2col, "CHUNK_BYTES", 1 << 12)  # many chunks
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((40, 4 * groups, 7, 7)).astype(np.float32)
+    w = rng.standard_normal((out_channels, 4, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(out_channels).astype(np.float32)
+    gy = rng.standard_normal((40, out_channels, 4, 4)).astype(np.float32)
+    xs, ws, bs = (fb.Tensor(a, requires_grad=True) for a in (x, w, b))
+    _forced(F.conv2d, "im2col")(xs, ws, bs, stride=2, padding=1, groups=groups).backward(gy)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    TF.conv2d(xt, wt, bt, stride=2, padding=1, groups=groups).backward(torch.tensor(gy))
+    for ours, theirs, what in ((xs, xt, "dx"), (ws, wt, "dw"), (bs, bt, "db")):
+        assert ours.grad.dtype == np.float32
+        assert_close(ours.grad.data, theirs.grad.numpy(), atol=1e-4, rtol=1e-4, what=what)
+
+
 def test_skips_unneeded_gradients():
     """No input gradient for a first layer, no weight gradient for a frozen weight."""
     rng = np.random.default_rng(5)

@@ -435,15 +435,21 @@ class _Im2col:
             shapes["dcols"] = (g.C, g.KK, nb) + g.So
         bufs = [{k: _workspace.empty(s, dtype) for k, s in shapes.items()} for _ in range(n)]
         wm = w.reshape(g.groups, g.Og, kdim) if w is not None else None
-        wt = np.ascontiguousarray(wm.transpose(0, 2, 1)) if dx is not None else None
-        # dW^T = cols dY^T (K x O) runs faster in OpenBLAS than dY cols^T for small O
-        dws = [np.zeros((g.groups, kdim, g.Og), dtype) if want_dw else None for _ in range(n)]
+        wt = wm.transpose(0, 2, 1) if dx is not None else None  # BLAS reads it transposed
+        # dW^T = cols dY^T (K x O) runs faster in OpenBLAS than dY cols^T for small O; for
+        # large O, dY cols^T gives dW in its own layout (a transposed copy of a 2-9 MiB dW
+        # costs more than the GEMM gains)
+        dw_t = g.Og < 64
+        dw_shape = (g.groups, kdim, g.Og) if dw_t else (g.groups, g.Og, kdim)
+        # every worker has a chunk (n <= chunks), whose dW product initialises its sum
+        dws = [np.empty(dw_shape, dtype) if want_dw else None for _ in range(n)]
         dbs = [np.zeros(g.O, dtype) if want_db else None for _ in range(n)]
         bias_b = None if bias is None else bias.reshape((1, g.O) + (1,) * g.nd)
 
         def task(i):
             buf, dw, db = bufs[i], dws[i], dbs[i]
-            for n0, n1 in parts[i]:
+            for j, (n0, n1) in enumerate(parts[i]):
+                first = j == 0
                 k = n1 - n0
                 cols = gyt = None
                 if need_cols:
@@ -467,7 +473,11 @@ class _Im2col:
                 if db is not None:
                     db += gyt.reshape(g.O, -1).sum(axis=1)
                 if dw is not None:
-                    dw += np.matmul(cols, gyt.transpose(0, 2, 1))
+                    lhs, rhs = (cols, gyt) if dw_t else (gyt, cols)
+                    if first:  # the worker's first chunk writes dW, later ones add
+                        np.matmul(lhs, rhs.transpose(0, 2, 1), out=dw)
+                    else:
+                        dw += np.matmul(lhs, rhs.transpose(0, 2, 1))
                 if dx is not None:
                     dcols = buf["dcols"][:, :, :k]
                     np.matmul(wt, gyt, out=dcols.reshape(g.groups, kdim, k * g.Lo))
@@ -476,7 +486,8 @@ class _Im2col:
         _threads.run(task, n)
         dw = None
         if want_dw:
-            dw = np.ascontiguousarray(sum(dws[1:], dws[0]).transpose(0, 2, 1))
+            dw = sum(dws[1:], dws[0])
+            dw = (np.ascontiguousarray(dw.transpose(0, 2, 1)) if dw_t else dw)
             dw = dw.reshape((g.O, g.Cg) + g.K)
         db = sum(dbs[1:], dbs[0]) if want_db else None
         return dw, db, saved
