@@ -111,6 +111,9 @@ def _conv_cases():
                     f"{'-nobias' if b is None else ''}{'-noncontig' if i % 4 == 0 else ''}")
             cases.append(_case(name, f"conv{nd}d", x, w, b, kw, noncontig=i % 4 == 0,
                                keep=i % 5 != 0))
+            if nd == 2 and gname == "1":  # automatic choice is row-Toeplitz for most of these
+                cases.append(_case(name + "-im2col", "conv2d", x, w, b, kw, algo="im2col",
+                                   noncontig=i % 4 == 0))
     # both 2-d algorithms on the shapes Winograd applies to (3x3, stride 1, no dilation)
     for algo, (shape, p, groups, c_out) in itertools.product(
             ("winograd", "im2col"),
@@ -124,6 +127,20 @@ def _conv_cases():
         cases.append(_case(f"conv2d-{algo}-x{shape}-p{p}-g{groups}"
                            f"{'-noncontig' if i % 3 == 0 else ''}", "conv2d", x, w, b, kw,
                            algo=algo, noncontig=i % 3 == 0, keep=i % 2 == 0))
+    # row-Toeplitz forced on 2-d shapes it is never picked for too (even and 1-wide kernels)
+    for (shape, k, s, p, d), bias in itertools.product(
+            [((2, 1, 6, 7), (5, 5), 1, 2, 1), ((1, 3, 7, 6), (3, 2), 2, (1, 0), 1),
+             ((2, 2, 8, 7), (2, 3), 3, 1, 2), ((1, 2, 5, 5), (1, 1), 1, 0, 1),
+             ((2, 2, 6, 5), (3, 3), 1, "same", 2), ((1, 1, 7, 7), (2, 2), 1, "same", 1)],
+            (True, False)):
+        i += 1
+        x = rng.standard_normal(shape)
+        w = rng.standard_normal((3, shape[1]) + k)
+        b = rng.standard_normal(3) if bias else None
+        kw = dict(stride=s, padding=p, dilation=d)
+        cases.append(_case(f"conv2d-toeplitz-x{shape}-k{k}-s{s}-p{p}-d{d}"
+                           f"{'' if bias else '-nobias'}{'-noncontig' if i % 3 == 0 else ''}",
+                           "conv2d", x, w, b, kw, algo="toeplitz", noncontig=i % 3 == 0))
     return cases
 
 
@@ -200,8 +217,8 @@ def test_registry_covers_the_grid():
     names = " ".join(str(c) for c in ALL)
     for part in ("-s1-", "-s2-", "-s3-", "-psame", "-pvalid", "-d2-", "-gdepthwise", "-g2",
                  "x(1,", "x(2,", "-noncontig", "-nobias", "conv1d", "conv3d", "-op1-",
-                 "conv2d-winograd", "conv2d-im2col", "k(3, 2)", "-k2-", "k(1, 1)",
-                 "-rebuild"):
+                 "conv2d-winograd", "conv2d-im2col", "conv2d-toeplitz", "-im2col",
+                 "k(3, 2)", "-k2-", "k(1, 1)", "-rebuild"):
         assert part in names.replace(", ", ",") or part in names, part
 
 
@@ -244,6 +261,10 @@ def test_algorithm_choice():
               geometry((8, 64, 32, 32), (64, 64, 1, 1), (1, 1), ((0, 0),) * 2, (1, 1), 1),
               geometry((8, 256, 8, 8), (256, 256, 3, 3), (1, 1), pads, (1, 1), 1)):
         assert conv_module._algorithm(g) is conv_module._Im2col
+    # LeNet-5's layers (few output channels, narrow images): row-Toeplitz
+    for g in (geometry((64, 1, 28, 28), (6, 1, 5, 5), (1, 1), ((2, 2),) * 2, (1, 1), 1),
+              geometry((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), ((0, 0),) * 2, (1, 1), 1)):
+        assert conv_module._algorithm(g) is conv_module._RowToeplitz
 
 
 @pytest.mark.parametrize("padding, keep", [(1, True), (0, False), ((2, 1), True)])
@@ -322,25 +343,30 @@ def test_skips_unneeded_gradients():
     x.requires_grad = True
     w2 = fb.Tensor(w.data.copy())
     y = F.conv2d(x, w2, padding=1)
-    assert not hasattr(y.grad_fn, "x") and not hasattr(y.grad_fn, "cols")  # nothing for dW
+    assert conv_module._algorithm(y.grad_fn.geometry) is conv_module._RowToeplitz
+    for saved_for_dw in ("x", "cols", "v", "rows"):  # nothing kept for a weight gradient
+        assert not hasattr(y.grad_fn, saved_for_dw)
     y.sum().backward()
     assert x.grad is not None and w2.grad is None
     x3 = fb.Tensor(x.data.copy())
     y = F.conv2d(x3, w, padding=1)
-    assert not hasattr(y.grad_fn, "w")  # nothing kept for an input gradient
+    for saved_for_dx in ("w", "t"):  # nothing kept for an input gradient
+        assert not hasattr(y.grad_fn, saved_for_dx)
 
 
 @pytest.mark.parametrize("algo, keep", [("winograd", True), ("im2col", True),
-                                        ("winograd", False)])
+                                        ("winograd", False), ("toeplitz", True)])
 def test_reused_buffers_never_clobber_live_data(algo, keep):
     """Two graphs alive at once (and their outputs) must not share workspace memory."""
     rng = np.random.default_rng(6)
     conv = _forced(F.conv2d, algo, keep)
-    xs = [fb.Tensor(rng.standard_normal((4, 32, 16, 16), dtype=np.float32), requires_grad=True)
+    # big enough (>= 1 MiB) for the workspace to hand out and reuse every large buffer
+    shape, k = ((4, 32, 16, 16), 3) if algo != "toeplitz" else ((16, 8, 32, 32), 5)
+    xs = [fb.Tensor(rng.standard_normal(shape, dtype=np.float32), requires_grad=True)
           for _ in range(2)]
-    w = fb.Tensor(rng.standard_normal((32, 32, 3, 3), dtype=np.float32) * 0.1,
+    w = fb.Tensor(rng.standard_normal((shape[1] * 2, shape[1], k, k), dtype=np.float32) * 0.1,
                   requires_grad=True)
-    ys = [conv(x, w, padding=1) for x in xs]
+    ys = [conv(x, w, padding=k // 2) for x in xs]
     ys_copy = [y.data.copy() for y in ys]
     assert not np.shares_memory(ys[0].data, ys[1].data)
     grads = []
@@ -352,7 +378,7 @@ def test_reused_buffers_never_clobber_live_data(algo, keep):
         np.testing.assert_array_equal(y.data, y_copy)
         tx = torch.tensor(x.data, requires_grad=True)
         tw = torch.tensor(w.data, requires_grad=True)
-        ty = TF.conv2d(tx, tw, padding=1)
+        ty = TF.conv2d(tx, tw, padding=k // 2)
         ty.backward(torch.ones_like(ty))
         assert_close(y_copy, ty, what="y")
         assert_close(dx, tx.grad, what="dx")
