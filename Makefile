@@ -50,7 +50,7 @@ lint: $(DEV)
 test: lint
 	$(PY) -m pytest -q
 
-# Every benchmark against PyTorch (autodiff, layers, train, scaling, footprint): one summary
+# Every benchmark against PyTorch (autodiff, layers, conv_algos, train, scaling, footprint): one summary
 # table; JSON + PNG per benchmark in bench/results/. BENCH_ARGS=--quick for a short run,
 # BENCH_ARGS=--fashion to add the Fashion-MNIST training race (needs the full data set).
 BENCH_ARGS ?=

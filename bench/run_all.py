@@ -8,6 +8,7 @@ benchmark          what                                        files
 =================  ==========================================  ============================
 autodiff           per-op overhead of the engine (us / op)     autodiff.json, autodiff.png
 layers             single layers, forward and fwd+bwd          layers.json, layers.png
+conv_algos         our conv algorithms against each other      conv_algos.json (own table)
 train              LeNet-5 / ResNet-18 steps, peak RSS         train.json, train.png
 scaling            time per image vs batch, area, depth        scaling.json, scaling.png
 footprint          installed size (two throwaway venvs)        footprint.json, footprint.png
@@ -33,7 +34,7 @@ sys.path.insert(0, str(HERE))
 
 from _common import RESULTS, table  # noqa: E402
 
-ORDER = ["autodiff", "layers", "train", "scaling", "footprint", "fashion"]
+ORDER = ["autodiff", "layers", "conv_algos", "train", "scaling", "footprint", "fashion"]
 
 
 def _autodiff_json(quick: bool) -> None:
@@ -204,6 +205,8 @@ def main(argv=None) -> int:
     commands = {
         "autodiff": [py, str(HERE / "run_all.py"), "--autodiff-json"] + q,
         "layers": [py, str(HERE / "layers.py")] + (["--rounds", "3"] if args.quick else []),
+        "conv_algos": [py, str(HERE / "conv_algos.py")] + (["--rounds", "3"] if args.quick
+                                                           else []),
         "train": [py, str(HERE / "train.py")] + q,
         "scaling": [py, str(HERE / "scaling.py")] + q,
         "footprint": [py, str(HERE / "footprint.py")],

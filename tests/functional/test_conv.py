@@ -259,8 +259,12 @@ def test_algorithm_choice():
               geometry((8, 64, 32, 32), (64, 1, 3, 3), (1, 1), pads, (1, 1), 64),
               geometry((8, 3, 32, 32), (64, 3, 3, 3), (1, 1), pads, (1, 1), 1),
               geometry((8, 64, 32, 32), (64, 64, 1, 1), (1, 1), ((0, 0),) * 2, (1, 1), 1),
-              geometry((8, 256, 8, 8), (256, 256, 3, 3), (1, 1), pads, (1, 1), 1)):
+              geometry((8, 256, 8, 8), (256, 256, 3, 3), (1, 1), pads, (1, 1), 1),
+              geometry((8, 16, 14, 14), (16, 16, 3, 3), (1, 1), pads, (1, 1), 1)):
         assert conv_module._algorithm(g) is conv_module._Im2col
+    for g in (geometry((8, 16, 28, 28), (16, 16, 3, 3), (1, 1), pads, (1, 1), 1),
+              geometry((8, 128, 16, 16), (128, 128, 3, 3), (1, 1), pads, (1, 1), 1)):
+        assert conv_module._algorithm(g) is conv_module._Winograd
     # LeNet-5's layers (few output channels, narrow images): row-Toeplitz
     for g in (geometry((64, 1, 28, 28), (6, 1, 5, 5), (1, 1), ((2, 2),) * 2, (1, 1), 1),
               geometry((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), ((0, 0),) * 2, (1, 1), 1)):

@@ -10,9 +10,12 @@ Forward and backward are written by hand, for any number of spatial dims, by two
   back onto the input by adding each offset's slice into ``dx`` (col2im). A transposed
   convolution runs the same pieces the other way round (its forward is col2im).
 * **Winograd** ``F(2x2, 3x3)`` for 2-d 3x3, stride-1, undilated convolutions with at least
-  16 channels per group and 12x12 outputs (the bulk of VGG and ResNet). Each 2x2 output tile
-  takes 16 multiplications per (input, output) channel pair instead of 36, as 16 GEMMs over
-  the channels; see :class:`_Winograd`.
+  64 channels per group and 12x12 outputs, or 16 channels and 24x24 outputs (the bulk of VGG
+  and ResNet). Each 2x2 output tile takes 16 multiplications per (input, output) channel pair
+  instead of 36, as 16 GEMMs over the channels; see :class:`_Winograd`.
+* **Row-Toeplitz** for 2-d convolutions with few output channels on narrow images (LeNet-5's
+  layers): one GEMM of whole input rows against a banded weight matrix; see
+  :class:`_RowToeplitz`.
 
 Both work on chunks of a few samples at a time, so that the intermediates of a chunk stay in
 cache, and run the chunks on a small thread pool with BLAS switched to one thread meanwhile
@@ -565,8 +568,11 @@ class _Winograd:
 
     @classmethod
     def applies(cls, g: _Geometry) -> bool:
+        # bench/conv_algos.py: faster than im2col from 64 channels at 12x12 outputs, or from
+        # 16 channels at 24x24; slower for 16-32 channels at 14-16 (tiles too few per GEMM)
         return (g.nd == 2 and g.K == (3, 3) and g.stride == (1, 1) and g.dilation == (1, 1)
-                and g.Cg >= 16 and g.Og >= 16 and min(g.So) >= 12)
+                and min(g.Cg, g.Og) >= 16 and min(g.So) >= 12
+                and (min(g.So) >= 24 or min(g.Cg, g.Og) >= 64))
 
     # ------------------------------------------------------------------ layout helpers
     @staticmethod
@@ -822,20 +828,20 @@ class _RowToeplitz:
     added back onto the input rows, ``kH`` slice additions.
     """
 
-    #: Picked for at most this many output channels and W_pad / kW (the extra multiply-adds)
-    #: up to MAX_INFLATION. ``bench/conv_algos.py`` (fwd+bwd, batch 64): 1.8-2x faster than
-    #: im2col on LeNet-5's layers, 1.7x on 3->6 5x5 @32; at 32 output channels from 0.9x
-    #: (1->32 5x5 @28) to 1.3x (16->32 5x5 @14); 0.5x for 64->32 3x3 @16.
-    MAX_OUT_CHANNELS = 16
+    #: ``{max output channels: max W_pad / kW}`` (W_pad / kW is the factor of extra
+    #: multiply-adds). ``bench/conv_algos.py`` (fwd+bwd, batch 64) against im2col: 1.8-2x
+    #: faster on LeNet-5's layers (6 channels x 6.4, 16 channels x 2.8), 1.7x on 3->6 5x5 @32;
+    #: slower for 16->16 3x3 @14 (x 5.3: 0.7x) and 1->32 5x5 @28 (0.9x), even at 32 channels
+    #: with x 2.8 (1.0-1.3x).
+    LIMITS = {8: 8, 16: 4}
     BLAS_THREADS = True  # one big GEMM per direction: BLAS's own threads share it
-    MAX_INFLATION = 8
 
     @classmethod
     def applies(cls, g: _Geometry) -> bool:
-        if g.nd != 2 or g.groups != 1 or g.O > cls.MAX_OUT_CHANNELS:
+        if g.nd != 2 or g.groups != 1:
             return False
         wp = g.S[1] + sum(g.pads[1])
-        return wp <= cls.MAX_INFLATION * g.K[1]
+        return any(g.O <= o and wp <= limit * g.K[1] for o, limit in cls.LIMITS.items())
 
     @staticmethod
     def _band(g: _Geometry):
