@@ -3,7 +3,8 @@
 Protocol (the machine is shared and noisy): both libraries run in the same process; each
 library runs a *block* of consecutive steps (never single steps interleaved with the other
 library, which would pollute caches and thread pools); blocks alternate between libraries for
-several rounds; we report the median per-step time over rounds, with the min and max.
+several rounds, each block after a short pause and one untimed step; we report the median
+per-step time over rounds, with the min and max.
 """
 
 from __future__ import annotations
@@ -71,9 +72,14 @@ def steps_for(step: Callable[[], object], block_s: float, max_steps: int = 50) -
 
 
 def compare(steps: dict[str, Callable[[], object]], rounds: int = 5, block_s: float = 0.25,
-            warmup: int = 2) -> dict[str, Timing]:
+            warmup: int = 2, pause_s: float = 0.2) -> dict[str, Timing]:
     """Time several implementations of the same step: warm each up, then ``rounds`` rounds in
-    which every implementation runs one block. Returns a Timing per name."""
+    which every implementation runs one block. Returns a Timing per name.
+
+    Before each block: a pause of ``pause_s`` (the previous block's thread pools, OpenBLAS's
+    and PyTorch's OpenMP alike, spin for a while after their last call and would take cores
+    from this block) and one untimed step (this implementation's own threads awake, its
+    caches warm)."""
     counts = {}
     for name, step in steps.items():
         for _ in range(warmup):
@@ -82,6 +88,8 @@ def compare(steps: dict[str, Callable[[], object]], rounds: int = 5, block_s: fl
     out = {name: Timing() for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
+            time.sleep(pause_s)
+            step()
             out[name].samples.append(time_block(step, counts[name]))
     return out
 
