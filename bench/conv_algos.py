@@ -99,7 +99,9 @@ def main() -> None:
     print(table(rows, [("case", "case", ""), ("picked", "picked", ""),
                        ("im2col", "im2col", ".2f"), ("winograd", "winograd", ".2f"),
                        ("toeplitz", "toeplitz", ".2f"), ("fastest", "fastest", "")]))
-    path = write_json("conv_algos.json", {"environment": environment(), "rows": rows})
+    clean = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+             for r in rows]  # strict JSON: null, not NaN, for an algorithm that does not apply
+    path = write_json("conv_algos.json", {"environment": environment(), "rows": clean})
     print(f"\nwrote {path}")
 
 

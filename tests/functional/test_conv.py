@@ -112,8 +112,8 @@ def _conv_cases():
             cases.append(_case(name, f"conv{nd}d", x, w, b, kw, noncontig=i % 4 == 0,
                                keep=i % 5 != 0))
             if nd == 2 and gname == "1":  # automatic choice is row-Toeplitz for most of these
-                cases.append(_case(name + "-im2col", "conv2d", x, w, b, kw, algo="im2col",
-                                   noncontig=i % 4 == 0))
+                cases.append(_case(name + "-forced-im2col", "conv2d", x, w, b, kw,
+                                   algo="im2col", noncontig=i % 4 == 0))
     # both 2-d algorithms on the shapes Winograd applies to (3x3, stride 1, no dilation)
     for algo, (shape, p, groups, c_out) in itertools.product(
             ("winograd", "im2col"),
@@ -217,7 +217,7 @@ def test_registry_covers_the_grid():
     names = " ".join(str(c) for c in ALL)
     for part in ("-s1-", "-s2-", "-s3-", "-psame", "-pvalid", "-d2-", "-gdepthwise", "-g2",
                  "x(1,", "x(2,", "-noncontig", "-nobias", "conv1d", "conv3d", "-op1-",
-                 "conv2d-winograd", "conv2d-im2col", "conv2d-toeplitz", "-im2col",
+                 "conv2d-winograd", "conv2d-im2col", "conv2d-toeplitz", "-forced-im2col",
                  "k(3, 2)", "-k2-", "k(1, 1)", "-rebuild"):
         assert part in names.replace(", ", ",") or part in names, part
 
@@ -265,6 +265,11 @@ def test_algorithm_choice():
     for g in (geometry((8, 16, 28, 28), (16, 16, 3, 3), (1, 1), pads, (1, 1), 1),
               geometry((8, 128, 16, 16), (128, 128, 3, 3), (1, 1), pads, (1, 1), 1)):
         assert conv_module._algorithm(g) is conv_module._Winograd
+    # few output channels but many input channels, or a wide kernel row: im2col
+    for g in (geometry((4, 64, 1, 256), (8, 64, 1, 32), (1, 1), ((0, 0),) * 2, (1, 1), 1),
+              geometry((64, 64, 22, 22), (8, 64, 3, 3), (1, 1), pads, (1, 1), 1),
+              geometry((64, 32, 38, 38), (8, 32, 5, 5), (1, 1), pads, (1, 1), 1)):
+        assert conv_module._algorithm(g) is conv_module._Im2col
     # LeNet-5's layers (few output channels, narrow images): row-Toeplitz
     for g in (geometry((64, 1, 28, 28), (6, 1, 5, 5), (1, 1), ((2, 2),) * 2, (1, 1), 1),
               geometry((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), ((0, 0),) * 2, (1, 1), 1)):
@@ -337,40 +342,55 @@ def test_im2col_weight_gradient_in_both_layouts(out_channels, groups, monkeypatc
         assert_close(ours.grad.data, theirs.grad.numpy(), atol=1e-4, rtol=1e-4, what=what)
 
 
-def test_skips_unneeded_gradients():
+@pytest.mark.parametrize("algo", ["im2col", "winograd", "toeplitz"])
+def test_skips_unneeded_gradients(algo):
     """No input gradient for a first layer, no weight gradient for a frozen weight."""
     rng = np.random.default_rng(5)
+    conv = _forced(F.conv2d, algo)
     x = fb.Tensor(rng.standard_normal((2, 3, 6, 6), dtype=np.float32))
     w = fb.Tensor(rng.standard_normal((4, 3, 3, 3), dtype=np.float32), requires_grad=True)
-    F.conv2d(x, w, padding=1).sum().backward()
+    y = conv(x, w, padding=1)
+    assert y.grad_fn.algo.__name__.lower().endswith(algo)
+    y.sum().backward()
     assert x.grad is None and w.grad is not None
     x.requires_grad = True
     w2 = fb.Tensor(w.data.copy())
-    y = F.conv2d(x, w2, padding=1)
-    assert conv_module._algorithm(y.grad_fn.geometry) is conv_module._RowToeplitz
+    y = conv(x, w2, padding=1)
     for saved_for_dw in ("x", "cols", "v", "rows"):  # nothing kept for a weight gradient
         assert not hasattr(y.grad_fn, saved_for_dw)
     y.sum().backward()
     assert x.grad is not None and w2.grad is None
     x3 = fb.Tensor(x.data.copy())
-    y = F.conv2d(x3, w, padding=1)
+    y = conv(x3, w, padding=1)
     for saved_for_dx in ("w", "t"):  # nothing kept for an input gradient
         assert not hasattr(y.grad_fn, saved_for_dx)
 
 
-@pytest.mark.parametrize("algo, keep", [("winograd", True), ("im2col", True),
-                                        ("winograd", False), ("toeplitz", True)])
-def test_reused_buffers_never_clobber_live_data(algo, keep):
+def test_empty_batch_backward():
+    x = fb.Tensor(np.zeros((0, 2, 5, 5), np.float32), requires_grad=True)
+    w = fb.Tensor(np.ones((3, 2, 3, 3), np.float32), requires_grad=True)
+    b = fb.Tensor(np.ones(3, np.float32), requires_grad=True)
+    F.conv2d(x, w, b, padding=1).sum().backward()
+    assert x.grad.shape == (0, 2, 5, 5) and x.grad.dtype == np.float32
+    assert not w.grad.data.any() and not b.grad.data.any()
+
+
+@pytest.mark.parametrize("algo, keep, padding", [
+    ("winograd", True, 1), ("im2col", True, 1), ("winograd", False, 1), ("toeplitz", True, 2),
+    ("toeplitz", True, 0)])
+def test_reused_buffers_never_clobber_live_data(algo, keep, padding):
     """Two graphs alive at once (and their outputs) must not share workspace memory."""
     rng = np.random.default_rng(6)
     conv = _forced(F.conv2d, algo, keep)
-    # big enough (>= 1 MiB) for the workspace to hand out and reuse every large buffer
-    shape, k = ((4, 32, 16, 16), 3) if algo != "toeplitz" else ((16, 8, 32, 32), 5)
+    # toeplitz: input, padded input, rows, outputs and input gradient all >= 1 MiB, the size
+    # from which the workspace hands out (and reuses) buffers; without padding the input
+    # gradient is a workspace buffer itself
+    shape, k = ((4, 32, 16, 16), 3) if algo != "toeplitz" else ((32, 8, 32, 32), 5)
     xs = [fb.Tensor(rng.standard_normal(shape, dtype=np.float32), requires_grad=True)
           for _ in range(2)]
     w = fb.Tensor(rng.standard_normal((shape[1] * 2, shape[1], k, k), dtype=np.float32) * 0.1,
                   requires_grad=True)
-    ys = [conv(x, w, padding=k // 2) for x in xs]
+    ys = [conv(x, w, padding=padding) for x in xs]
     ys_copy = [y.data.copy() for y in ys]
     assert not np.shares_memory(ys[0].data, ys[1].data)
     grads = []
@@ -382,7 +402,7 @@ def test_reused_buffers_never_clobber_live_data(algo, keep):
         np.testing.assert_array_equal(y.data, y_copy)
         tx = torch.tensor(x.data, requires_grad=True)
         tw = torch.tensor(w.data, requires_grad=True)
-        ty = TF.conv2d(tx, tw, padding=k // 2)
+        ty = TF.conv2d(tx, tw, padding=padding)
         ty.backward(torch.ones_like(ty))
         assert_close(y_copy, ty, what="y")
         assert_close(dx, tx.grad, what="dx")

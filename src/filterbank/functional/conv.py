@@ -17,11 +17,13 @@ Forward and backward are written by hand, for any number of spatial dims, by two
   layers): one GEMM of whole input rows against a banded weight matrix; see
   :class:`_RowToeplitz`.
 
-Both work on chunks of a few samples at a time, so that the intermediates of a chunk stay in
-cache, and run the chunks on a small thread pool with BLAS switched to one thread meanwhile
-(NumPy releases the GIL in ufuncs, copies and BLAS calls, so the copies and transforms run in
-parallel too, not just the GEMMs). The columns or Winograd tiles are kept for the weight
-gradient when they fit ``_KEEP_BYTES``, else rebuilt in backward.
+im2col and Winograd work on chunks of a few samples at a time, so that the intermediates of a
+chunk stay in cache, and run the chunks on a small thread pool with BLAS switched to one thread
+meanwhile (NumPy releases the GIL in ufuncs, copies and BLAS calls, so the copies and transforms
+run in parallel too, not just the GEMMs). The columns or Winograd tiles are kept for the weight
+gradient when they fit ``_KEEP_BYTES``, else rebuilt in backward. Row-Toeplitz makes one GEMM
+per direction for the whole batch, threaded by BLAS itself (up to ``FILTERBANK_NUM_THREADS``),
+and is only picked while its row matrix fits ``_KEEP_BYTES``.
 
 Big arrays come from a small workspace that reuses an array only once nothing else references
 it (NumPy views keep their base alive), so buffers a graph saved for backward, or outputs a
@@ -172,29 +174,35 @@ class _Threads:
         return n if n > 1 and self._blas_control() is not None else 1
 
     @contextlib.contextmanager
-    def single_threaded_blas(self):
-        """BLAS on one thread inside the block. A whole convolution runs inside one: a single
-        multi-threaded BLAS call (even a small einsum) would wake OpenBLAS's worker thread,
-        which then spins for ~0.1 s on a core our workers need."""
-        control = self._blas_control() if self.available_cpus() > 1 else None
+    def blas_threads(self, n: int):
+        """BLAS on at most ``n`` threads inside the block (restored after)."""
+        control = self._blas_control()
         if control is None:
             yield
             return
         setter, getter = control
         previous = getter()
-        if previous != 1:
-            setter(1)
+        if previous <= n:
+            yield
+            return
+        setter(n)
         try:
             yield
         finally:
-            if previous != 1:
-                setter(previous)
+            setter(previous)
+
+    def single_threaded_blas(self):
+        """BLAS on one thread inside the block. A whole convolution runs inside one: a single
+        multi-threaded BLAS call (even a small einsum) would wake OpenBLAS's worker thread,
+        which then spins for ~0.1 s on a core our workers need."""
+        return self.blas_threads(1)
 
     def blas_for(self, algo):
-        """The BLAS threading ``algo`` runs under: its own threads for an algorithm that
-        makes one big GEMM (``algo.BLAS_THREADS``), else one thread (chunks on the pool)."""
+        """The BLAS threading ``algo`` runs under: BLAS's own threads, capped at
+        ``FILTERBANK_NUM_THREADS``, for an algorithm that makes one big GEMM
+        (``algo.BLAS_THREADS``), else one thread (chunks on the pool)."""
         if getattr(algo, "BLAS_THREADS", False):
-            return contextlib.nullcontext()
+            return self.blas_threads(self.available_cpus())
         return self.single_threaded_blas()
 
     def run(self, task, n: int) -> None:
@@ -568,11 +576,12 @@ class _Winograd:
 
     @classmethod
     def applies(cls, g: _Geometry) -> bool:
-        # bench/conv_algos.py: faster than im2col from 64 channels at 12x12 outputs, or from
-        # 16 channels at 24x24; slower for 16-32 channels at 14-16 (tiles too few per GEMM)
+        # bench/conv_algos.py: faster than im2col with 64 channels on either side at 12x12+
+        # outputs (64->32 @16 too), or from 16 channels at 24x24; slower or equal for 16-32
+        # channels at 14-16 (16->16 @14, 32->32 @16)
         return (g.nd == 2 and g.K == (3, 3) and g.stride == (1, 1) and g.dilation == (1, 1)
                 and min(g.Cg, g.Og) >= 16 and min(g.So) >= 12
-                and (min(g.So) >= 24 or min(g.Cg, g.Og) >= 64))
+                and (min(g.So) >= 24 or max(g.Cg, g.Og) >= 64))
 
     # ------------------------------------------------------------------ layout helpers
     @staticmethod
@@ -829,19 +838,28 @@ class _RowToeplitz:
     """
 
     #: ``{max output channels: max W_pad / kW}`` (W_pad / kW is the factor of extra
-    #: multiply-adds). ``bench/conv_algos.py`` (fwd+bwd, batch 64) against im2col: 1.8-2x
-    #: faster on LeNet-5's layers (6 channels x 6.4, 16 channels x 2.8), 1.7x on 3->6 5x5 @32;
-    #: slower for 16->16 3x3 @14 (x 5.3: 0.7x) and 1->32 5x5 @28 (0.9x), even at 32 channels
-    #: with x 2.8 (1.0-1.3x).
+    #: multiply-adds), for im2col GEMMs with K = C kH kW up to MAX_K (beyond, im2col's GEMM
+    #: runs well even for few output channels). ``bench/conv_algos.py`` (fwd+bwd, batch 64)
+    #: against im2col: 1.7-1.8x faster on LeNet-5's layers (6 channels x 6.4, 16 x 2.8; 1.2x
+    #: at batch 256), 1.55x on 3->6 5x5 @32; slower for 16->16 3x3 @14 (x 5.3: 0.7x) and
+    #: 1->32 5x5 @28 (0.7x).
     LIMITS = {8: 8, 16: 4}
+    MAX_K = 160
+    #: the banded weight matrix (and its gradient) stays small; the row matrix, saved for dW,
+    #: must fit the budget for kept intermediates
+    MAX_T_BYTES = 1 << 22
     BLAS_THREADS = True  # one big GEMM per direction: BLAS's own threads share it
 
     @classmethod
-    def applies(cls, g: _Geometry) -> bool:
-        if g.nd != 2 or g.groups != 1:
+    def applies(cls, g: _Geometry, itemsize: int = 4) -> bool:
+        if g.nd != 2 or g.groups != 1 or g.C * g.KK > cls.MAX_K:
             return False
         wp = g.S[1] + sum(g.pads[1])
-        return any(g.O <= o and wp <= limit * g.K[1] for o, limit in cls.LIMITS.items())
+        if not any(g.O <= o and wp <= limit * g.K[1] for o, limit in cls.LIMITS.items()):
+            return False
+        t_bytes = g.C * g.K[0] * wp * g.O * g.So[1] * itemsize
+        rows_bytes = g.N * g.So[0] * g.C * g.K[0] * wp * itemsize
+        return t_bytes <= cls.MAX_T_BYTES and rows_bytes <= _KEEP_BYTES
 
     @staticmethod
     def _band(g: _Geometry):
@@ -928,7 +946,7 @@ class _RowToeplitz:
 _FORCE_ALGO: str | None = None
 
 
-def _algorithm(g: _Geometry):
+def _algorithm(g: _Geometry, itemsize: int = 4):
     if _FORCE_ALGO == "im2col":
         return _Im2col
     if _FORCE_ALGO == "winograd":
@@ -941,7 +959,7 @@ def _algorithm(g: _Geometry):
         return _RowToeplitz
     if _Winograd.applies(g):
         return _Winograd
-    if _RowToeplitz.applies(g):
+    if _RowToeplitz.applies(g, itemsize):
         return _RowToeplitz
     return _Im2col
 
@@ -954,10 +972,11 @@ class ConvNd(Function):
 
     def forward(self, x, w, b=None):
         g = _Geometry(x.shape, w.shape, self.stride, self.pads, self.dilation, self.groups)
+        self.geometry = g
         if g.N == 0:
             return np.zeros((0, g.O) + g.So, x.dtype)
-        algo = _algorithm(g)
-        self.geometry, self.algo = g, algo
+        algo = _algorithm(g, x.itemsize)
+        self.algo = algo
         with _threads.blas_for(algo):
             return algo.forward(self, x, w, b, g)
 
