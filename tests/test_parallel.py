@@ -154,5 +154,10 @@ def test_blas_single_threaded_sets_and_restores():
         with pytest.raises(RuntimeError), _parallel.blas_single_threaded():
             raise RuntimeError("restored on errors too")
         assert getter() == 2
+        with _parallel.blas_threads(4):  # a cap, never a raise
+            assert getter() == 2
+        with _parallel.blas_threads(1):
+            assert getter() == 1
+        assert getter() == 2
     finally:
         setter(before)

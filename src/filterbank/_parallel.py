@@ -31,7 +31,7 @@ import ctypes
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 #: Work below this many elements (per call) is not split: measured on 2 idle cores, a ReLU
 #: of 0.4M float32 values got slower split (146 -> 185 us), 0.8M faster (350 -> 283 us), 4M
@@ -123,16 +123,19 @@ def blas_control():
         _blas = None
         try:
             with open("/proc/self/maps") as maps:
-                paths = sorted({line.split(None, 5)[-1].strip() for line in maps
-                                if "openblas" in line.lower()})
+                paths = {line.split(None, 5)[-1].strip() for line in maps
+                         if "openblas" in line.lower()}
         except OSError:  # pragma: no cover - not on Linux
-            paths = []
-        for path in paths:
+            paths = set()
+        libs = []
+        for path in sorted(paths, key=lambda p: ("numpy" not in p, p)):  # NumPy's first
             try:
-                lib = ctypes.CDLL(path)
+                libs.append(ctypes.CDLL(path))
             except OSError:  # pragma: no cover
                 continue
-            for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "")):
+        # the wheel's scipy_openblas first: another OpenBLAS (not NumPy's) would not help
+        for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "")):
+            for lib in libs:
                 setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
                 getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
                 if setter is not None and getter is not None:
@@ -144,19 +147,25 @@ def blas_control():
 
 
 @contextmanager
-def blas_single_threaded(enabled: bool = True) -> Iterator[None]:
-    """BLAS on one thread inside the block (main thread only; restored after)."""
-    ctl = blas_control() if enabled else None
+def blas_threads(n: int) -> Iterator[None]:
+    """BLAS on at most ``n`` threads inside the block (main thread only; restored after)."""
+    ctl = blas_control()
     if ctl is None:
         yield
         return
     setter, getter = ctl
     previous = getter()
-    if previous == 1:
+    if previous <= n:
         yield
         return
-    setter(1)
+    setter(n)
     try:
         yield
     finally:
         setter(previous)
+
+
+def blas_single_threaded(enabled: bool = True):
+    """BLAS on one thread inside the block (main thread only; restored after); a no-op
+    block when ``enabled`` is false."""
+    return blas_threads(1) if enabled else nullcontext()

@@ -33,8 +33,6 @@ tens of MiB costs.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import itertools
 import math
 import os
@@ -44,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from filterbank import _parallel
 from filterbank.autograd.function import Function
 from filterbank.tensor import Tensor
 
@@ -130,79 +129,27 @@ class _Threads:
     def __init__(self):
         self._pool = None
         self._pid = None
-        self._blas = False  # not looked up yet; None: not available
 
     @staticmethod
     def available_cpus() -> int:
-        env = os.environ.get("FILTERBANK_NUM_THREADS")
-        if env:
-            return max(1, int(env))
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover - not on Linux
-            return max(1, os.cpu_count() or 1)
-
-    def _blas_control(self):
-        if self._blas is False:
-            self._blas = None
-            try:
-                with open("/proc/self/maps") as maps:
-                    paths = {line.split(None, 5)[-1].strip() for line in maps
-                             if "openblas" in line.lower()}
-            except OSError:  # pragma: no cover - not on Linux
-                paths = set()
-            libs = []
-            for path in sorted(paths, key=lambda p: "numpy" not in p):  # NumPy's first
-                try:
-                    libs.append(ctypes.CDLL(path))
-                except OSError:  # pragma: no cover
-                    continue
-            # the wheel's scipy_openblas first: another OpenBLAS (not NumPy's) would not help
-            for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "")):
-                for lib in libs:
-                    setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                    getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                    if setter is not None and getter is not None:
-                        setter.argtypes, setter.restype = [ctypes.c_int], None
-                        getter.argtypes, getter.restype = [], ctypes.c_int
-                        self._blas = (setter, getter)
-                        return self._blas
-        return self._blas
+        return _parallel.num_threads()
 
     def workers(self, tasks: int) -> int:
         n = min(tasks, self.available_cpus())
-        return n if n > 1 and self._blas_control() is not None else 1
-
-    @contextlib.contextmanager
-    def blas_threads(self, n: int):
-        """BLAS on at most ``n`` threads inside the block (restored after)."""
-        control = self._blas_control()
-        if control is None:
-            yield
-            return
-        setter, getter = control
-        previous = getter()
-        if previous <= n:
-            yield
-            return
-        setter(n)
-        try:
-            yield
-        finally:
-            setter(previous)
+        return n if n > 1 and _parallel.blas_control() is not None else 1
 
     def single_threaded_blas(self):
         """BLAS on one thread inside the block. A whole convolution runs inside one: a single
         multi-threaded BLAS call (even a small einsum) would wake OpenBLAS's worker thread,
         which then spins for ~0.1 s on a core our workers need."""
-        return self.blas_threads(1)
+        return _parallel.blas_threads(1)
 
     def blas_for(self, algo):
         """The BLAS threading ``algo`` runs under: BLAS's own threads, capped at
         ``FILTERBANK_NUM_THREADS``, for an algorithm that makes one big GEMM
         (``algo.BLAS_THREADS``), else one thread (chunks on the pool)."""
         if getattr(algo, "BLAS_THREADS", False):
-            return self.blas_threads(self.available_cpus())
+            return _parallel.blas_threads(self.available_cpus())
         return self.single_threaded_blas()
 
     def run(self, task, n: int) -> None:
@@ -505,7 +452,7 @@ class _Im2col:
         dw = None
         if want_dw:
             dw = sum(dws[1:], dws[0])
-            dw = (np.ascontiguousarray(dw.transpose(0, 2, 1)) if dw_t else dw)
+            dw = np.ascontiguousarray(dw.transpose(0, 2, 1)) if dw_t else dw
             dw = dw.reshape((g.O, g.Cg) + g.K)
         db = sum(dbs[1:], dbs[0]) if want_db else None
         return dw, db, saved
@@ -854,12 +801,16 @@ class _RowToeplitz:
     def applies(cls, g: _Geometry, itemsize: int = 4) -> bool:
         if g.nd != 2 or g.groups != 1 or g.C * g.KK > cls.MAX_K:
             return False
-        wp = g.S[1] + sum(g.pads[1])
+        wp = cls._padded_width(g)
         if not any(g.O <= o and wp <= limit * g.K[1] for o, limit in cls.LIMITS.items()):
             return False
         t_bytes = g.C * g.K[0] * wp * g.O * g.So[1] * itemsize
         rows_bytes = g.N * g.So[0] * g.C * g.K[0] * wp * itemsize
         return t_bytes <= cls.MAX_T_BYTES and rows_bytes <= _KEEP_BYTES
+
+    @staticmethod
+    def _padded_width(g: _Geometry) -> int:
+        return g.S[1] + sum(g.pads[1])
 
     @staticmethod
     def _band(g: _Geometry):
@@ -884,7 +835,7 @@ class _RowToeplitz:
     @classmethod
     def forward(cls, fn, x, w, b, g: _Geometry):
         (pt, pb), (pl, pr) = g.pads
-        hp, wp = g.S[0] + pt + pb, g.S[1] + pl + pr
+        hp, wp = g.S[0] + pt + pb, cls._padded_width(g)
         if pt or pb or pl or pr:
             xp = _workspace.zeros((g.N, g.C, hp, wp), x.dtype)
             xp[:, :, pt:pt + g.S[0], pl:pl + g.S[1]] = x
@@ -906,14 +857,13 @@ class _RowToeplitz:
             fn.rows = rows
         if fn.needs_input_grad[0]:
             fn.t = t
-        fn.wp = wp
         return y
 
     @classmethod
     def backward(cls, fn, gy, g: _Geometry):
         need_x, need_w = fn.needs_input_grad[:2]
         need_b = len(fn.needs_input_grad) > 2 and fn.needs_input_grad[2]
-        wp = fn.wp
+        wp = cls._padded_width(g)
         gr = _workspace.empty((g.N, g.So[0], g.O, g.So[1]), gy.dtype)
         np.copyto(gr, gy.transpose(0, 2, 1, 3))
         gr = gr.reshape(g.N * g.So[0], g.O * g.So[1])
