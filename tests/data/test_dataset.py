@@ -108,3 +108,23 @@ def test_random_split_deterministic_and_uses_generator():
 def test_random_split_errors(lengths, match):
     with pytest.raises(ValueError, match=match):
         random_split(TensorDataset(np.arange(10)), lengths)
+
+
+def test_random_split_accepts_an_int_seed_like_the_data_loader():
+    ds = TensorDataset(np.arange(50))
+    a = random_split(ds, [0.8, 0.2], generator=0)
+    b = random_split(ds, [0.8, 0.2], generator=np.random.default_rng(0))
+    np.testing.assert_array_equal(a[0].indices, b[0].indices)
+    np.testing.assert_array_equal(a[1].indices, b[1].indices)
+    c = random_split(ds, [0.8, 0.2], generator=np.int64(1))
+    assert not np.array_equal(a[0].indices, c[0].indices)
+    state = fb.random.get_rng_state()
+    random_split(ds, [25, 25], generator=5)
+    assert fb.random.get_rng_state() == state  # a seed does not touch the global generator
+    with pytest.raises(TypeError, match=r"random_split: generator must be a np.random.Generator"
+                                        r", an int seed or None, got str"):
+        random_split(ds, [25, 25], generator="0")
+    with pytest.raises(TypeError, match="got bool"):
+        random_split(ds, [25, 25], generator=True)
+    with pytest.raises(ValueError, match="non-negative, got -1"):
+        random_split(ds, [25, 25], generator=-1)

@@ -179,14 +179,16 @@ def _split_lengths(n: int, lengths: Sequence[float]) -> list[int]:
 
 
 def random_split(dataset, lengths: Sequence[float],
-                 generator: np.random.Generator | None = None) -> list[Subset]:
+                 generator: np.random.Generator | int | None = None) -> list[Subset]:
     """Split ``dataset`` into non-overlapping random subsets of the given lengths.
 
     Args:
         dataset: the data set to split.
         lengths: integer lengths summing to ``len(dataset)``, or fractions summing to 1 (each
             gets ``floor(frac * n)`` samples; the remainder is dealt out round-robin, as PyTorch).
-        generator: source of the permutation (default: the global generator).
+        generator: source of the permutation: a ``np.random.Generator``, an int seed (as
+            ``DataLoader(generator=0)``; the same seed gives the same split) or None (the
+            global generator).
 
     Example:
         >>> ds = TensorDataset(np.arange(10))
@@ -196,7 +198,16 @@ def random_split(dataset, lengths: Sequence[float],
     """
     n = len(dataset)
     counts = _split_lengths(n, lengths)
-    perm = _random.resolve(generator).permutation(n)
+    if isinstance(generator, int | np.integer) and not isinstance(generator, bool):
+        if generator < 0:
+            raise ValueError(f"random_split: an int seed must be non-negative, got {generator}")
+        rng = np.random.default_rng(int(generator))
+    elif generator is None or isinstance(generator, np.random.Generator):
+        rng = _random.resolve(generator)
+    else:
+        raise TypeError(f"random_split: generator must be a np.random.Generator, an int seed "
+                        f"or None, got {type(generator).__name__}")
+    perm = rng.permutation(n)
     out, start = [], 0
     for c in counts:
         out.append(Subset(dataset, perm[start:start + c]))
