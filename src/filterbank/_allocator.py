@@ -14,8 +14,13 @@ allocator; NumPy has none, so we set two ``mallopt`` options instead:
 
 Peak memory is unchanged (the arrays are all live at the peak of every step anyway); what
 changes is that up to 256 MiB of freed memory stays with the process after the last step.
-The setting is process-wide and applied once, when filterbank is imported. Opt out with the
-environment variable ``FILTERBANK_MALLOC_TUNING=0``.
+
+Importing filterbank changes nothing: the settings are process-wide, so they are applied by an
+explicit call, :func:`tune` (public as ``filterbank.tune_allocator()``), which the
+:class:`~filterbank.train.Trainer` makes when it is created (``Trainer(tune_allocator=False)``
+skips it) and the command line's training commands make on start. A program with its own
+training loop may call it once itself. Opt out everywhere with the environment variable
+``FILTERBANK_MALLOC_TUNING=0``.
 """
 
 from __future__ import annotations
@@ -35,7 +40,21 @@ tuned = False
 
 
 def tune() -> bool:
-    """Apply the settings above once; returns whether they are in effect."""
+    """Keep freed array memory in the heap between training steps (glibc ``mallopt``).
+
+    Sets ``M_MMAP_THRESHOLD`` = 32 MiB and ``M_TRIM_THRESHOLD`` = 256 MiB for the whole
+    process, once; later calls only report. Nothing happens (and False is returned) outside
+    Linux/glibc or when the environment variable ``FILTERBANK_MALLOC_TUNING`` is ``0``,
+    ``false``, ``no`` or ``off``.
+
+    Returns:
+        whether the settings are in effect.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.tune_allocator()  # doctest: +SKIP
+        True
+    """
     global tuned
     if tuned:
         return True

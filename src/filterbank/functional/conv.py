@@ -120,8 +120,8 @@ class _Threads:
     take a share of the batch chunks (transforms and GEMMs alike) use every core, whereas
     BLAS's own threads would only parallelise the GEMMs (and, when another process takes a
     core, busy-wait for it). BLAS is switched to one thread for the whole convolution call
-    (through OpenBLAS's ``*_set_num_threads``, found in the loaded libraries) and restored
-    after. Without an OpenBLAS to switch, chunks run one after another on the calling thread.
+    (through threadpoolctl, see :func:`filterbank._parallel.blas_threads`) and restored
+    after. Without a BLAS to switch, chunks run one after another on the calling thread.
     ``FILTERBANK_NUM_THREADS`` caps the pool size (default: the CPUs this process may use).
     Not re-entrant across user threads: run convolutions from one thread at a time.
     """
