@@ -8,19 +8,28 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import HAS_TORCH
 
 import filterbank as fb
 from filterbank.data.transforms import (
+    CenterCrop,
+    ColorJitter,
     Compose,
+    Grayscale,
     Lambda,
     Normalize,
     RandomAffine,
     RandomCrop,
     RandomErasing,
     RandomHorizontalFlip,
+    RandomResizedCrop,
     RandomVerticalFlip,
+    Resize,
     ToTensor,
     Transform,
+    hsv_to_rgb,
+    resized_shape,
+    rgb_to_hsv,
 )
 
 
@@ -63,6 +72,24 @@ CASES = [
     TCase("compose", lambda: Compose([RandomHorizontalFlip(), RandomCrop(8, padding=1),
                                       Normalize((0.5,) * 3, (0.5,) * 3)]),
           out_shape=(6, 3, 8, 8), per_channel=True),
+    TCase("resize-down", lambda: Resize((5, 7)), out_shape=(6, 3, 5, 7), random=False),
+    TCase("resize-short-side-up", lambda: Resize(16), out_shape=(6, 3, 18, 16), random=False),
+    TCase("resize-uint8", lambda: Resize((4, 11)), dtype=np.uint8, out_shape=(6, 3, 4, 11),
+          random=False),
+    TCase("resize-nearest", lambda: Resize((3, 12), interpolation="nearest"),
+          out_shape=(6, 3, 3, 12), random=False),
+    TCase("center-crop", lambda: CenterCrop((4, 5)), out_shape=(6, 3, 4, 5), random=False),
+    TCase("center-crop-pad", lambda: CenterCrop(11), dtype=np.uint8, out_shape=(6, 3, 11, 11),
+          random=False),
+    TCase("grayscale", lambda: Grayscale(), out_shape=(6, 1, 9, 8), random=False,
+          per_channel=True),
+    TCase("grayscale-3-uint8", lambda: Grayscale(3), dtype=np.uint8, random=False,
+          per_channel=True),
+    TCase("random-resized-crop", lambda: RandomResizedCrop((5, 6)), out_shape=(6, 3, 5, 6)),
+    TCase("random-resized-crop-uint8", lambda: RandomResizedCrop(7, scale=(0.3, 1.0)),
+          dtype=np.uint8, out_shape=(6, 3, 7, 7)),
+    TCase("color-jitter", lambda: ColorJitter(0.4, 0.4, 0.4, 0.1)),
+    TCase("color-jitter-hue", lambda: ColorJitter(hue=0.5), per_channel=True),
 ]
 
 
@@ -294,3 +321,194 @@ def test_shape_errors_name_the_transform():
 
 def test_is_transform():
     assert all(isinstance(c.make(), Transform) for c in CASES)
+
+
+# ------------------------------------------------------- resize, crops, grey and colour
+def _torch_resize(x: np.ndarray, size) -> np.ndarray:
+    import torch
+
+    return torch.nn.functional.interpolate(torch.from_numpy(x), size=size, mode="bilinear",
+                                           align_corners=False, antialias=False).numpy()
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs torch as the oracle")
+@pytest.mark.parametrize("size", [(5, 7), (13, 17), (30, 41), (1, 1), (13, 4), (27, 9)])
+def test_resize_matches_torch_bilinear(size):
+    x = np.random.default_rng(0).random((2, 3, 13, 17), dtype=np.float32)
+    np.testing.assert_allclose(Resize(size)(x), _torch_resize(x, size), atol=2e-6)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs torch as the oracle")
+def test_resize_nearest_and_uint8_match_torch():
+    import torch
+
+    x = np.random.default_rng(1).integers(0, 256, (2, 3, 10, 7)).astype(np.uint8)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(x).float(), size=(4, 15),
+                                          mode="nearest").numpy()
+    np.testing.assert_array_equal(Resize((4, 15), interpolation="nearest")(x), ref)
+    y = Resize((4, 15))(x)
+    ref = np.clip(np.rint(_torch_resize(x.astype(np.float32), (4, 15))), 0, 255)
+    assert y.dtype == np.uint8
+    assert np.abs(y.astype(np.int64) - ref).max() <= 1  # rounding of a float32 tie at most
+
+
+def test_resize_by_hand_and_short_side_rule():
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    # 4 -> 2: sources 0.5 and 2.5 on each axis, so the means of 2x2 blocks
+    np.testing.assert_array_equal(Resize(2)(x)[0, 0], [[2.5, 4.5], [10.5, 12.5]])
+    # 2 -> 4 on [0, 1]: src = max((i + .5)/2 - .5, 0) = 0, .25, .75, 1 (clamped at the end)
+    row = Resize((1, 4))(np.array([[[0.0, 1.0]]], np.float32))
+    np.testing.assert_allclose(row[0, 0], [0, 0.25, 0.75, 1])
+    assert resized_shape(480, 640, 224) == (224, 298)
+    assert resized_shape(640, 480, 224) == (298, 224)
+    assert resized_shape(100, 100, 32) == (32, 32)
+    assert resized_shape(100, 400, 50, max_size=120) == (30, 120)
+    assert resized_shape(7, 9, (3, 4)) == (3, 4)
+    assert Resize(12)(np.zeros((3, 24, 36), np.float32)).shape == (3, 12, 18)
+    with pytest.raises(ValueError, match=r"Resize: size must be a positive int or a pair"):
+        Resize((0, 3))
+    with pytest.raises(ValueError, match=r"Resize: max_size must be larger than size"):
+        Resize(32, max_size=16)
+    with pytest.raises(ValueError, match="interpolation must be 'bilinear' or 'nearest'"):
+        Resize(3, interpolation="bicubic")
+
+
+def test_center_crop_offsets_and_padding():
+    x = np.random.default_rng(0).random((2, 3, 9, 8), dtype=np.float32)
+    # top = round((9 - 4) / 2) = round(2.5) = 2 (Python rounds half to even, as torchvision)
+    np.testing.assert_array_equal(CenterCrop((4, 5))(x), x[:, :, 2:6, 2:7])
+    np.testing.assert_array_equal(CenterCrop((3, 2))(x), x[:, :, 3:6, 3:5])
+    np.testing.assert_array_equal(CenterCrop((9, 8))(x), x)
+    small = np.ones((1, 3, 2), np.float32)
+    y = CenterCrop((5, 4))(small)  # 3 rows of zeros: 1 above, 2 below; 1 column each side
+    ref = np.zeros((1, 5, 4), np.float32)
+    ref[:, 1:4, 1:3] = 1
+    np.testing.assert_array_equal(y, ref)
+
+
+def test_grayscale_weights_and_channels():
+    x = np.random.default_rng(0).random((2, 3, 4, 5), dtype=np.float32)
+    ref = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    np.testing.assert_allclose(Grayscale()(x)[:, 0], ref, rtol=1e-6)
+    y3 = Grayscale(3)(x)
+    assert y3.shape == x.shape and np.array_equal(y3[:, 0], y3[:, 2])
+    u = np.array([[[200]], [[100]], [[50]]], np.uint8)  # 59.8 + 58.7 + 5.7 = 124.2 -> 124
+    assert Grayscale()(u).dtype == np.uint8 and int(Grayscale()(u)[0, 0, 0]) == 124
+    one = x[:, :1]
+    np.testing.assert_array_equal(Grayscale()(one), one)
+    np.testing.assert_array_equal(Grayscale(3)(one), np.repeat(one, 3, axis=1))
+    with pytest.raises(ValueError, match=r"Grayscale\(num_output_channels=1\): expected 1 or 3"):
+        Grayscale()(x[:, :2])
+    with pytest.raises(ValueError, match="num_output_channels must be 1 or 3, got 2"):
+        Grayscale(2)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs torch as the oracle")
+def test_random_resized_crop_is_a_resized_box_of_each_image():
+    x = np.random.default_rng(0).random((12, 3, 20, 30), dtype=np.float32)
+    t = RandomResizedCrop((8, 9))
+    top, left, h, w = t.get_params(np.random.default_rng(5), 12, 20, 30)
+    y = t(x, generator=np.random.default_rng(5))
+    for i in range(12):
+        crop = x[i:i + 1, :, top[i]:top[i] + h[i], left[i]:left[i] + w[i]]
+        np.testing.assert_allclose(y[i:i + 1], _torch_resize(crop, (8, 9)), atol=2e-6)
+
+
+def test_random_resized_crop_sampling_and_fallback():
+    t = RandomResizedCrop(4, scale=(0.2, 0.6), ratio=(0.5, 2.0))
+    top, left, h, w = t.get_params(np.random.default_rng(0), 2000, 50, 60)
+    assert (h >= 1).all() and (top >= 0).all() and (top + h <= 50).all()
+    assert (left >= 0).all() and (left + w <= 60).all()
+    area = h * w / 3000
+    assert 0.18 < area.min() and area.max() < 0.63
+    assert 0.45 < (w / h).min() and (w / h).max() < 2.2
+    assert len(set(top.tolist())) > 10 and len(set(left.tolist())) > 10
+    # the whole image at its own aspect ratio: Resize
+    x = np.random.default_rng(1).random((3, 2, 10, 15), dtype=np.float32)
+    full = RandomResizedCrop((6, 7), scale=(1, 1), ratio=(1.5, 1.5))
+    np.testing.assert_allclose(full(x), Resize((6, 7))(x), atol=1e-6)
+    # no try can fit a 20x20 square in 10x40: fall back to the central 10x10 square
+    wide = np.random.default_rng(2).random((2, 1, 10, 40), dtype=np.float32)
+    fb_t = RandomResizedCrop(5, scale=(1, 1), ratio=(1, 1))
+    assert fb_t.get_params(np.random.default_rng(0), 2, 10, 40)[1].tolist() == [15, 15]
+    np.testing.assert_allclose(fb_t(wide), Resize(5)(wide[:, :, :, 15:25]), atol=1e-6)
+    with pytest.raises(ValueError, match=r"RandomResizedCrop: scale must be \(min, max\)"):
+        RandomResizedCrop(4, scale=(0.5, 0.1))
+
+
+def _luma(x):
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
+def test_color_jitter_formulas_with_fixed_factors():
+    x = np.random.default_rng(0).random((4, 3, 5, 6), dtype=np.float32)
+    y = ColorJitter(brightness=(1.3, 1.3))(x)
+    np.testing.assert_allclose(y, np.clip(1.3 * x, 0, 1), rtol=1e-6)
+    mean = _luma(x).mean(axis=(1, 2, 3), keepdims=True)
+    y = ColorJitter(contrast=(0.6, 0.6))(x)
+    np.testing.assert_allclose(y, np.clip(0.6 * x + 0.4 * mean, 0, 1), rtol=1e-5, atol=1e-6)
+    y = ColorJitter(saturation=(1.7, 1.7))(x)
+    np.testing.assert_allclose(y, np.clip(1.7 * x - 0.7 * _luma(x), 0, 1), rtol=1e-5,
+                               atol=1e-6)
+    one = x[:, :1]  # grey: contrast uses the image's own mean; saturation and hue do nothing
+    np.testing.assert_allclose(ColorJitter(contrast=(2, 2))(one),
+                               np.clip(2 * one - one.mean(axis=(1, 2, 3), keepdims=True), 0, 1),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(ColorJitter(saturation=0.5, hue=0.5)(one), one)
+
+
+def test_color_jitter_hue_matches_colorsys():
+    import colorsys
+
+    x = np.random.default_rng(0).random((3, 3, 4, 4), dtype=np.float32)
+    x[0, :, 0, 0] = 0.5  # a grey pixel (hue 0, saturation 0)
+    x[1, :, 1, 1] = (0.9, 0.9, 0.2)  # two equal maxima
+    hsv = rgb_to_hsv(x)
+    np.testing.assert_allclose(hsv_to_rgb(hsv), x, atol=1e-6)
+    shift = 0.3
+    y = ColorJitter(hue=(shift, shift))(x)
+    for n, i, j in np.ndindex(3, 4, 4):
+        h, s, v = colorsys.rgb_to_hsv(*x[n, :, i, j].astype(np.float64))
+        assert abs(hsv[n, 0, i, j] - h) < 1e-5 or abs(abs(hsv[n, 0, i, j] - h) - 1) < 1e-5
+        ref = colorsys.hsv_to_rgb((h + shift) % 1.0, s, v)
+        np.testing.assert_allclose(y[n, :, i, j], ref, atol=1e-5)
+    np.testing.assert_allclose(ColorJitter(hue=(0.0, 0.0))(x), x)
+
+
+def test_color_jitter_random_factors_and_order():
+    x = np.random.default_rng(0).random((64, 3, 4, 4), dtype=np.float32) * 0.5 + 0.1
+    y = ColorJitter(brightness=0.5, generator=np.random.default_rng(1))(x)
+    ratio = (y / x).reshape(64, -1)
+    np.testing.assert_allclose(ratio, ratio[:, :1] * np.ones_like(ratio), rtol=1e-5)
+    f = ratio[:, 0]
+    assert 0.5 <= f.min() and f.max() <= 1.5 and f.std() > 0.2
+    # two fixed adjustments: each image gets them in one of the two orders, both orders occur
+    # (brightness clips bright pixels, so the orders give different images)
+    x = x * 1.6
+    t = ColorJitter(brightness=(1.8, 1.8), contrast=(0.5, 0.5), generator=np.random.default_rng(0))
+    y = t(x)
+    b_then_c = ColorJitter.adjust(ColorJitter.adjust(x, 0, np.full(64, 1.8)), 1, np.full(64, 0.5))
+    c_then_b = ColorJitter.adjust(ColorJitter.adjust(x, 1, np.full(64, 0.5)), 0, np.full(64, 1.8))
+    assert not any(np.allclose(b_then_c[i], c_then_b[i]) for i in range(64))
+    first = np.array([np.allclose(y[i], b_then_c[i]) for i in range(64)])
+    second = np.array([np.allclose(y[i], c_then_b[i]) for i in range(64)])
+    assert (first | second).all() and first.any() and second.any()
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: ColorJitter(brightness=-0.1), "brightness is a single number, it must be non-neg"),
+    (lambda: ColorJitter(hue=0.6), r"hue values must lie in \[-0.5, 0.5\]"),
+    (lambda: ColorJitter(contrast=(1.5, 0.5)), "min <= max"),
+    (lambda: ColorJitter(saturation=(1, 2, 3)), "must be a number or a pair"),
+])
+def test_color_jitter_argument_errors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_color_jitter_input_errors():
+    with pytest.raises(TypeError, match=r"ColorJitter: expected a floating-point image in "
+                                        r"\[0, 1\] \(apply ToTensor first\), got dtype uint8"):
+        ColorJitter(0.5)(np.zeros((3, 2, 2), np.uint8))
+    with pytest.raises(ValueError, match="expected 1 or 3 .*channels, got 4"):
+        ColorJitter(0.5)(np.zeros((4, 2, 2), np.float32))
