@@ -1,13 +1,25 @@
-"""CIFAR-10/100 binary readers on files the test writes."""
+"""CIFAR-10/100 binary readers on files the test writes, and the verified, safely unpacked
+download from a local HTTP server."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import re
+import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from filterbank.data.datasets import CIFAR10, CIFAR100, read_cifar_binary
+from filterbank.data.datasets import (
+    CIFAR10,
+    CIFAR100,
+    DownloadError,
+    available_datasets,
+    get_dataset,
+    read_cifar_binary,
+)
 from filterbank.data.datasets.cifar import CIFAR100_CLASSES, CIFAR100_COARSE_CLASSES
 
 
@@ -131,3 +143,164 @@ def test_cifar100(tmp_path):
     (d / "test.bin").write_bytes(records(np.array([[20, 0]]), x[:1]))
     with pytest.raises(ValueError, match=r"label 20 in label byte 0, expected .*\[0, 20\)"):
         CIFAR100(tmp_path / "root", train=False, check_size=False)
+
+
+# ---------------------------------------------------------------------------------- download
+def make_tarball(path: Path, folder: str, files: dict[str, bytes],
+                 extra: list[tarfile.TarInfo] = ()) -> tuple[str, str]:
+    """A .tar.gz with ``folder/`` and ``files`` under it (plus raw ``extra`` members); returns
+    its (sha256, md5)."""
+    with tarfile.open(path, "w:gz") as tar:
+        d = tarfile.TarInfo(folder)
+        d.type, d.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(d)
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"{folder}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tar.addfile(info, io.BytesIO(b"x" * info.size) if info.isfile() else None)
+    raw = path.read_bytes()
+    return hashlib.sha256(raw).hexdigest(), hashlib.md5(raw).hexdigest()
+
+
+def cifar10_files(seed: int = 0) -> tuple[dict[str, bytes], np.ndarray, np.ndarray]:
+    g = np.random.default_rng(seed)
+    files, xs, ys = {}, [], []
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        x = g.integers(0, 256, (2, 32, 32, 3)).astype(np.uint8)
+        y = g.integers(0, 10, 2)
+        files[name] = records(y, x)
+        xs.append(x)
+        ys.append(y)
+    files["batches.meta.txt"] = ("\n".join(CIFAR10.classes) + "\n").encode()
+    return files, np.concatenate(xs[:5]), np.concatenate(ys[:5])
+
+
+@pytest.fixture
+def served_cifar10(http_server, monkeypatch):
+    """The synthetic CIFAR-10 tarball on the local server, its checksums pinned."""
+    www, url = http_server
+    files, x, y = cifar10_files()
+    sha, md5 = make_tarball(www / CIFAR10.archive, CIFAR10.folder, files)
+    monkeypatch.setattr(CIFAR10, "archive_sha256", sha)
+    monkeypatch.setattr(CIFAR10, "archive_md5", md5)
+    monkeypatch.setattr(CIFAR10, "mirrors", (url + "/",))
+    monkeypatch.setattr(CIFAR10, "sizes", {True: 10, False: 2})
+    return www, url, x, y
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*")) \
+        if directory.exists() else []
+
+
+def test_official_checksums_are_pinned():
+    # SHA-256 from TensorFlow Datasets' url_checksums, MD5 from the official CIFAR page
+    assert CIFAR10.archive_sha256 == \
+        "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
+    assert CIFAR10.archive_md5 == "c32a1d4ab5d03f1284b67883e8d87530"
+    assert CIFAR100.archive_sha256 == \
+        "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec"
+    assert CIFAR100.archive_md5 == "03b5dce01913d631647c71ecec9e9cb8"
+    assert CIFAR10.mirrors[0] + CIFAR10.archive == CIFAR10.url
+    assert CIFAR100.mirrors[0] + CIFAR100.archive == CIFAR100.url
+
+
+def test_download_verifies_and_unpacks(tmp_path, served_cifar10):
+    _, _, x, y = served_cifar10
+    root = tmp_path / "dl"
+    ds = CIFAR10(root, download=True, progress=False)
+    np.testing.assert_array_equal(ds.data, x)
+    assert ds.targets.tolist() == y.tolist()
+    # only the unpacked files remain: no archive, no temporary folder or .part file
+    assert leftovers(root) == ["cifar-10-batches-bin"] + [
+        f"cifar-10-batches-bin/{n}" for n in sorted(cifar10_files()[0])]
+    assert len(CIFAR10(root, train=False)) == 2  # found without downloading again
+
+
+def test_download_default_dir_and_registry(tmp_path, served_cifar10):
+    ds = get_dataset("CIFAR-10", train=False, download=True)
+    assert len(ds) == 2 and ds.files[0].parent == tmp_path / "env" / "cifar-10-batches-bin"
+    info = {d["name"]: d for d in available_datasets()}
+    assert info["cifar10"]["downloadable"] and info["cifar10"]["found"] is not None
+
+
+def test_wrong_checksum_fails_cleanly(tmp_path, served_cifar10, monkeypatch):
+    monkeypatch.setattr(CIFAR10, "archive_sha256", "0" * 64)
+    root = tmp_path / "dl"
+    with pytest.raises(DownloadError, match="SHA-256 mismatch"):
+        CIFAR10(root, download=True, progress=False)
+    assert leftovers(root) == []
+
+
+def test_wrong_md5_fails_cleanly(tmp_path, served_cifar10, monkeypatch):
+    monkeypatch.setattr(CIFAR10, "archive_md5", "0" * 32)
+    root = tmp_path / "dl"
+    with pytest.raises(ValueError, match=r"has MD5 [0-9a-f]{32}, expected the published 0{32}"):
+        CIFAR10(root, download=True, progress=False)
+    assert leftovers(root) == []
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, target: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    info.size = 3 if kind == tarfile.REGTYPE else 0
+    return info
+
+
+@pytest.mark.parametrize("member, kind", [
+    (_member("cifar-10-batches-bin/../../evil.bin"), "file"),
+    (_member("/tmp/evil.bin"), "file"),
+    (_member("cifar-10-batches-bin/link", tarfile.SYMTYPE, "/etc/passwd"), "link"),
+    (_member("cifar-10-batches-bin/hard", tarfile.LNKTYPE, "../../outside"), "link"),
+    (_member("cifar-10-batches-bin/fifo", tarfile.FIFOTYPE), "special file"),
+    (_member("elsewhere/data.bin"), "file"),
+])
+def test_malicious_members_are_refused(tmp_path, served_cifar10, monkeypatch, member, kind):
+    www, _, _, _ = served_cifar10
+    files, _, _ = cifar10_files()
+    sha, md5 = make_tarball(www / CIFAR10.archive, CIFAR10.folder, files, [member])
+    monkeypatch.setattr(CIFAR10, "archive_sha256", sha)
+    monkeypatch.setattr(CIFAR10, "archive_md5", md5)
+    root = tmp_path / "deep" / "dl"
+    with pytest.raises(ValueError, match=f"refusing to extract {kind} '{re.escape(member.name)}'"):
+        CIFAR10(root, download=True, progress=False)
+    assert leftovers(root) == []  # nothing extracted, the archive deleted
+    assert leftovers(tmp_path / "deep") == ["dl"]
+    assert not (tmp_path / "evil.bin").exists()
+
+
+def test_cifar100_download(tmp_path, http_server, monkeypatch):
+    www, url = http_server
+    g = np.random.default_rng(3)
+    x = g.integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)
+    labels = np.stack([g.integers(0, 20, 4), g.integers(0, 100, 4)], 1)
+    sha, md5 = make_tarball(www / CIFAR100.archive, CIFAR100.folder,
+                            {"train.bin": records(labels, x), "test.bin": records(labels, x)})
+    monkeypatch.setattr(CIFAR100, "archive_sha256", sha)
+    monkeypatch.setattr(CIFAR100, "archive_md5", md5)
+    ds = CIFAR100(tmp_path / "dl", download=True, check_size=False, mirrors=url,
+                  progress=False)
+    assert ds.targets.tolist() == labels[:, 1].tolist()
+    assert (tmp_path / "dl" / "cifar-100-binary" / "test.bin").is_file()
+
+
+def test_missing_message_says_what_works(tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
+        CIFAR100(tmp_path / "nothing-here")
+    msg = str(e.value)
+    assert "CIFAR100(..., download=True)" in msg
+    assert "filterbank datasets --download cifar100" in msg
+    assert "cifar-100-binary.tar.gz" in msg and str(tmp_path / "nothing-here") in msg
+
+
+def test_command_line_download(tmp_path, served_cifar10, capsys):
+    from filterbank.cli import main
+
+    assert main(["datasets", "--download", "cifar10", "--data-root", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("cifar10 "))
+    assert str(tmp_path / "d" / "cifar-10-batches-bin") in row
+    assert len(CIFAR10(tmp_path / "d")) == 10

@@ -34,8 +34,6 @@ def test_names_and_sample():
         assert ds[0][0].shape == (28, 28)
     with pytest.raises(ValueError, match="unknown data set 'imagenet'; available: fashion-mnist"):
         get_dataset("imagenet")
-    with pytest.raises(ValueError, match="download=True is not supported"):
-        get_dataset("cifar10", download=True)
 
 
 def test_available_reports_where_found(tmp_path):
@@ -44,7 +42,7 @@ def test_available_reports_where_found(tmp_path):
     assert (info["fashion-mnist-sample"]["train_size"],
             info["fashion-mnist-sample"]["test_size"]) == (6000, 1000)
     assert info["mnist"]["found"] is None and info["mnist"]["downloadable"]
-    assert info["cifar100"]["num_classes"] == 100 and not info["cifar100"]["downloadable"]
+    assert info["cifar100"]["num_classes"] == 100 and info["cifar100"]["downloadable"]
     assert (CIFAR10.sizes[True], CIFAR10.sizes[False]) == (50000, 10000)
 
     d = tmp_path / "env" / "mnist"

@@ -11,18 +11,29 @@ The 3072 pixel bytes are the red, then green, then blue 32x32 planes, each row-m
 ``cifar-100-binary/{train.bin, test.bin, fine_label_names.txt, coarse_label_names.txt}``,
 searched like the MNIST files (``root``, ``$FILTERBANK_DATA``, ``~/.cache/filterbank``; in the
 sub-folder or directly).
+
+``download=True`` fetches the official tarball into the download directory (``root``, else
+``$FILTERBANK_DATA``, else the cache), checks its SHA-256 and the MD5 that the official page
+publishes, and unpacks it safely: every member must be a regular file or folder under the
+expected folder (no absolute paths, no ``..``, no links or devices), extracted with tarfile's
+``"data"`` filter into a temporary folder and moved into place file by file, so that a failed
+or refused download leaves nothing behind. No pickle: only the binary version is read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import tarfile
+import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from filterbank.data.datasets._base import ArrayImageDataset
-from filterbank.data.datasets.download import search_dirs
+from filterbank.data.datasets.download import download_dir, download_url, search_dirs
 
 _PIXELS = 3 * 32 * 32
 
@@ -96,15 +107,21 @@ class CIFAR10(ArrayImageDataset):
     """CIFAR-10: 32x32 colour images in 10 classes (50,000 train, 10,000 test).
 
     Item ``i`` is ``(image, label)``: ``image`` is ``data[i]``, a (32, 32, 3) uint8 HWC array,
-    passed through ``transform``; ``label`` an int through ``target_transform``. No download:
-    fetch and unpack ``cifar-10-binary.tar.gz`` yourself.
+    passed through ``transform``; ``label`` an int through ``target_transform``.
+    ``download=True`` fetches ``cifar-10-binary.tar.gz`` (162 MiB) when the files are missing,
+    verified against its pinned SHA-256 and published MD5 (see the module docstring).
 
     Args:
-        root: directory to search first (then ``$FILTERBANK_DATA``, ``~/.cache/filterbank``).
+        root: directory to search first (then ``$FILTERBANK_DATA``, ``~/.cache/filterbank``),
+            and to download into.
         train: the five training batches if True, else the test batch.
         transform: function applied to each image.
         target_transform: function applied to each label.
+        download: fetch, verify and unpack the archive if the files are not found.
         check_size: require the official number of images (50,000 / 10,000).
+        mirrors: base URLs the archive is downloaded from, tried in order (default:
+            :attr:`mirrors`, the official site).
+        progress: show a progress bar while downloading.
 
     Shape:
         ``data``: (N, 32, 32, 3) uint8, ``targets``: (N,) int64.
@@ -121,22 +138,40 @@ class CIFAR10(ArrayImageDataset):
     meta_file = "batches.meta.txt"
     classes = CIFAR10_CLASSES
     sizes = {True: 50000, False: 10000}
+    #: Name used on the command line (``filterbank datasets --download cifar10``).
+    cli_name = "cifar10"
+    #: The archive and where it is downloaded from (base URLs, tried in order).
+    archive = "cifar-10-binary.tar.gz"
+    mirrors: Sequence[str] = ("https://www.cs.toronto.edu/~kriz/",)
     url = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+    #: SHA-256 of the official archive (170,052,171 bytes) as pinned in TensorFlow Datasets'
+    #: registry (tensorflow_datasets/url_checksums/cifar10.txt), which downloads the same URL;
+    #: the official page publishes only the MD5 below, which is checked as well.
+    archive_sha256 = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
+    archive_md5 = "c32a1d4ab5d03f1284b67883e8d87530"
 
     def __init__(self, root: str | os.PathLike | None = None, train: bool = True,
                  transform: Callable | None = None, target_transform: Callable | None = None,
-                 check_size: bool = True):
+                 download: bool = False, check_size: bool = True,
+                 mirrors: Sequence[str] | str | None = None, progress: bool = True):
         self.root = root
         self.train = bool(train)
         self.transform = transform
         self.target_transform = target_transform
         files = self.find(root, train)
+        if files is None and download:
+            self.download(root, mirrors=mirrors, progress=progress)
+            files = self.find(root, train)
         if files is None:
             where = "\n".join(f"  {d}" for d in search_dirs(root))
             raise FileNotFoundError(
                 f"{type(self).__name__}(train={self.train}): files "
                 f"{', '.join(self._names(train))} not found in any of\n{where}\n(each also with "
-                f"a '{self.folder}/' sub-folder). Download and unpack {self.url}."
+                f"a '{self.folder}/' sub-folder). To fetch them (SHA-256 checked): "
+                f"{type(self).__name__}(..., download=True) in Python, or on the command line "
+                f"'filterbank datasets --download {self.cli_name}' (add --data-root DIR to "
+                f"choose the folder). Or download and unpack {self.url} into one of the "
+                f"folders above yourself."
             )
         self.files = files
         self._load(files)
@@ -162,6 +197,46 @@ class CIFAR10(ArrayImageDataset):
     @classmethod
     def _names(cls, train: bool) -> list[str]:
         return cls.train_files if train else cls.test_files
+
+    @classmethod
+    def download(cls, root: str | os.PathLike | None = None,
+                 mirrors: Sequence[str] | str | None = None, progress: bool = True) -> Path:
+        """Download, verify and unpack the archive; return the folder with the files.
+
+        Goes to ``download_dir(root)/<folder>`` (``root``, else ``$FILTERBANK_DATA``, else
+        ``~/.cache/filterbank``). An archive already there is reused if its checksums match;
+        a downloaded one is deleted once unpacked.
+
+        Raises:
+            DownloadError: every mirror failed or served a file with the wrong SHA-256 (no
+                file is left behind).
+            ValueError: the MD5 does not match, or the archive holds a member that is not a
+                plain file or folder under ``<folder>/`` (absolute path, ``..``, link,
+                device); nothing is extracted and the archive is deleted.
+        """
+        if isinstance(mirrors, str):
+            mirrors = [mirrors]
+        mirrors = list(cls.mirrors if mirrors is None else mirrors)
+        base = download_dir(root)
+        base.mkdir(parents=True, exist_ok=True)
+        archive = base / cls.archive
+        fetched = False
+        if not (archive.is_file() and _digest(archive, "sha256") == cls.archive_sha256):
+            download_url([m.rstrip("/") + "/" + cls.archive for m in mirrors], archive,
+                         sha256=cls.archive_sha256, progress=progress)
+            fetched = True
+        try:
+            md5 = _digest(archive, "md5")
+            if md5 != cls.archive_md5:
+                raise ValueError(f"{cls.__name__}.download: {archive} has MD5 {md5}, expected "
+                                 f"the published {cls.archive_md5}; deleted it")
+            out = _safe_extract(archive, base, cls.folder)
+        except BaseException:
+            archive.unlink(missing_ok=True)
+            raise
+        if fetched:
+            archive.unlink(missing_ok=True)
+        return out
 
     @classmethod
     def find(cls, root: str | os.PathLike | None = None, train: bool = True
@@ -191,7 +266,13 @@ class CIFAR100(CIFAR10):
     meta_file = "fine_label_names.txt"
     classes = CIFAR100_CLASSES
     coarse_classes = CIFAR100_COARSE_CLASSES
+    cli_name = "cifar100"
+    archive = "cifar-100-binary.tar.gz"
     url = "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"
+    #: SHA-256 of the official archive (168,513,733 bytes) from TensorFlow Datasets' registry
+    #: (tensorflow_datasets/url_checksums/cifar100.txt); the MD5 is the official page's.
+    archive_sha256 = "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec"
+    archive_md5 = "03b5dce01913d631647c71ecec9e9cb8"
 
     def _load(self, files: list[Path]) -> None:
         self.data, labels = read_cifar_binary(
@@ -205,3 +286,44 @@ class CIFAR100(CIFAR10):
             names = [line.strip() for line in meta.read_text().splitlines() if line.strip()]
             if len(names) == len(self.coarse_classes):
                 self.coarse_classes = names
+
+
+def _digest(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _safe_extract(archive: Path, base: Path, folder: str) -> Path:
+    """Unpack the tar ``archive`` into ``base/folder`` after checking every member.
+
+    Members must be regular files or folders whose relative path starts with ``folder``; they
+    are extracted (tarfile's ``"data"`` filter as a second guard) into a temporary folder in
+    ``base`` and then moved into place one file at a time with ``os.replace``."""
+    with tarfile.open(archive, "r:*") as tar:
+        members = tar.getmembers()
+        for m in members:
+            parts = PurePosixPath(m.name).parts
+            if (m.name.startswith(("/", "\\")) or ".." in parts or not parts
+                    or parts[0] != folder or not (m.isfile() or m.isdir())):
+                kind = "link" if m.issym() or m.islnk() else \
+                    "file" if m.isfile() else "folder" if m.isdir() else "special file"
+                raise ValueError(f"{archive}: refusing to extract {kind} {m.name!r}: only plain "
+                                 f"files and folders under '{folder}/' are expected")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder}.", suffix=".part", dir=base))
+        try:
+            tar.extractall(tmp, members=members, filter="data")
+            dest = base / folder
+            dest.mkdir(exist_ok=True)
+            for src in sorted((tmp / folder).rglob("*")):
+                target = dest / src.relative_to(tmp / folder)
+                if src.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest

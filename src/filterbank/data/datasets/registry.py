@@ -34,8 +34,10 @@ _REGISTRY: dict[str, _Entry] = {
                             "grayscale clothing", downloadable=True),
     "mnist": _Entry(MNIST, "MNIST handwritten digits, 10 classes of 28x28 grayscale",
                     downloadable=True),
-    "cifar10": _Entry(CIFAR10, "CIFAR-10, 10 classes of 32x32 colour images"),
-    "cifar100": _Entry(CIFAR100, "CIFAR-100, 100 classes of 32x32 colour images"),
+    "cifar10": _Entry(CIFAR10, "CIFAR-10, 10 classes of 32x32 colour images",
+                      downloadable=True),
+    "cifar100": _Entry(CIFAR100, "CIFAR-100, 100 classes of 32x32 colour images",
+                       downloadable=True),
 }
 
 
@@ -56,7 +58,7 @@ def get_dataset(name: str, train: bool = True, root: str | os.PathLike | None = 
             ``"cifar100"`` (case and ``-``/``_`` do not matter).
         train: training split if True, else the test split.
         root: directory searched first (and downloaded into, where downloading is supported).
-        download: fetch missing files (MNIST and Fashion-MNIST only).
+        download: fetch missing files (checksums verified).
         transform, target_transform: per-item functions, as for the data set classes.
 
     Example:
