@@ -79,7 +79,7 @@ def test_repr_shows_grad_fn_and_dtype():
 
 def test_setitem_is_blocked_on_tensors_requiring_grad_outside_no_grad():
     w = fb.zeros(3, requires_grad=True)
-    with pytest.raises(RuntimeError, match="in-place assignment"):
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
         w[0] = 1.0
     with fb.no_grad():
         w[0] = 1.0

@@ -14,11 +14,30 @@ import weakref
 
 import numpy as np
 
-from filterbank import _allocator
 from filterbank.autograd import grad_mode
 from filterbank.backend import DEFAULT_DTYPE, xp
 
-_allocator.tune()  # reuse freed array memory between steps instead of re-faulting it in
+
+class _Version:
+    """The in-place version counter of one array, shared by every tensor that views it.
+
+    Each recorded op notes the counters of its inputs (``Function.apply``); an in-place op
+    bumps the counter and remembers the root array it wrote to. ``backward`` compares: a
+    changed counter whose array an op saved for its backward is PyTorch's "modified by an
+    inplace operation" error instead of a silently wrong gradient.
+    """
+
+    __slots__ = ("v", "ref")
+
+    def __init__(self):
+        self.v = 0
+        self.ref = None  # weakref to the root array last written in place
+
+
+def _root(arr):
+    while isinstance(arr.base, np.ndarray):
+        arr = arr.base
+    return arr
 
 
 class _Size(int):
@@ -70,7 +89,8 @@ class Tensor:
         [2.0, 4.0, 6.0]
     """
 
-    __slots__ = ("data", "_requires_grad", "grad", "_ctx", "_retain_grad", "__weakref__")
+    __slots__ = ("data", "_requires_grad", "grad", "_ctx", "_retain_grad", "_vc", "_hooks",
+                 "__weakref__")
     __array_priority__ = 1000  # so ndarray OP tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -79,6 +99,8 @@ class Tensor:
         self._ctx = None
         self._retain_grad = False
         self._requires_grad = False
+        self._vc = None
+        self._hooks = None
         if requires_grad:
             self.requires_grad = True
 
@@ -91,6 +113,8 @@ class Tensor:
         t._ctx = None
         t._retain_grad = False
         t._requires_grad = requires_grad
+        t._vc = None
+        t._hooks = None
         return t
 
     # ----------------------------------------------------------------- properties
@@ -207,20 +231,75 @@ class Tensor:
         return self.data.tolist()
 
     def detach(self) -> Tensor:
-        """A tensor sharing the data, cut off from the graph."""
-        return Tensor._wrap(self.data, False)
+        """A tensor sharing the data (and its in-place version counter), cut off from the
+        graph."""
+        t = Tensor._wrap(self.data, False)
+        t._vc = self._version_counter()
+        return t
+
+    def detach_(self) -> Tensor:
+        """Cut this tensor off from the graph, in place (it becomes a leaf)."""
+        self._ctx = None
+        self._requires_grad = False
+        return self
 
     def clone(self) -> Tensor:
         from filterbank.functional.elementwise import clone
 
         return clone(self)
 
+    def contiguous(self) -> Tensor:
+        """``self`` when its array is C-contiguous, else a contiguous copy (in the graph)."""
+        if self.data.flags.c_contiguous:
+            return self
+        return self.clone()
+
+    def is_contiguous(self) -> bool:
+        return bool(self.data.flags.c_contiguous)
+
     def astype(self, dtype) -> Tensor:
         from filterbank.functional.elementwise import cast
 
         return cast(self, np.dtype(dtype))
 
-    to = astype
+    # ---------------------------------------------------------------- devices, dtypes
+    @property
+    def device(self):
+        """Where the data lives: always the CPU for now (``fb.device("cpu")``)."""
+        from filterbank.device import CPU
+
+        return CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    def to(self, *args, **kwargs) -> Tensor:
+        """PyTorch's ``to``: ``t.to("cpu")``, ``t.to(fb.float64)``, ``t.to(other)``,
+        ``t.to("cpu", fb.float64)``, ``t.to(device=..., dtype=..., copy=False)``.
+
+        Returns ``self`` when nothing changes (unless ``copy=True``); a dtype change stays in
+        the graph. Only the CPU exists so far: another device is a ``ValueError``.
+        """
+        from filterbank.device import parse_to_args
+
+        copy = bool(kwargs.get("copy", False))
+        _, dtype = parse_to_args("Tensor.to", *args, **kwargs)
+        out = self if dtype is None else self.astype(dtype)
+        return out.clone() if copy and out is self else out
+
+    def cpu(self) -> Tensor:
+        return self
+
+    def type(self, dtype=None):
+        """Without an argument, the type name (``"filterbank.FloatTensor"``); with a dtype,
+        the tensor converted to it."""
+        if dtype is None:
+            return f"filterbank.{_TYPE_NAMES.get(self.data.dtype.name, 'Tensor')}"
+        return self.astype(dtype)
+
+    def type_as(self, other) -> Tensor:
+        return self.astype(other.dtype)
 
     def float(self) -> Tensor:
         return self.astype(np.float32)
@@ -228,38 +307,257 @@ class Tensor:
     def double(self) -> Tensor:
         return self.astype(np.float64)
 
+    def half(self) -> Tensor:
+        return self.astype(np.float16)
+
     def long(self) -> Tensor:
         return self.astype(np.int64)
 
+    def int(self) -> Tensor:
+        return self.astype(np.int32)
+
+    def bool(self) -> Tensor:
+        return self.astype(np.bool_)
+
+    def is_floating_point(self) -> bool:
+        return self.data.dtype.kind == "f"
+
+    def element_size(self) -> int:
+        return self.data.itemsize
+
+    # --------------------------------------------------------------- gradient hooks
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward."""
         self._retain_grad = True
         if self._ctx is not None:  # the graph links Functions, not tensors: ask the creator
             self._ctx._retained_ref = weakref.ref(self)
 
-    # in-place helpers (no graph): used by optimizers and initialisers
-    def zero_(self) -> Tensor:
-        self.data[...] = 0
+    @property
+    def retains_grad(self) -> bool:
+        return self._retain_grad and self._ctx is not None
+
+    def register_hook(self, hook) -> _HookHandle:
+        """Call ``hook(grad)`` whenever the gradient of this tensor is computed.
+
+        The hook may return a new gradient (a Tensor or array of the same shape) that replaces
+        the one passed on (to ``.grad`` for a leaf, to the inputs of the op that made a
+        non-leaf), or None to leave it. Returns a handle whose ``remove()`` unregisters it.
+
+        Example:
+            >>> import filterbank as fb
+            >>> x = fb.tensor([1.0, 2.0], requires_grad=True)
+            >>> h = x.register_hook(lambda g: g * 2)
+            >>> (x * 3).sum().backward()
+            >>> x.grad.tolist()
+            [6.0, 6.0]
+        """
+        if not self._requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that "
+                               "doesn't require gradient")
+        if not callable(hook):
+            raise TypeError(f"register_hook: expected a callable, got {type(hook).__name__}")
+        if self._ctx is None:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        else:
+            hooks = self._ctx.__dict__.setdefault("_grad_hooks", [])
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
+
+    # ------------------------------------------------------------------ in-place ops
+    def _version_counter(self) -> _Version:
+        vc = self._vc
+        if vc is None:
+            vc = self._vc = _Version()
+        return vc
+
+    @property
+    def _version(self) -> int:
+        """How many times this tensor's data was modified in place (PyTorch's ``_version``)."""
+        return 0 if self._vc is None else self._vc.v
+
+    def _mark_modified(self) -> None:
+        """Bump the version counter and flag the op that made this tensor if it saved the
+        array now being overwritten (e.g. ``exp`` saves its output)."""
+        vc = self._version_counter()
+        vc.v += 1
+        root = _root(self.data)
+        vc.ref = weakref.ref(root)
+        ctx = self._ctx
+        if ctx is not None and ctx.__dict__.get("parents") is not None \
+                and _saved_array(ctx, root) is not None:
+            ctx._output_modified = vc.v
+
+    def _write(self, arr, name: str) -> None:
+        """Write ``arr`` (already computed) into this tensor's own array."""
+        if arr.shape != self.data.shape:
+            raise RuntimeError(f"{name}: output with shape {self.shape} doesn't match the "
+                               f"broadcast shape {tuple(arr.shape)}")
+        if arr.dtype != self.data.dtype and not np.can_cast(arr.dtype, self.data.dtype,
+                                                            "same_kind"):
+            raise RuntimeError(f"{name}: result type {arr.dtype} can't be cast to the desired "
+                               f"output type {self.data.dtype}")
+        if not self.data.flags.writeable:
+            raise RuntimeError(f"{name}: this tensor's array is read-only (a broadcast view "
+                               f"or a read-only NumPy array); clone() it first")
+        self._mark_modified()
+        if arr is not self.data:
+            np.copyto(self.data, arr, casting="unsafe")
+
+    def _inplace(self, name: str, fn, *args) -> Tensor:
+        """``self <- fn(self, *args)`` in this tensor's own array.
+
+        Without recording (``no_grad``, or nothing requires grad) the result is just written.
+        When recording, the op runs on a copy of the old value (so what it saves for backward
+        is not overwritten) and this tensor takes the result's place in the graph, as in
+        PyTorch; a leaf that requires grad cannot be modified that way.
+        """
+        record = grad_mode._enabled and (self._requires_grad or any(
+            [isinstance(a, Tensor) and a._requires_grad for a in args]))
+        if not record:
+            self._write(fn(self, *args).data, name)
+            return self
+        if self._ctx is None and self._requires_grad:
+            raise RuntimeError(
+                f"{name}: a leaf Variable that requires grad is being used in an in-place "
+                f"operation. Wrap the update in `with fb.no_grad():` (as optimizers do)")
+        old = Tensor._wrap(self.data.copy(), self._requires_grad)
+        old._ctx = self._ctx
+        out = fn(old, *args)
+        self._write(out.data, name)
+        self._ctx = out._ctx
+        self._requires_grad = out._requires_grad
+        if self._retain_grad and self._ctx is not None:
+            self._ctx._retained_ref = weakref.ref(self)
         return self
+
+    def _inplace_ufunc(self, name: str, ufunc, other, fn) -> Tensor:
+        """Arithmetic in place: straight into the array with ``ufunc(..., out=)`` when
+        nothing is recorded, else through :meth:`_inplace` with the differentiable ``fn``."""
+        if grad_mode._enabled and (self._requires_grad or (
+                isinstance(other, Tensor) and other._requires_grad)):
+            return self._inplace(name, fn, other)
+        o = other.data if isinstance(other, Tensor) else other
+        if type(o) in (float, int, bool) and self.data.dtype.kind == "f":
+            o = self.data.dtype.type(o)  # a Python scalar does not promote (PyTorch's rule)
+        a = self.data
+        try:
+            r = ufunc(a, o)
+        except TypeError as e:
+            raise RuntimeError(f"{name}: {e}") from None
+        self._write(r, name)
+        return self
+
+    def add_(self, other, *, alpha=1) -> Tensor:
+        """``self += alpha * other`` in place (see :meth:`_inplace` for the graph rules)."""
+        if alpha != 1:
+            other = other * alpha
+        return self._inplace_ufunc("add_", np.add, other, _ew.add)
+
+    def sub_(self, other, *, alpha=1) -> Tensor:
+        if alpha != 1:
+            other = other * alpha
+        return self._inplace_ufunc("sub_", np.subtract, other, _ew.sub)
+
+    def mul_(self, other) -> Tensor:
+        return self._inplace_ufunc("mul_", np.multiply, other, _ew.mul)
+
+    def div_(self, other) -> Tensor:
+        return self._inplace_ufunc("div_", np.true_divide, other, _ew.div)
+
+    def pow_(self, exponent) -> Tensor:
+        return self._inplace_ufunc("pow_", np.power, exponent, _ew.pow)
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def neg_(self) -> Tensor:
+        return self._inplace("neg_", _ew.neg)
+
+    def exp_(self) -> Tensor:
+        return self._inplace("exp_", _ew.exp)
+
+    def sqrt_(self) -> Tensor:
+        return self._inplace("sqrt_", _ew.sqrt)
+
+    def relu_(self) -> Tensor:
+        return self._inplace("relu_", _ew.relu)
+
+    def sigmoid_(self) -> Tensor:
+        return self._inplace("sigmoid_", _ew.sigmoid)
+
+    def tanh_(self) -> Tensor:
+        return self._inplace("tanh_", _ew.tanh)
+
+    def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
+        return self._inplace("clamp_", lambda s: _ew.clip(s, min, max))
+
+    clip_ = clamp_
+
+    def zero_(self) -> Tensor:
+        """Fill with zeros in place."""
+        return self.fill_(0)
 
     def fill_(self, value) -> Tensor:
-        self.data[...] = value
+        """Fill with ``value`` (a number or a one-element tensor) in place."""
+        if isinstance(value, Tensor) and value._requires_grad and grad_mode._enabled:
+            return self._inplace("fill_", lambda s, v: s * 0 + v.reshape(()), value)
+        if grad_mode._enabled and self._requires_grad:
+            return self._inplace("fill_", lambda s: s * 0 + _scalar(value))
+        self._write_fill(_scalar(value), "fill_")
         return self
 
-    def copy_(self, other) -> Tensor:
-        src = other.data if isinstance(other, Tensor) else xp.asarray(other)
-        if src.shape != self.data.shape:
-            src = np.broadcast_to(src, self.data.shape)
-        self.data[...] = src
+    def _write_fill(self, value, name: str) -> None:
+        if not self.data.flags.writeable:
+            raise RuntimeError(f"{name}: this tensor's array is read-only; clone() it first")
+        self._mark_modified()
+        self.data[...] = value
+
+    def copy_(self, src) -> Tensor:
+        """Copy ``src`` (broadcast to this shape, cast to this dtype) into this tensor."""
+        if isinstance(src, Tensor) and src._requires_grad and grad_mode._enabled or (
+                grad_mode._enabled and self._requires_grad):
+            dt = self.data.dtype
+            return self._inplace("copy_", lambda s, o: s * 0 + _ew.cast(
+                o if isinstance(o, Tensor) else Tensor(o), dt), src)
+        arr = src.data if isinstance(src, Tensor) else xp.asarray(src)
+        try:
+            arr = np.broadcast_to(arr, self.data.shape)
+        except ValueError:
+            raise RuntimeError(f"copy_: the source of shape {tuple(arr.shape)} can't be "
+                               f"broadcast to the destination's shape {self.shape}") from None
+        if not self.data.flags.writeable:
+            raise RuntimeError("copy_: this tensor's array is read-only; clone() it first")
+        self._mark_modified()
+        np.copyto(self.data, arr, casting="unsafe")
         return self
 
     def __setitem__(self, index, value):
-        if self._requires_grad and grad_mode._enabled:
-            raise RuntimeError(
-                "in-place assignment to a tensor that requires grad; wrap it in fb.no_grad()"
-            )
+        """``x[index] = value``. Recorded like PyTorch's ``index_put_`` when ``x`` or
+        ``value`` requires grad (not on a leaf that requires grad: use ``fb.no_grad()``)."""
+        from filterbank.functional.shape import index_put
+
+        if grad_mode._enabled and (self._requires_grad or (
+                isinstance(value, Tensor) and value._requires_grad)):
+            self._inplace("__setitem__", lambda s, v: index_put(s, index, v), value)
+            return
         if isinstance(index, Tensor):
             index = index.data
+        elif isinstance(index, tuple):
+            index = tuple([i.data if isinstance(i, Tensor) else i for i in index])
+        if not self.data.flags.writeable:
+            raise RuntimeError("__setitem__: this tensor's array is read-only; clone() it first")
+        self._mark_modified()
         self.data[index] = value.data if isinstance(value, Tensor) else value
 
     # --------------------------------------------------------------------- backward
@@ -431,36 +729,73 @@ class Tensor:
     def matmul(self, other):
         return _mm.matmul(self, other)
 
-    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        return _red.sum(self, dim if dim is not None else axis, keepdim or keepdims)
+    # reductions: positional (dim, keepdim) as PyTorch; dim=/axis=, keepdim=/keepdims= both work
+    def sum(self, *args, **kwargs):
+        return _red.sum(self, *args, **kwargs)
 
-    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        return _red.mean(self, dim if dim is not None else axis, keepdim or keepdims)
+    def mean(self, *args, **kwargs):
+        return _red.mean(self, *args, **kwargs)
 
-    def var(self, axis=None, keepdims=False, *, dim=None, keepdim=None, correction=1):
-        return _red.var(self, dim if dim is not None else axis, keepdim or keepdims,
-                        correction=correction)
+    def var(self, *args, **kwargs):
+        return _red.var(self, *args, **kwargs)
 
-    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        return _red.max(self, dim if dim is not None else axis, keepdim or keepdims)
+    def std(self, *args, **kwargs):
+        return _red.std(self, *args, **kwargs)
 
-    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        return _red.min(self, dim if dim is not None else axis, keepdim or keepdims)
+    def prod(self, *args, **kwargs):
+        return _red.prod(self, *args, **kwargs)
 
-    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        return _red.argmax(self, dim if dim is not None else axis, keepdim or keepdims)
+    def norm(self, *args, **kwargs):
+        return _red.norm(self, *args, **kwargs)
 
-    def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        return _red.argmin(self, dim if dim is not None else axis, keepdim or keepdims)
+    def max(self, *args, **kwargs):
+        """``max()``: the largest element; ``max(dim)``: ``(values, indices)``."""
+        return _red.max(self, *args, **kwargs)
 
-    def logsumexp(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        return _red.logsumexp(self, dim if dim is not None else axis, keepdim or keepdims)
+    def min(self, *args, **kwargs):
+        return _red.min(self, *args, **kwargs)
 
-    def softmax(self, axis=-1, *, dim=None):
-        return _red.softmax(self, dim if dim is not None else axis)
+    def amax(self, *args, **kwargs):
+        return _red.amax(self, *args, **kwargs)
 
-    def log_softmax(self, axis=-1, *, dim=None):
-        return _red.log_softmax(self, dim if dim is not None else axis)
+    def amin(self, *args, **kwargs):
+        return _red.amin(self, *args, **kwargs)
+
+    def argmax(self, *args, **kwargs):
+        return _red.argmax(self, *args, **kwargs)
+
+    def argmin(self, *args, **kwargs):
+        return _red.argmin(self, *args, **kwargs)
+
+    def topk(self, *args, **kwargs):
+        return _red.topk(self, *args, **kwargs)
+
+    def sort(self, *args, **kwargs):
+        return _red.sort(self, *args, **kwargs)
+
+    def argsort(self, *args, **kwargs):
+        return _red.argsort(self, *args, **kwargs)
+
+    def kthvalue(self, *args, **kwargs):
+        return _red.kthvalue(self, *args, **kwargs)
+
+    def median(self, *args, **kwargs):
+        return _red.median(self, *args, **kwargs)
+
+    def logsumexp(self, *args, **kwargs):
+        return _red.logsumexp(self, *args, **kwargs)
+
+    def softmax(self, *args, **kwargs):
+        return _red.softmax(self, *args, **kwargs)
+
+    def log_softmax(self, *args, **kwargs):
+        return _red.log_softmax(self, *args, **kwargs)
+
+    def all(self, dim=None, keepdim: bool = False):
+        return Tensor._wrap(xp.asarray(xp.all(self.data, axis=dim, keepdims=keepdim)))
+
+    def any(self, dim=None, keepdim: bool = False):
+        return Tensor._wrap(xp.asarray(xp.any(self.data, axis=dim, keepdims=keepdim)))
 
     def reshape(self, *shape):
         return _shape.reshape(self, _shape_args(shape))
@@ -476,11 +811,11 @@ class Tensor:
     def permute(self, *dims):
         return _shape.permute(self, _shape_args(dims))
 
-    def squeeze(self, dim=None):
-        return _shape.squeeze(self, dim)
+    def squeeze(self, *args, **kwargs):
+        return _shape.squeeze(self, *args, **kwargs)
 
-    def unsqueeze(self, dim):
-        return _shape.unsqueeze(self, dim)
+    def unsqueeze(self, *args, **kwargs):
+        return _shape.unsqueeze(self, *args, **kwargs)
 
     def expand(self, *shape):
         return _shape.expand(self, _shape_args(shape))
@@ -488,11 +823,134 @@ class Tensor:
     def broadcast_to(self, shape):
         return _shape.expand(self, tuple(shape))
 
-    def split(self, split_size_or_sections, dim=0):
-        return _shape.split(self, split_size_or_sections, dim)
+    def split(self, *args, **kwargs):
+        return _shape.split(self, *args, **kwargs)
 
-    def chunk(self, chunks, dim=0):
-        return _shape.chunk(self, chunks, dim)
+    def chunk(self, *args, **kwargs):
+        return _shape.chunk(self, *args, **kwargs)
+
+    # ---- indexing, shape and linear-algebra method forms (functional/index.py, shape.py,
+    # matmul.py)
+    def gather(self, dim, index):
+        from filterbank.functional.index import gather
+
+        return gather(self, dim, index)
+
+    def scatter(self, dim, index, src=None, *, value=None):
+        from filterbank.functional.index import scatter
+
+        return scatter(self, dim, index, src, value=value)
+
+    def scatter_add(self, dim, index, src):
+        from filterbank.functional.index import scatter_add
+
+        return scatter_add(self, dim, index, src)
+
+    def masked_fill(self, mask, value):
+        from filterbank.functional.index import masked_fill
+
+        return masked_fill(self, mask, value)
+
+    def flip(self, *dims, **kwargs):
+        if dims:
+            return _shape.flip(self, _shape_args(dims), **kwargs)
+        return _shape.flip(self, **kwargs)
+
+    def repeat(self, *sizes):
+        return _shape.repeat(self, *sizes)
+
+    def view_as(self, other):
+        return _shape.reshape(self, other.shape)
+
+    def expand_as(self, other):
+        return _shape.expand(self, other.shape)
+
+    def t(self):
+        """The transpose of a matrix (``torch.Tensor.t``); 0-d and 1-d tensors are returned
+        as they are."""
+        if self.ndim > 2:
+            raise ValueError(f"t(): expected a tensor with at most 2 dims, got shape "
+                             f"{self.shape} (use transpose(dim0, dim1) or permute)")
+        return self if self.ndim < 2 else _shape.transpose(self, 0, 1)
+
+    def mm(self, other):
+        return _mm.mm(self, other)
+
+    def bmm(self, other):
+        return _mm.bmm(self, other)
+
+
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+               "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
+               "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
+
+
+class _HookHandle:
+    """What ``register_hook`` returns: ``remove()`` unregisters the hook."""
+
+    __slots__ = ("_hooks", "_hook")
+
+    def __init__(self, hooks: list, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def _scalar(value):
+    if isinstance(value, Tensor):
+        if value.data.size != 1:
+            raise RuntimeError(f"fill_: expected a number or a one-element tensor, got shape "
+                               f"{value.shape}")
+        return value.data.reshape(()).item()
+    return value
+
+
+def _saved_arrays(ctx):
+    """The arrays an op saved for its backward (its attributes, one level into tuples)."""
+    for k, v in ctx.__dict__.items():
+        if k in ("parents", "out_meta", "needs_input_grad", "_saved_versions"):
+            continue
+        if isinstance(v, np.ndarray):
+            yield v
+        elif isinstance(v, tuple | list):
+            for u in v:
+                if isinstance(u, np.ndarray):
+                    yield u
+
+
+def _saved_array(ctx, root):
+    """The first array ``ctx`` saved that shares memory with ``root``, or None."""
+    for a in _saved_arrays(ctx):
+        if np.may_share_memory(a, root):
+            return a
+    return None
+
+
+def _check_versions(ctx) -> None:
+    """Raise PyTorch's error when an array ``ctx`` saved for backward was modified in place
+    after the op ran (an input, or its own output)."""
+    modified = ctx.__dict__.get("_output_modified")
+    if modified is not None:
+        raise RuntimeError(
+            f"one of the variables needed for gradient computation has been modified by an "
+            f"inplace operation: output 0 of {ctx.name}Backward is at version {modified}; "
+            f"expected version 0 instead. Use out-of-place ops (or .clone()) before modifying "
+            f"it in place")
+    for vc, v in ctx._saved_versions:
+        if vc.v == v:
+            continue
+        root = vc.ref() if vc.ref is not None else None
+        if root is None:
+            continue  # the modified array is gone, so this op did not save it
+        a = _saved_array(ctx, root)
+        if a is not None:
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by "
+                f"an inplace operation: [{a.dtype} {tuple(a.shape)}], saved by "
+                f"{ctx.name}Backward, is at version {vc.v}; expected version {v} instead. "
+                f"Use out-of-place ops (or .clone()) before modifying it in place")
 
 
 def _shape_args(args):
@@ -538,6 +996,18 @@ def _topological_order(root) -> list:
     return order
 
 
+def _call_hooks(hooks, g):
+    for hook in list(hooks):
+        r = hook(Tensor._wrap(g))
+        if r is not None:
+            r = r.data if isinstance(r, Tensor) else xp.asarray(r)
+            if r.shape != g.shape:
+                raise RuntimeError(f"a gradient hook returned shape {tuple(r.shape)}, expected "
+                                   f"{tuple(g.shape)}")
+            g = r.astype(g.dtype, copy=False)
+    return g
+
+
 def _accumulate(t: Tensor, g) -> None:
     if t.grad is None:
         t.grad = Tensor._wrap(xp.array(g))  # a copy: g may alias a buffer an op still holds
@@ -558,10 +1028,20 @@ def _run_backward(root: Tensor, seed, retain_graph: bool) -> None:
         if g is None:
             continue
         if isinstance(node, Tensor):
+            if node._hooks:
+                g = _call_hooks(node._hooks, g)
             _accumulate(node, g)
             continue
         ctx = node
-        retained = ctx.__dict__.get("_retained_ref")
+        d = ctx.__dict__
+        hooks = d.get("_grad_hooks")
+        if hooks:
+            g = _call_hooks(hooks, g)
+        for vc, v in ctx._saved_versions:
+            if vc.v != v or "_output_modified" in d:
+                _check_versions(ctx)
+                break
+        retained = d.get("_retained_ref")
         if retained is not None and (t := retained()) is not None:
             _accumulate(t, g)
         in_grads = ctx.backward(g)

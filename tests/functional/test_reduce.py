@@ -73,9 +73,9 @@ for _axis, _keep in AXES:
         ("mean", F.mean, np.mean, lambda a, ax, k: a.mean(dim=_tdim(ax), keepdim=k)),
         ("var", F.var, lambda a, axis, keepdims: np.var(a, axis=axis, keepdims=keepdims, ddof=1),
          lambda a, ax, k: torch.var(a, dim=ax, keepdim=k)),
-        ("max", F.max, np.max,
+        ("amax", F.amax, np.max,
          lambda a, ax, k: a.amax(dim=_tdim(ax), keepdim=k) if ax is not None else a.max()),
-        ("min", F.min, np.min,
+        ("amin", F.amin, np.min,
          lambda a, ax, k: a.amin(dim=_tdim(ax), keepdim=k) if ax is not None else a.min()),
         ("logsumexp", F.logsumexp, _np_lse,
          lambda a, ax, k: torch.logsumexp(a, dim=_tdim(ax) if ax is not None
@@ -94,7 +94,7 @@ CASES += [
     OpCase("var_population", lambda a: F.var(a, 1, correction=0), [_r(3, 4)],
            reference=lambda a: np.var(a, axis=1),
            torch_fn=lambda a: torch.var(a, dim=1, correction=0)),
-    OpCase("max_method_dim_keepdim", lambda a: a.max(dim=0, keepdim=True), [_r(3, 4)],
+    OpCase("amax_method_dim_keepdim", lambda a: a.amax(dim=0, keepdim=True), [_r(3, 4)],
            reference=lambda a: a.max(0, keepdims=True),
            torch_fn=lambda a: a.amax(dim=0, keepdim=True)),
     # softmax / log_softmax along each axis, plus logits of +-1000 (must not overflow)
@@ -118,6 +118,74 @@ CASES += [
     OpCase("logsumexp_huge", lambda a: F.logsumexp(a, 1), [np.array([[1000.0, 999.0],
                                                                      [-1000.0, -1001.0]])],
            reference=lambda a: _np_lse(a, 1), torch_fn=lambda a: torch.logsumexp(a, 1)),
+    # reductions with indices: (values, indices) named tuples, compared output by output
+    OpCase("max_dim1", lambda a: F.max(a, 1), [_r(3, 4)], torch_fn=lambda a: torch.max(a, 1)),
+    OpCase("max_dim0_keepdim", lambda a: a.max(dim=0, keepdim=True), [_r(3, 4)],
+           torch_fn=lambda a: a.max(dim=0, keepdim=True)),
+    OpCase("min_dim_neg", lambda a: F.min(a, axis=-1), [_r(2, 3, 4)],
+           torch_fn=lambda a: torch.min(a, -1)),
+    OpCase("max_all", lambda a: a.max(), [_r(3, 4)], reference=np.max,
+           torch_fn=lambda a: a.max()),
+    OpCase("max_two_tensors", lambda a, b: F.max(a, b), [_r(3, 4), _r(3, 4)],
+           reference=np.maximum, torch_fn=lambda a, b: torch.max(a, b)),
+    OpCase("topk2_dim1", lambda a: F.topk(a, 2, dim=1), [_r(3, 5)],
+           torch_fn=lambda a: torch.topk(a, 2, dim=1)),
+    OpCase("topk3_smallest_dim0", lambda a: a.topk(3, 0, largest=False), [_r(4, 2, 3)],
+           torch_fn=lambda a: a.topk(3, 0, largest=False)),
+    OpCase("topk0", lambda a: F.topk(a, 0), [_r(3, 4)], torch_fn=lambda a: torch.topk(a, 0),
+           grad=[False]),
+    OpCase("sort_last", lambda a: F.sort(a), [_r(3, 5)], reference=None,
+           torch_fn=lambda a: torch.sort(a)),
+    OpCase("sort_desc_dim0", lambda a: a.sort(dim=0, descending=True), [_r(4, 3)],
+           torch_fn=lambda a: a.sort(dim=0, descending=True)),
+    OpCase("argsort_desc", lambda a: F.argsort(a, dim=1, descending=True), [_r(3, 5)],
+           reference=lambda a: np.argsort(-a, axis=1, kind="stable"),
+           torch_fn=lambda a: torch.argsort(a, dim=1, descending=True), grad=[False]),
+    OpCase("kthvalue2_dim1", lambda a: F.kthvalue(a, 2, 1), [_r(3, 5)],
+           torch_fn=lambda a: torch.kthvalue(a, 2, 1)),
+    OpCase("kthvalue_keepdim", lambda a: a.kthvalue(3, dim=0, keepdim=True), [_r(4, 3)],
+           torch_fn=lambda a: a.kthvalue(3, dim=0, keepdim=True)),
+    OpCase("median_all_even", lambda a: F.median(a), [_r(3, 4)],
+           torch_fn=lambda a: torch.median(a)),
+    OpCase("median_all_odd", lambda a: a.median(), [_r(5)], reference=np.median,
+           torch_fn=lambda a: a.median()),
+    OpCase("median_dim1_even", lambda a: F.median(a, dim=1), [_r(3, 4)],
+           torch_fn=lambda a: torch.median(a, dim=1)),
+    OpCase("median_dim0_keepdim", lambda a: a.median(0, keepdim=True), [_r(5, 2)],
+           torch_fn=lambda a: a.median(0, keepdim=True)),
+    # std, prod, norm
+    OpCase("std_all", lambda a: F.std(a), [_r(3, 4)], reference=lambda a: np.std(a, ddof=1),
+           torch_fn=lambda a: torch.std(a)),
+    OpCase("std_dim1_keepdim", lambda a: a.std(dim=1, keepdim=True), [_r(3, 4)],
+           reference=lambda a: np.std(a, axis=1, ddof=1, keepdims=True),
+           torch_fn=lambda a: a.std(dim=1, keepdim=True)),
+    OpCase("std_population_dims", lambda a: F.std(a, (0, 2), correction=0), [_r(2, 3, 4)],
+           reference=lambda a: np.std(a, axis=(0, 2)),
+           torch_fn=lambda a: torch.std(a, dim=(0, 2), correction=0)),
+    OpCase("std_unbiased_false", lambda a: F.std(a, 0, unbiased=False), [_r(3, 4)],
+           reference=lambda a: np.std(a, axis=0),
+           torch_fn=lambda a: torch.std(a, dim=0, correction=0)),
+    OpCase("prod_all", lambda a: F.prod(a), [_r(2, 3)], reference=np.prod,
+           torch_fn=lambda a: torch.prod(a)),
+    OpCase("prod_dim1", lambda a: a.prod(1), [_r(3, 4)], reference=lambda a: a.prod(1),
+           torch_fn=lambda a: a.prod(1)),
+    OpCase("prod_dim0_keepdim", lambda a: F.prod(a, dim=0, keepdim=True), [_r(3, 4)],
+           reference=lambda a: a.prod(0, keepdims=True),
+           torch_fn=lambda a: torch.prod(a, 0, keepdim=True)),
+    OpCase("prod_with_zeros", lambda a: F.prod(a, -1),
+           [np.array([[0.0, 2.0, 3.0], [0.0, 0.0, 4.0], [1.5, -2.0, 0.5]])],
+           reference=lambda a: a.prod(-1), torch_fn=lambda a: torch.prod(a, -1)),
+    OpCase("norm_all", lambda a: F.norm(a), [_r(3, 4)], reference=np.linalg.norm,
+           torch_fn=lambda a: torch.norm(a)),
+    OpCase("norm_p1_dim1", lambda a: a.norm(1, dim=1), [_r(3, 4)],
+           reference=lambda a: np.abs(a).sum(1), torch_fn=lambda a: a.norm(1, dim=1)),
+    OpCase("norm_p3_dims_keepdim", lambda a: F.norm(a, 3, (0, 2), keepdim=True),
+           [_r(2, 3, 4)],
+           reference=lambda a: (np.abs(a) ** 3).sum((0, 2), keepdims=True) ** (1 / 3),
+           torch_fn=lambda a: torch.norm(a, 3, (0, 2), keepdim=True)),
+    OpCase("norm_inf_dim1", lambda a: F.norm(a, float("inf"), 1), [_r(3, 4)],
+           reference=lambda a: np.abs(a).max(1),
+           torch_fn=lambda a: torch.norm(a, float("inf"), 1)),
     # argmax / argmin: int64, no gradient
     OpCase("argmax_axis1", lambda a: F.argmax(a, 1), [_r(3, 4)],
            reference=lambda a: np.argmax(a, 1), torch_fn=lambda a: torch.argmax(a, 1),
@@ -154,8 +222,17 @@ def test_float32(case):
 # ------------------------------------------------------------------------ special cases
 def test_max_ties_share_the_gradient():
     x = fb.tensor([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]], requires_grad=True)
-    F.max(x, 1).sum().backward()
+    F.amax(x, 1).sum().backward()
     assert x.grad.tolist() == [[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]]
+
+
+def test_max_over_dim_gives_its_gradient_to_the_first_maximum_only():
+    """PyTorch's max(dim): the gradient goes to the returned index (amax shares it)."""
+    x = fb.tensor([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]], requires_grad=True)
+    values, indices = F.max(x, 1)
+    assert indices.tolist() == [1, 0]
+    values.sum().backward()
+    assert x.grad.tolist() == [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
 
 
 def test_argmax_is_int64_without_gradient_and_first_on_ties():
@@ -185,7 +262,7 @@ def test_var_of_one_element_is_nan_without_warning():
     assert np.isnan(F.var(fb.tensor([1.0])).item())
 
 
-@pytest.mark.parametrize("fn", [F.sum, F.mean, F.max, F.logsumexp, F.var])
+@pytest.mark.parametrize("fn", [F.sum, F.mean, F.amax, F.max, F.logsumexp, F.var, F.std])
 def test_axis_out_of_range_names_the_function(fn):
     with pytest.raises(ValueError, match=rf"{fn.__name__}: axis 2 is out of range for a "
                                          rf"tensor with 2 dims"):
@@ -200,3 +277,35 @@ def test_repeated_axis_is_an_error():
 def test_max_of_empty_tensor_is_an_error():
     with pytest.raises(ValueError, match=r"max: expected a non-empty tensor, got shape \(0,\)"):
         F.max(fb.zeros(0))
+
+
+def test_dim_and_axis_spellings_reach_the_same_argument():
+    x = fb.tensor(_r(2, 3, 4).astype(np.float32))
+    for fn in (F.sum, F.mean, F.var, F.std, F.amax, F.logsumexp):
+        a = fn(x, dim=1, keepdim=True)
+        b = fn(x, axis=1, keepdims=True)
+        assert a.shape == (2, 1, 4) and np.array_equal(a.data, b.data), fn.__name__
+    assert np.array_equal(F.softmax(x, dim=1).data, F.softmax(x, axis=1).data)
+    assert fb.cat([x, x], dim=2).shape == (2, 3, 8) == fb.cat([x, x], axis=2).shape
+    assert fb.stack([x, x], dim=1).shape == (2, 2, 3, 4)
+    assert x.split(2, axis=2)[0].shape == (2, 3, 2)
+    with pytest.raises(TypeError, match=r"sum\(\): got both axis= and dim="):
+        F.sum(x, axis=1, dim=1)
+
+
+def test_zero_norm_has_zero_gradient_like_pytorch():
+    x = fb.zeros(3, requires_grad=True)
+    F.norm(x).backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_reductions_with_indices_errors_name_the_function():
+    x = fb.ones(2, 3)
+    with pytest.raises(ValueError, match=r"topk: k must be an int in \[0, 3\]"):
+        F.topk(x, 4)
+    with pytest.raises(ValueError, match=r"kthvalue: k must be an int in \[1, 3\]"):
+        F.kthvalue(x, 0)
+    with pytest.raises(TypeError, match=r"max\(\): dim must be an int"):
+        F.max(x, (0, 1))
+    with pytest.raises(ValueError, match=r"norm: p must be"):
+        F.norm(x, 0.5)

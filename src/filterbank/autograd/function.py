@@ -96,7 +96,16 @@ class Function:
         elif odt.kind not in "fc":
             record = False  # integer and boolean results carry no gradient
         result = Tensor._wrap(out, record)
+        if out.base is not None:
+            # a view of an input's array shares that input's in-place version counter
+            for t in inputs:
+                if isinstance(t, Tensor) and np.may_share_memory(out, t.data):
+                    result._vc = t._version_counter()
+                    break
         if record:
+            # the in-place versions of the inputs now, checked again by backward
+            fn._saved_versions = [(t._version_counter(), t._vc.v) for t in inputs
+                                  if isinstance(t, Tensor)]
             # A computed input is linked through the Function that made it, never the tensor:
             # the tensor would keep its array alive until backward, although the ops that
             # need an activation save it themselves (ResNet-18 at batch 64: 430 MiB of

@@ -7,11 +7,13 @@ The Tensor methods also accept PyTorch's ``dim=`` / ``keepdim=`` spellings.
 from __future__ import annotations
 
 import builtins
+import collections
 
 import numpy as np
 
 from filterbank.autograd.function import Function
 from filterbank.backend import xp
+from filterbank.functional._dims import dim_alias
 from filterbank.tensor import Tensor
 
 
@@ -156,6 +158,7 @@ def _x(x):
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
+@dim_alias
 def sum(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Sum over ``axis``.
 
@@ -178,6 +181,7 @@ def sum(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     return Sum.apply(x, axes=normalize_axes(axis, x.ndim, "sum"), keepdims=keepdims)
 
 
+@dim_alias
 def mean(x, axis=None, keepdims: bool = False) -> Tensor:
     """Arithmetic mean over ``axis``.
 
@@ -200,6 +204,7 @@ def mean(x, axis=None, keepdims: bool = False) -> Tensor:
     return Mean.apply(x, axes=normalize_axes(axis, x.ndim, "mean"), keepdims=keepdims)
 
 
+@dim_alias
 def var(x, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
     """Variance over ``axis``, Bessel-corrected by default (as ``torch.var``).
 
@@ -225,34 +230,36 @@ def var(x, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
                      correction=correction)
 
 
-def max(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Maximum over ``axis`` (values only, like ``torch.amax``).
+@dim_alias
+def amax(x, axis=None, keepdims: bool = False) -> Tensor:
+    """Maximum over ``axis`` (values only, as ``torch.amax``).
 
     Backward: ``dL/dx_i = dL/dy / k`` for the ``k`` entries equal to the maximum, else 0
     (ties share the gradient equally).
 
     Args:
         x: input tensor (not empty).
-        axis: int, tuple of ints, or None (default: all axes).
-        keepdims: keep the reduced axes with size 1 (default False).
+        axis: int, tuple of ints, or None (default: all axes); ``dim`` is an alias.
+        keepdims: keep the reduced axes with size 1 (default False); ``keepdim`` is an alias.
 
     Shape:
         As :func:`sum`.
 
     Example:
         >>> import filterbank as fb
-        >>> fb.max(fb.tensor([[1.0, 4.0], [3.0, 2.0]]), axis=1).tolist()
+        >>> fb.amax(fb.tensor([[1.0, 4.0], [3.0, 2.0]]), dim=1).tolist()
         [4.0, 3.0]
     """
     return _maxmin(x, axis, keepdims, True)
 
 
-def min(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Minimum over ``axis`` (values only, like ``torch.amin``); ties share the gradient.
+@dim_alias
+def amin(x, axis=None, keepdims: bool = False) -> Tensor:
+    """Minimum over ``axis`` (values only, as ``torch.amin``); ties share the gradient.
 
     Args:
         x: input tensor (not empty).
-        axis: int, tuple of ints, or None (default: all axes).
+        axis: int, tuple of ints, or None (default: all axes); ``dim`` is an alias.
         keepdims: keep the reduced axes with size 1 (default False).
 
     Shape:
@@ -260,15 +267,78 @@ def min(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
 
     Example:
         >>> import filterbank as fb
-        >>> fb.min(fb.tensor([[1.0, 4.0], [3.0, 2.0]]), axis=1).tolist()
+        >>> fb.amin(fb.tensor([[1.0, 4.0], [3.0, 2.0]]), dim=1).tolist()
         [1.0, 2.0]
     """
     return _maxmin(x, axis, keepdims, False)
 
 
+@dim_alias
+def max(x, dim=None, keepdim: bool = False):  # noqa: A001
+    """PyTorch's ``max``: the largest element, the maxima along ``dim`` with their indices,
+    or the elementwise maximum of two tensors.
+
+    * ``max(x)``: a 0-d tensor (ties share the gradient, as ``amax``);
+    * ``max(x, dim, keepdim=False)``: a named tuple ``(values, indices)``, so
+      ``_, pred = out.max(1)`` works; the index is the first maximum, and the gradient goes
+      to that element only (as in PyTorch);
+    * ``max(x, other)``: :func:`~filterbank.functional.maximum`.
+
+    Args:
+        x: input tensor (not empty).
+        dim: an int (``axis`` is an alias), another tensor, or None.
+        keepdim: keep ``dim`` with size 1 (``keepdims`` is an alias).
+
+    Shape:
+        ``values`` and ``indices`` (int64) have the input's shape without ``dim``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> values, indices = fb.max(fb.tensor([[1.0, 4.0], [3.0, 2.0]]), 1)
+        >>> values.tolist(), indices.tolist()
+        ([4.0, 3.0], [1, 0])
+    """
+    return _max_or_min(x, dim, keepdim, True)
+
+
+@dim_alias
+def min(x, dim=None, keepdim: bool = False):  # noqa: A001
+    """PyTorch's ``min``: as :func:`max`, for the smallest elements (``(values, indices)``
+    along ``dim``; ``min(x, other)`` is :func:`~filterbank.functional.minimum`).
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.min(fb.tensor([[1.0, 4.0], [3.0, 2.0]]), dim=1).indices.tolist()
+        [0, 1]
+    """
+    return _max_or_min(x, dim, keepdim, False)
+
+
+def _max_or_min(x, dim, keepdim, is_max):
+    name = "max" if is_max else "min"
+    if isinstance(dim, Tensor | np.ndarray):
+        from filterbank.functional import elementwise as ew
+
+        return (ew.maximum if is_max else ew.minimum)(x, dim)
+    if dim is None:
+        if keepdim:
+            raise TypeError(f"{name}(): keepdim needs a dim")
+        return _maxmin(x, None, False, is_max)
+    if not isinstance(dim, int | np.integer):
+        raise TypeError(f"{name}(): dim must be an int (use amax/amin for several dims), got "
+                        f"{dim!r}")
+    x = _x(x)
+    d = _one_axis(dim, x.ndim, name)
+    if x.data.size == 0:
+        raise ValueError(f"{name}: expected a non-empty tensor, got shape {x.shape}")
+    arg = xp.argmax if is_max else xp.argmin
+    idx = arg(x.data, axis=d, keepdims=True) if x.ndim else xp.zeros((), np.int64)
+    return _indexed(name, x, idx, d, keepdim)
+
+
 def _maxmin(x, axis, keepdims, is_max):
     x = _x(x)
-    name = "max" if is_max else "min"
+    name = ("amax" if is_max else "amin") if axis is not None else ("max" if is_max else "min")
     axes = normalize_axes(axis, x.ndim, name)
     if x.data.size == 0:
         raise ValueError(f"{name}: expected a non-empty tensor, got shape {x.shape}")
@@ -285,6 +355,7 @@ def _arg(x, axis, keepdims, name, f):
     return Tensor._wrap(xp.asarray(f(a, axis=axis, keepdims=keepdims), dtype=np.int64))
 
 
+@dim_alias
 def argmax(x, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the maximum along ``axis`` (of the flattened tensor when None); the first one
     on ties. An int64 tensor with no gradient.
@@ -297,6 +368,7 @@ def argmax(x, axis: int | None = None, keepdims: bool = False) -> Tensor:
     return _arg(x, axis, keepdims, "argmax", xp.argmax)
 
 
+@dim_alias
 def argmin(x, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the minimum along ``axis`` (first one on ties); int64, no gradient.
 
@@ -308,6 +380,7 @@ def argmin(x, axis: int | None = None, keepdims: bool = False) -> Tensor:
     return _arg(x, axis, keepdims, "argmin", xp.argmin)
 
 
+@dim_alias
 def logsumexp(x, axis=None, keepdims: bool = False) -> Tensor:
     """``log(sum(exp(x)))`` over ``axis``, stable for large ``|x|``.
 
@@ -336,7 +409,8 @@ def _softmax_axis(x, axis, name):
     return axes[0] if axes else None  # a 0-d tensor: softmax over its single element
 
 
-def softmax(x, axis: int = -1) -> Tensor:
+@dim_alias
+def softmax(x, axis: int = -1, dtype=None) -> Tensor:
     """Softmax along ``axis``, stable for logits of any size (the max is subtracted first).
 
     ``y_i = exp(x_i - m) / sum_j exp(x_j - m)``; backward:
@@ -344,7 +418,9 @@ def softmax(x, axis: int = -1) -> Tensor:
 
     Args:
         x: input tensor.
-        axis: the axis that sums to 1 (default -1).
+        axis: the axis that sums to 1 (default -1; ``dim`` is an alias, as in
+            ``F.softmax(x, dim=1)``).
+        dtype: cast the input to this dtype first (PyTorch's argument).
 
     Shape:
         Output has the input's shape.
@@ -354,18 +430,20 @@ def softmax(x, axis: int = -1) -> Tensor:
         >>> fb.softmax(fb.tensor([1000.0, 1000.0])).tolist()
         [0.5, 0.5]
     """
-    x = _x(x)
+    x = _x(x) if dtype is None else _x(x).astype(dtype)
     return Softmax.apply(x, axis=_softmax_axis(x, axis, "softmax"))
 
 
-def log_softmax(x, axis: int = -1) -> Tensor:
+@dim_alias
+def log_softmax(x, axis: int = -1, dtype=None) -> Tensor:
     """``log(softmax(x))`` along ``axis``, computed as ``x - logsumexp(x)`` (stable).
 
     Backward: ``dL/dx = dL/dy - softmax(x) * sum_j dL/dy_j``.
 
     Args:
         x: input tensor.
-        axis: the axis to normalise over (default -1).
+        axis: the axis to normalise over (default -1; ``dim`` is an alias).
+        dtype: cast the input to this dtype first.
 
     Shape:
         Output has the input's shape.
@@ -375,5 +453,334 @@ def log_softmax(x, axis: int = -1) -> Tensor:
         >>> fb.log_softmax(fb.tensor([-1000.0, 1000.0])).tolist()
         [-2000.0, 0.0]
     """
-    x = _x(x)
+    x = _x(x) if dtype is None else _x(x).astype(dtype)
     return LogSoftmax.apply(x, axis=_softmax_axis(x, axis, "log_softmax"))
+
+
+# ------------------------------------------------------------ reductions with indices
+def _result_type(name: str):
+    t = collections.namedtuple(name, ("values", "indices"))
+    t.__doc__ = f"What ``{name}`` returns: ``(values, indices)``, as ``torch.return_types.{name}``."
+    return t
+
+
+RETURN_TYPES = {n: _result_type(n) for n in ("max", "min", "topk", "sort", "kthvalue",
+                                              "median")}
+
+
+def _one_axis(dim, ndim: int, name: str) -> int:
+    axes = normalize_axes(dim, ndim, name)
+    if len(axes) > 1:
+        raise TypeError(f"{name}(): expected one dim, got {dim!r}")
+    return axes[0] if axes else 0
+
+
+class TakeAlong(Function):
+    """``y = take_along_axis(x, idx, axis)`` for indices an op chose (max, sort, topk, ...);
+    backward puts each gradient back at its index (the indices along ``axis`` are distinct,
+    so no accumulation is needed)."""
+
+    def forward(self, x):
+        self.shape = x.shape
+        y = xp.take_along_axis(x, self.idx, axis=self.axis)
+        return y if self.keepdims else xp.squeeze(y, axis=self.axis)
+
+    def backward(self, gy):
+        gx = xp.zeros(self.shape, gy.dtype)
+        xp.put_along_axis(gx, self.idx, gy.reshape(self.idx.shape), axis=self.axis)
+        return gx
+
+
+def _indexed(name: str, x: Tensor, idx, axis: int, keepdim: bool):
+    """``(values, indices)`` of ``x`` at ``idx`` (kept-dims indices along ``axis``)."""
+    if x.ndim == 0:
+        return RETURN_TYPES[name](x.clone(), Tensor._wrap(xp.zeros((), np.int64)))
+    idx = idx.astype(np.int64, copy=False)
+    values = TakeAlong.apply(x, idx=idx, axis=axis, keepdims=keepdim)
+    indices = idx if keepdim else xp.squeeze(idx, axis=axis)
+    return RETURN_TYPES[name](values, Tensor._wrap(indices))
+
+
+def _order_key(a, descending: bool):
+    """An array whose ascending stable order is ``a``'s (descending) order."""
+    if not descending:
+        return a
+    if a.dtype.kind in "bu":
+        a = a.astype(np.int64)
+    return -a
+
+
+def _argsort(x: Tensor, axis: int, descending: bool):
+    if x.ndim == 0:
+        return xp.zeros((), np.int64)
+    return xp.argsort(_order_key(x.data, descending), axis=axis, kind="stable")
+
+
+@dim_alias
+def sort(x, dim: int = -1, descending: bool = False, stable: bool = False):
+    """Sort along ``dim``; returns ``(values, indices)`` with ``x.gather(dim, indices) ==
+    values``. The sort is always stable (equal elements keep their order, so ``stable`` is
+    accepted for PyTorch's signature); backward puts each gradient back at its index.
+
+    Args:
+        x: input tensor.
+        dim: the dim to sort (default -1; ``axis`` is an alias).
+        descending: largest first.
+        stable: accepted; every sort here is stable.
+
+    Shape:
+        ``values`` and ``indices`` (int64) have the input's shape.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.sort(fb.tensor([3.0, 1.0, 2.0]), descending=True).indices.tolist()
+        [0, 2, 1]
+    """
+    x = _x(x)
+    d = _one_axis(dim, x.ndim, "sort")
+    return _indexed("sort", x, _argsort(x, d, descending), d, True)
+
+
+@dim_alias
+def argsort(x, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+    """The indices that sort ``x`` along ``dim`` (stable); int64, no gradient.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.argsort(fb.tensor([3.0, 1.0, 2.0])).tolist()
+        [1, 2, 0]
+    """
+    x = _x(x)
+    return Tensor._wrap(_argsort(x, _one_axis(dim, x.ndim, "argsort"), descending)
+                        .astype(np.int64, copy=False))
+
+
+@dim_alias
+def topk(x, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
+    """The ``k`` largest (or smallest) elements along ``dim``: ``(values, indices)``.
+
+    Always sorted (largest first, or smallest first with ``largest=False``); among equal
+    elements the lower index comes first. Backward puts each gradient back at its index.
+
+    Args:
+        x: input tensor.
+        k: how many, ``0 <= k <= x.shape[dim]``.
+        dim: default -1 (``axis`` is an alias).
+        largest: the largest (default) or the smallest elements.
+        sorted: accepted for PyTorch's signature; the result is always sorted.
+
+    Shape:
+        ``values`` and ``indices`` have the input's shape with ``k`` along ``dim``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.topk(fb.tensor([1.0, 5.0, 3.0]), 2).indices.tolist()
+        [1, 2]
+    """
+    x = _x(x)
+    d = _one_axis(dim, x.ndim, "topk")
+    n = x.shape[d] if x.ndim else 1
+    if not isinstance(k, int | np.integer) or not 0 <= k <= n:
+        raise ValueError(f"topk: k must be an int in [0, {n}] (the size of dim {dim}), got {k!r}")
+    idx = _argsort(x, d, largest)
+    if x.ndim:
+        idx = idx[(builtins.slice(None),) * d + (builtins.slice(0, int(k)),)]
+    return _indexed("topk", x, idx, d, True)
+
+
+@dim_alias
+def kthvalue(x, k: int, dim: int = -1, keepdim: bool = False):
+    """The ``k``-th smallest element along ``dim`` (``k`` from 1): ``(values, indices)``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.kthvalue(fb.tensor([3.0, 1.0, 2.0]), 2).values.item()
+        2.0
+    """
+    x = _x(x)
+    d = _one_axis(dim, x.ndim, "kthvalue")
+    n = x.shape[d] if x.ndim else 1
+    if not isinstance(k, int | np.integer) or not 1 <= k <= n:
+        raise ValueError(f"kthvalue: k must be an int in [1, {n}] (the size of dim {dim}), "
+                         f"got {k!r}")
+    idx = _argsort(x, d, False)
+    if x.ndim:
+        idx = idx[(builtins.slice(None),) * d + (builtins.slice(k - 1, k),)]
+    return _indexed("kthvalue", x, idx, d, keepdim)
+
+
+@dim_alias
+def median(x, dim=None, keepdim: bool = False):
+    """The median: for an even count the lower of the two middle values (as PyTorch, no
+    averaging). ``median(x)`` is a 0-d tensor; ``median(x, dim)`` gives ``(values, indices)``.
+    The gradient goes to the median element.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.median(fb.tensor([4.0, 1.0, 3.0, 2.0])).item()
+        2.0
+    """
+    x = _x(x)
+    if x.data.size == 0:
+        raise ValueError(f"median: expected a non-empty tensor, got shape {x.shape}")
+    if dim is None:
+        if keepdim:
+            raise TypeError("median(): keepdim needs a dim")
+        flat = x.reshape(-1) if x.ndim != 1 else x
+        return kthvalue(flat, (flat.shape[0] + 1) // 2).values
+    d = _one_axis(dim, x.ndim, "median")
+    n = x.shape[d] if x.ndim else 1
+    out = kthvalue(x, (n + 1) // 2, d, keepdim)
+    return RETURN_TYPES["median"](*out)
+
+
+# ------------------------------------------------------------------ std, prod, norm
+@dim_alias
+def std(x, axis=None, keepdims: bool = False, correction: int = 1, *,
+        unbiased: bool | None = None) -> Tensor:
+    """Standard deviation, ``sqrt(var)``, Bessel-corrected by default (as ``torch.std``).
+
+    Backward: ``dL/dx_i = dL/dy * (x_i - mean) / ((N - correction) * y)``.
+
+    Args:
+        x: input tensor.
+        axis: int, tuple of ints, or None (all); ``dim`` is an alias.
+        keepdims: keep the reduced axes (``keepdim`` is an alias).
+        correction: 1 for the sample estimate (default), 0 for the population one.
+        unbiased: PyTorch's older flag: False means ``correction=0``.
+
+    Shape:
+        As :func:`sum`.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.std(fb.tensor([1.0, 2.0, 3.0])).item()
+        1.0
+    """
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    from filterbank.functional.elementwise import sqrt
+
+    x = _x(x)
+    normalize_axes(axis, x.ndim, "std")  # errors name std, not var
+    return sqrt(var(x, axis, keepdims, correction))
+
+
+class Prod(Function):
+    """y = prod_i x_i along one axis; dy/dx_i = prod_{j != i} x_j, computed from exclusive
+    prefix and suffix products, so zeros in ``x`` are handled exactly (no division)."""
+
+    def forward(self, x):
+        a = x.reshape(-1) if self.axis is None else x
+        ax = 0 if self.axis is None else self.axis
+        self.shape, self.a, self.ax = x.shape, a, ax
+        return xp.prod(a, axis=ax, keepdims=self.keepdims and self.axis is not None)
+
+    def backward(self, gy):
+        a, ax = xp.moveaxis(self.a, self.ax, -1), self.ax
+        ones = xp.ones(a.shape[:-1] + (1,), a.dtype)
+        left = xp.cumprod(xp.concatenate([ones, a[..., :-1]], axis=-1), axis=-1)
+        right = xp.cumprod(xp.concatenate([ones, a[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+        g = gy if self.keepdims and self.axis is not None else xp.expand_dims(
+            gy, -1 if self.axis is None else ax)
+        gx = xp.moveaxis(left * right, -1, ax) * g
+        return gx.reshape(self.shape)
+
+
+@dim_alias
+def prod(x, dim: int | None = None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Product of the elements, of all of them or along one ``dim`` (as ``torch.prod``).
+
+    Backward: ``dL/dx_i = dL/dy * prod_{j != i} x_j`` (exact with zeros).
+
+    Args:
+        x: input tensor.
+        dim: None (all elements, default) or one int (``axis`` is an alias).
+        keepdim: keep ``dim`` with size 1.
+        dtype: cast the input to this dtype first.
+
+    Shape:
+        As :func:`sum`.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.prod(fb.tensor([[1.0, 2.0], [3.0, 4.0]]), dim=1).tolist()
+        [2.0, 12.0]
+    """
+    x = _x(x)
+    if dtype is not None:
+        x = x.astype(dtype)
+    axis = None if dim is None else _one_axis(dim, x.ndim, "prod")
+    if x.ndim == 0:
+        axis = None
+    return Prod.apply(x, axis=axis, keepdims=keepdim)
+
+
+class Norm(Function):
+    """``||x||_p = (sum |x_i|^p)^(1/p)``; ``dy/dx_i = sign(x_i) |x_i|^(p-1) / y^(p-1)``,
+    0 where ``y = 0`` (as PyTorch). ``p = inf``: ``max |x_i|``, the gradient shared by the
+    maxima."""
+
+    def forward(self, x):
+        self.x = x
+        ax = self.axes
+        if self.p == np.inf:
+            a = xp.abs(x)
+            y = xp.max(a, axis=ax, keepdims=True)
+            self.mask = a == y
+        elif self.p == 2:
+            y = xp.sqrt(xp.sum(x * x, axis=ax, keepdims=True))
+        elif self.p == 1:
+            y = xp.sum(xp.abs(x), axis=ax, keepdims=True)
+        else:
+            y = xp.sum(xp.abs(x) ** self.p, axis=ax, keepdims=True) ** (1.0 / self.p)
+        self.y = y
+        return _drop(y, x.shape, ax, self.keepdims)
+
+    def backward(self, gy):
+        x, y, p = self.x, self.y, self.p
+        g = _keep(gy, x.shape, self.axes, self.keepdims) if not self.keepdims else gy
+        if p == np.inf:
+            count = self.mask.sum(axis=self.axes, keepdims=True)
+            return xp.sign(x) * self.mask * (g / count)
+        if p == 1:
+            return xp.sign(x) * g
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if p == 2:
+                scale = xp.where(y == 0, 0, g / y)
+                return x * scale
+            scale = xp.where(y == 0, 0, g / y ** (p - 1))
+            return xp.sign(x) * xp.abs(x) ** (p - 1) * scale
+
+
+@dim_alias
+def norm(x, p="fro", dim=None, keepdim: bool = False) -> Tensor:
+    """The vector p-norm over ``dim`` (all elements by default), as ``torch.norm``.
+
+    ``||x||_p = (sum_i |x_i|^p)^(1/p)``; ``p="fro"`` is 2 (over the flattened elements),
+    ``p=inf`` the largest ``|x_i|``. Backward:
+    ``dL/dx_i = dL/dy * sign(x_i) |x_i|^(p-1) / ||x||_p^(p-1)``, 0 at ``x = 0``.
+
+    Args:
+        x: floating input tensor.
+        p: a number ``>= 1``, ``float("inf")`` or ``"fro"`` (default).
+        dim: int, tuple of ints, or None (all; ``axis`` is an alias).
+        keepdim: keep the reduced dims with size 1.
+
+    Shape:
+        As :func:`sum`.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.norm(fb.tensor([3.0, 4.0])).item()
+        5.0
+    """
+    x = _x(x)
+    if p == "fro":
+        p = 2
+    if isinstance(p, str) or not (p == np.inf or (isinstance(p, int | float) and p >= 1)):
+        raise ValueError(f"norm: p must be a number >= 1, inf or 'fro', got {p!r}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"norm: expected a floating tensor, got dtype {x.dtype}")
+    return Norm.apply(x, p=float(p), axes=normalize_axes(dim, x.ndim, "norm"),
+                      keepdims=keepdim)

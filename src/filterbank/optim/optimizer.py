@@ -160,6 +160,7 @@ class Optimizer:
                 if p.grad is None:
                     continue
                 self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
+                p._mark_modified()  # graphs that saved the old value now raise at backward
         return loss
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict[str, Any],
