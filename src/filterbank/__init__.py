@@ -15,6 +15,12 @@ from filterbank.functional import (
 )
 from filterbank.random import default_generator, manual_seed
 from filterbank.tensor import Tensor
+from filterbank.dtypes import (
+    bool, double, float16, float32, float64, half, int8, int16, int32, int64, long, uint8,
+)
+from filterbank.functional import (
+    bmm, einsum, flip, gather, masked_fill, mm, scatter, scatter_add,
+)
 
 # isort: split
 # layers build on the core above (importing nn first would be circular)

@@ -213,3 +213,81 @@ def test_getitem_errors_name_the_shape():
         fb.ones(2, 3)[5]
     with pytest.raises(TypeError, match=r"getitem: index arrays must be integer or bool"):
         fb.ones(2, 3)[np.array([0.5])]
+
+
+# ---------------------------------------------------------------- flip, repeat (issue 10)
+FLIP_REPEAT_CASES = [
+    OpCase("flip_one_dim", fn=lambda a: F.flip(a, 0), reference=lambda a: np.flip(a, 0),
+           torch_fn=lambda a: torch.flip(a, (0,)), inputs=[_r(3, 4)]),
+    OpCase("flip_neg_dims", fn=lambda a: a.flip(-1, 0), reference=lambda a: np.flip(a, (-1, 0)),
+           torch_fn=lambda a: a.flip(-1, 0), inputs=[_r(2, 3, 4)]),
+    OpCase("flip_list_keyword", fn=lambda a: a.flip(dims=[1, 2]),
+           reference=lambda a: np.flip(a, (1, 2)), torch_fn=lambda a: a.flip(dims=[1, 2]),
+           inputs=[noncontiguous(_r(2, 3, 4))]),
+    OpCase("flip_empty_dims", fn=lambda a: F.flip(a, ()), reference=lambda a: a,
+           torch_fn=lambda a: torch.flip(a, ()), inputs=[_r(2, 3)]),
+    OpCase("repeat_same_ndim", fn=lambda a: a.repeat(2, 3), reference=lambda a: np.tile(a, (2, 3)),
+           torch_fn=lambda a: a.repeat(2, 3), inputs=[_r(2, 3)]),
+    OpCase("repeat_new_leading_dims", fn=lambda a: a.repeat(2, 1, 3),
+           reference=lambda a: np.tile(a, (2, 1, 3)), torch_fn=lambda a: a.repeat(2, 1, 3),
+           inputs=[_r(4)]),
+    OpCase("repeat_tuple_noncontiguous", fn=lambda a: F.repeat(a, (1, 2, 2)),
+           reference=lambda a: np.tile(a, (1, 2, 2)), torch_fn=lambda a: a.repeat(1, 2, 2),
+           inputs=[noncontiguous(_r(3, 2))]),
+    OpCase("repeat_zero", fn=lambda a: a.repeat(0, 2), reference=lambda a: np.tile(a, (0, 2)),
+           torch_fn=lambda a: a.repeat(0, 2), inputs=[_r(2, 3)]),
+    OpCase("repeat_0d", fn=lambda a: a.repeat(3), reference=lambda a: np.tile(a, 3),
+           torch_fn=lambda a: a.repeat(3), inputs=[_r()]),
+    OpCase("view_as", fn=lambda a: a.view_as(fb.zeros(3, 4)), reference=lambda a: a.reshape(3, 4),
+           torch_fn=lambda a: a.view_as(torch.zeros(3, 4)), inputs=[_r(2, 6)]),
+    OpCase("expand_as", fn=lambda a: a.expand_as(fb.zeros(2, 3, 4)),
+           reference=lambda a: np.broadcast_to(a, (2, 3, 4)),
+           torch_fn=lambda a: a.expand_as(torch.zeros(2, 3, 4)), inputs=[_r(3, 1)]),
+    OpCase("t_2d", fn=lambda a: a.t(), reference=lambda a: a.T, torch_fn=lambda a: a.t(),
+           inputs=[_r(2, 3)]),
+    OpCase("t_1d", fn=lambda a: a.t(), reference=lambda a: a, torch_fn=lambda a: a.t(),
+           inputs=[_r(3)]),
+]
+
+
+@pytest.mark.parametrize("case", FLIP_REPEAT_CASES, ids=str)
+def test_flip_repeat_gradcheck(case):
+    check_gradcheck(case)
+
+
+@pytest.mark.parametrize("case", FLIP_REPEAT_CASES, ids=str)
+def test_flip_repeat_reference(case):
+    check_reference(case)
+
+
+@pytest.mark.parametrize("case", FLIP_REPEAT_CASES, ids=str)
+def test_flip_repeat_vs_torch(case):
+    pytest.importorskip("torch")
+    check_torch(case)
+
+
+@pytest.mark.parametrize("case", FLIP_REPEAT_CASES, ids=str)
+def test_flip_repeat_float32(case):
+    check_float32(case)
+
+
+def test_repeat_gradient_sums_the_copies():
+    x = fb.tensor([1.0, 2.0], requires_grad=True)
+    (x.repeat(3, 2) * fb.arange(12.0).reshape(3, 4)).sum().backward()
+    # x[0] is at columns 0 and 2 of every row: 0+2+4+6+8+10 = 30; x[1]: 1+3+5+7+9+11 = 36
+    assert x.grad.tolist() == [30.0, 36.0]
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: fb.ones(2, 3).flip(0, -2), ValueError, r"flip: dims \(0, -2\) name a dim more"),
+    (lambda: fb.ones(2, 3).flip(2), ValueError, r"flip: dim 2 is out of range"),
+    (lambda: fb.ones(2, 3).repeat(2), ValueError,
+     r"repeat: got 1 sizes \(2,\) for a tensor with 2 dims"),
+    (lambda: fb.ones(2).repeat(-1), ValueError, r"repeat: sizes must be non-negative"),
+    (lambda: fb.ones(2).repeat(1.5), TypeError, r"repeat: expected ints"),
+    (lambda: fb.ones(2, 3, 4).t(), ValueError,
+     r"t\(\): expected a tensor with at most 2 dims, got shape \(2, 3, 4\)"),
+])
+def test_flip_repeat_errors(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()

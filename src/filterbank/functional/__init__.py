@@ -32,3 +32,8 @@ from filterbank.functional.shape import (
     split, squeeze, stack, transpose, unsqueeze, view,
 )
 from filterbank.functional.upsample import interpolate
+from filterbank.functional.distance import cosine_similarity, normalize
+from filterbank.functional.fold import fold, unfold
+from filterbank.functional.index import gather, masked_fill, one_hot, scatter, scatter_add
+from filterbank.functional.matmul import bmm, einsum, mm
+from filterbank.functional.shape import flip, repeat

@@ -448,3 +448,92 @@ def pad(x, pad, value: float = 0.0) -> Tensor:
     for i in range(len(pad) // 2):
         width[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
     return Pad.apply(x, width=tuple(width), value=value)
+
+
+# ------------------------------------------------------------------------- flip, repeat
+class Flip(Function):
+    def forward(self, x):
+        return xp.flip(x, self.dims)
+
+    def backward(self, gy):
+        return xp.flip(gy, self.dims)
+
+
+class Repeat(Function):
+    def forward(self, x):
+        self.lead_shape = (1,) * (len(self.sizes) - x.ndim) + x.shape
+        self.in_shape = x.shape
+        return xp.tile(x.reshape(self.lead_shape), self.sizes)
+
+    def backward(self, gy):
+        # out dim d is (sizes[d] copies) x (lead_shape[d]): split it and sum over the copies
+        split = []
+        for r, n in zip(self.sizes, self.lead_shape):
+            split += [r, n]
+        g = gy.reshape(split).sum(axis=tuple(range(0, 2 * len(self.sizes), 2)))
+        return g.reshape(self.in_shape)
+
+
+def flip(x, dims=None, *, dim=None) -> Tensor:
+    """Reverse the order of the elements along ``dims`` (``torch.flip``).
+
+    Backward: the gradient is flipped back along the same dims.
+
+    Args:
+        x: input tensor.
+        dims: an int or a sequence of distinct ints (negative count from the end); ``dim`` is
+            an alias.
+
+    Shape:
+        Output: ``x.shape``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.arange(4.0).reshape(2, 2).flip(1).tolist()
+        [[1.0, 0.0], [3.0, 2.0]]
+    """
+    if dim is not None:
+        if dims is not None:
+            raise TypeError("flip: got both dims and its alias dim")
+        dims = dim
+    if dims is None:
+        raise TypeError("flip: missing the argument 'dims'")
+    seq = (dims,) if isinstance(dims, int | np.integer) else tuple(dims)
+    norm = tuple(_dim(d, x.ndim, "flip") for d in seq)
+    if len(set(norm)) != len(norm):
+        raise ValueError(f"flip: dims {seq} name a dim more than once")
+    if x.ndim == 0:
+        norm = ()
+    return Flip.apply(x, dims=norm)
+
+
+def repeat(x, *sizes) -> Tensor:
+    """Tile ``x``: repeat it ``sizes[d]`` times along dim ``d`` (``torch.Tensor.repeat``,
+    NumPy's ``tile``). With more sizes than dims, ``x`` gets leading size-1 dims first.
+
+    Backward: the gradient is summed over the copies.
+
+    Args:
+        x: input tensor.
+        sizes: one non-negative int per dim (at least ``x.ndim`` of them), as varargs or one
+            tuple.
+
+    Shape:
+        Output: ``sizes[d] * s[d]`` with ``s`` the shape of ``x`` padded in front with ones.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.tensor([1.0, 2.0]).repeat(2, 2).tolist()
+        [[1.0, 2.0, 1.0, 2.0], [1.0, 2.0, 1.0, 2.0]]
+    """
+    if len(sizes) == 1 and isinstance(sizes[0], tuple | list):
+        sizes = tuple(sizes[0])
+    if not all(isinstance(s, int | np.integer) and not isinstance(s, bool) for s in sizes):
+        raise TypeError(f"repeat: expected ints, got {sizes!r}")
+    sizes = tuple(int(s) for s in sizes)
+    if len(sizes) < x.ndim:
+        raise ValueError(f"repeat: got {len(sizes)} sizes {sizes} for a tensor with {x.ndim} "
+                         f"dims; give at least one per dim")
+    if builtins.min(sizes, default=0) < 0:
+        raise ValueError(f"repeat: sizes must be non-negative, got {sizes}")
+    return Repeat.apply(x, sizes=sizes)
