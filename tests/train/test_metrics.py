@@ -8,12 +8,16 @@ import pytest
 import filterbank as fb
 from filterbank.train.metrics import (
     Accuracy,
+    BinaryAccuracy,
     Mean,
     TopKAccuracy,
     accuracy,
+    binary_accuracy,
     classification_report,
     confusion_matrix,
+    default_metrics,
     get_metric,
+    loss_kind,
     precision_recall_f1,
     top_k_accuracy,
 )
@@ -119,3 +123,40 @@ def test_streaming_metrics_equal_whole_epoch_values():
         get_metric("f2")
     with pytest.raises(ValueError, match=r"Accuracy: predictions have shape \(3,\)"):
         Accuracy().update(np.zeros((3, 2)), np.zeros((3, 1), np.int64))
+
+
+def test_binary_accuracy_by_hand_and_streaming():
+    p = np.array([[0.9], [0.2], [0.6], [0.5]], np.float32)  # 0.5 is not > 0.5: predicts 0
+    t = np.array([1.0, 0.0, 0.0, 1.0], np.float32)
+    assert binary_accuracy(p, t) == 0.5
+    assert binary_accuracy(p, t, threshold=0.55) == 0.5
+    assert binary_accuracy(p, t, threshold=0.1) == 0.5  # all ones
+    multi = np.array([[0.9, 0.1, 0.8], [0.4, 0.7, 0.2]])  # multi-label: per element
+    assert binary_accuracy(multi, np.array([[1, 0, 0], [0, 1, 0]])) == pytest.approx(5 / 6)
+    logits = np.log(p / (1 - p))
+    streamed = BinaryAccuracy(from_logits=True)
+    for i in range(4):
+        streamed.update(fb.tensor(logits[i:i + 1]), t[i:i + 1])
+    # logit(0.5) = 0 is not > 0 either: the same decisions as on the probabilities
+    assert (streamed.compute(), streamed.name) == (0.5, "binary_accuracy")
+    assert get_metric("binary_accuracy").threshold == 0.5
+    with pytest.raises(ValueError, match=r"BinaryAccuracy: output has 4 elements \(shape "
+                                         r"\(4, 1\)\) but target has 3"):
+        BinaryAccuracy().update(p, t[:3])
+
+
+@pytest.mark.parametrize("loss, kind, names", [
+    (fb.nn.CrossEntropyLoss(label_smoothing=0.1), "classification", ["accuracy"]),
+    (fb.nn.NLLLoss(), "classification", ["accuracy"]),
+    (fb.functional.nll_loss, "classification", ["accuracy"]),
+    (fb.nn.BCELoss(), "binary", ["accuracy"]),
+    (fb.functional.binary_cross_entropy_with_logits, "binary_logits", ["accuracy"]),
+    (fb.nn.HuberLoss(), "regression", []), (fb.functional.l1_loss, "regression", []),
+    (abs, None, []),
+])
+def test_loss_kind_and_default_metrics(loss, kind, names):
+    assert loss_kind(loss) == kind
+    metrics = default_metrics(loss)
+    assert [m.name for m in metrics] == names
+    if kind == "binary_logits":
+        assert isinstance(metrics[0], BinaryAccuracy) and metrics[0].threshold == 0.0

@@ -16,12 +16,15 @@ from filterbank.train.checkpoint import (
 )
 from filterbank.train.metrics import (
     Accuracy,
+    BinaryAccuracy,
     Mean,
     Metric,
     TopKAccuracy,
     accuracy,
+    binary_accuracy,
     classification_report,
     confusion_matrix,
+    default_metrics,
     precision_recall_f1,
     top_k_accuracy,
 )
@@ -33,4 +36,5 @@ __all__ = [
     "NonFiniteLossError", "TopKAccuracy", "Trainer", "accuracy", "classification_report",
     "confusion_matrix", "load_checkpoint", "precision_recall_f1", "read_checkpoint",
     "save_checkpoint", "top_k_accuracy",
+    "BinaryAccuracy", "binary_accuracy", "default_metrics",
 ]

@@ -65,6 +65,37 @@ def accuracy(output, target) -> float:
     return float(np.mean(pred == t)) if pred.size else 0.0
 
 
+def binary_accuracy(output, target, threshold: float = 0.5) -> float:
+    """Fraction of binary decisions ``output > threshold`` that equal the 0/1 target.
+
+    ``acc = (1/M) sum_j [(output_j > threshold) == (target_j > 0.5)]`` over all M elements
+    (one per sample for outputs ``(N,)``/``(N, 1)``, several per sample for multi-label
+    outputs), as Keras's ``binary_accuracy``. Use ``threshold=0`` for logits (the output of a
+    model trained with ``BCEWithLogitsLoss``), 0.5 for probabilities (``BCELoss``).
+
+    Args:
+        output: probabilities or logits, any shape with N samples first.
+        target: 0/1 labels with the same number of elements.
+        threshold: decision threshold on ``output``.
+
+    Example:
+        >>> binary_accuracy(np.array([0.9, 0.2, 0.6]), np.array([1.0, 0.0, 0.0]))
+        0.6666666666666666
+    """
+    correct, total = _binary_counts(output, target, threshold, "binary_accuracy")
+    return correct / total if total else 0.0
+
+
+def _binary_counts(output, target, threshold: float, where: str) -> tuple[int, int]:
+    out, t = _np(output), _np(target)
+    if out.size != t.size:
+        raise ValueError(f"{where}: output has {out.size} elements (shape {out.shape}) but "
+                         f"target has {t.size} (shape {t.shape}); expected one 0/1 target per "
+                         f"output")
+    pred = out.reshape(-1) > threshold
+    return int(np.sum(pred == (t.reshape(-1) > 0.5))), int(out.size)
+
+
 def top_k_accuracy(output, target, k: int = 5) -> float:
     """Fraction of samples whose target is among the ``k`` highest-scoring classes.
 
@@ -242,6 +273,36 @@ class Accuracy(Metric):
         return self.correct / self.total if self.total else 0.0
 
 
+class BinaryAccuracy(Metric):
+    """Running :func:`binary_accuracy` over all elements seen since ``reset()``.
+
+    Args:
+        threshold: decision threshold on the output (0.5 for probabilities).
+        from_logits: the outputs are logits: threshold 0 (``sigmoid(x) > 0.5`` iff ``x > 0``).
+        name: History key; 'accuracy' when the Trainer picks it as the default metric of a
+            binary loss, 'binary_accuracy' when asked for by that name.
+    """
+
+    def __init__(self, threshold: float = 0.5, from_logits: bool = False,
+                 name: str = "binary_accuracy"):
+        self.threshold = 0.0 if from_logits else float(threshold)
+        self.from_logits = from_logits
+        self.name = name
+        self.reset()
+
+    def reset(self) -> None:
+        self.correct = 0
+        self.total = 0
+
+    def update(self, output, target) -> None:
+        c, n = _binary_counts(output, target, self.threshold, "BinaryAccuracy")
+        self.correct += c
+        self.total += n
+
+    def compute(self) -> float:
+        return self.correct / self.total if self.total else 0.0
+
+
 class TopKAccuracy(Metric):
     """Running :func:`top_k_accuracy`; named ``top{k}_accuracy``."""
 
@@ -292,10 +353,61 @@ def get_metric(spec) -> Metric:
         key = spec.lower()
         if key in ("accuracy", "acc"):
             return Accuracy()
+        if key == "binary_accuracy":
+            return BinaryAccuracy()
         if key.startswith("top") and key.endswith("_accuracy") and key[3:-9].isdigit():
             return TopKAccuracy(int(key[3:-9]))
-        raise ValueError(f"unknown metric {spec!r}; expected 'accuracy', 'top<k>_accuracy', a "
-                         f"Metric or a function of (output, target)")
+        raise ValueError(f"unknown metric {spec!r}; expected 'accuracy', 'binary_accuracy', "
+                         f"'top<k>_accuracy', a Metric or a function of (output, target)")
     if callable(spec):
         return Mean(spec)
     raise TypeError(f"metric must be a name, a Metric or a function, got {type(spec).__name__}")
+
+
+# Which kind of task a loss trains, by class name (nn.CrossEntropyLoss, or the functional
+# F.cross_entropy, or the Function behind it): no import of filterbank.nn needed here.
+_CLASSIFICATION_LOSSES = {"CrossEntropyLoss", "NLLLoss", "CrossEntropy", "cross_entropy",
+                          "nll_loss"}
+_BINARY_LOSSES = {"BCELoss": False, "binary_cross_entropy": False,
+                  "BCEWithLogitsLoss": True, "binary_cross_entropy_with_logits": True}
+_REGRESSION_LOSSES = {"MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "mse_loss", "l1_loss",
+                      "smooth_l1_loss", "huber_loss"}
+
+
+def loss_kind(loss_fn) -> str | None:
+    """'classification', 'binary', 'binary_logits', 'regression' or None (unknown loss)."""
+    names = [c.__name__ for c in type(loss_fn).__mro__]
+    if callable(loss_fn) and hasattr(loss_fn, "__name__"):
+        names.insert(0, loss_fn.__name__)  # a function such as F.cross_entropy
+    for n in names:
+        if n in _CLASSIFICATION_LOSSES:
+            return "classification"
+        if n in _BINARY_LOSSES:
+            return "binary_logits" if _BINARY_LOSSES[n] else "binary"
+        if n in _REGRESSION_LOSSES:
+            return "regression"
+    return None
+
+
+def default_metrics(loss_fn) -> list[Metric]:
+    """The metrics that fit a loss, used when the Trainer is given ``metrics=None``.
+
+    Accuracy for ``CrossEntropyLoss``/``NLLLoss`` (argmax over classes); binary accuracy,
+    named 'accuracy', for ``BCELoss`` (threshold 0.5) and ``BCEWithLogitsLoss`` (threshold 0
+    on logits); nothing for regression losses (``MSELoss``, ``L1Loss``, ``SmoothL1Loss``,
+    ``HuberLoss``) and for losses it does not know (pass ``metrics=[...]`` yourself), so the
+    History holds only the loss.
+
+    Example:
+        >>> import filterbank as fb
+        >>> [m.name for m in default_metrics(fb.nn.CrossEntropyLoss())]
+        ['accuracy']
+        >>> default_metrics(fb.nn.MSELoss())
+        []
+    """
+    kind = loss_kind(loss_fn)
+    if kind == "classification":
+        return [Accuracy()]
+    if kind in ("binary", "binary_logits"):
+        return [BinaryAccuracy(from_logits=kind == "binary_logits", name="accuracy")]
+    return []
