@@ -180,3 +180,54 @@ def test_csv_and_json_loggers_and_resume_appends(tmp_path):
     Trainer(model, opt, nn.CrossEntropyLoss(), progress=False,
             callbacks=[CSVLogger(csv_path)]).fit(train, epochs=1)
     assert len(read_csv(csv_path)) == 1
+
+
+@pytest.mark.parametrize("monitor, mode", [
+    ("val_loss", "min"), ("loss", "min"), ("val_accuracy", "max"), ("acc", "max"),
+    ("val_auc", "max"), ("val_f1", "max"), ("val_recall", "max"), ("val_mae", "min"),
+    ("val_accuracy_loss", "min"), ("mean_abs_error", "min"),
+])
+def test_auto_mode_follows_keras(monitor, mode):
+    assert EarlyStopping(monitor).mode == mode
+    assert ModelCheckpoint("unused", monitor=monitor).mode == mode
+
+
+def test_keras_names_and_old_aliases():
+    t = fake_trainer()
+    cb = EarlyStopping(monitor="val_loss", mode="min", patience=1, min_delta=0.05,
+                       restore_best_weights=True)
+    assert cb.restore_best and cb.restore_best_weights
+    assert feed(cb, t, [1.0, 0.97, 0.9]) == 2  # 0.97 is not 0.05 better than 1.0
+    cb.on_train_end(t)
+    assert float(t.model.weight.data[0, 0]) == 0  # epoch 1's weights
+    assert EarlyStopping(restore_best=True).restore_best_weights
+    assert not EarlyStopping(restore_best_weights=False).restore_best
+    with pytest.raises(ValueError, match="restore_best=True and restore_best_weights=False "
+                                         "contradict"):
+        EarlyStopping(restore_best=True, restore_best_weights=False)
+    with pytest.raises(TypeError, match="EarlyStopping: min_delta must be a number, got str"):
+        EarlyStopping(min_delta="0.1")
+
+
+def test_model_checkpoint_keras_filepath(tmp_path):
+    t = fake_trainer()
+    t.save_checkpoint = lambda p: t.saved.append(str(p))
+    cb = ModelCheckpoint(filepath=tmp_path / "m-{epoch}-{val_loss:.2f}", save_best_only=True)
+    for e, v in enumerate([1.0, 0.8, 0.9, 0.7]):
+        cb.on_epoch_end(t, e, {"loss": 1.0, "val_loss": v})
+    assert t.saved == [str(tmp_path / n) for n in ("m-1-1.00", "m-2-0.80", "m-4-0.70")]
+    t.saved.clear()
+    folder = ModelCheckpoint(tmp_path, save_best_only=True)
+    assert (folder.save_best, folder.save_last) == (True, False)
+    every = ModelCheckpoint(filepath=tmp_path / "m-{epoch}")  # save_best_only=False: each epoch
+    for e, v in enumerate([1.0, 1.2]):
+        every.on_epoch_end(t, e, {"loss": 1.0, "val_loss": v})
+    assert t.saved == [str(tmp_path / "m-1"), str(tmp_path / "m-2")]
+    with pytest.raises(ValueError, match="ModelCheckpoint: pass a folder .* exactly one"):
+        ModelCheckpoint()
+    with pytest.raises(ValueError, match="exactly one"):
+        ModelCheckpoint(tmp_path, filepath=tmp_path / "x")
+    bad = ModelCheckpoint(filepath=tmp_path / "{val_acc:.2f}")
+    with pytest.raises(ValueError, match=r"cannot fill the checkpoint name .*available fields: "
+                                         r"\['epoch', 'loss', 'val_loss'\]"):
+        bad.on_epoch_end(t, 0, {"loss": 1.0, "val_loss": 0.5})

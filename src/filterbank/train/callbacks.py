@@ -52,9 +52,14 @@ class Callback:
 
 
 def _mode(mode: str, monitor: str, where: str) -> str:
+    """'min' or 'max'; 'auto' as Keras: max for accuracy-like names (acc, auc, f1, precision,
+    recall), min for the rest (losses, errors)."""
     if mode == "auto":
-        return "max" if "acc" in monitor or monitor.endswith(("f1", "precision", "recall")) \
-            else "min"
+        name = monitor.lower().removeprefix("val_")
+        if "loss" in name or "error" in name:
+            return "min"
+        return "max" if "acc" in name or "auc" in name \
+            or name.endswith(("f1", "precision", "recall")) else "min"
     if mode not in ("min", "max"):
         raise ValueError(f"{where}: mode must be 'min', 'max' or 'auto', got {mode!r}")
     return mode
@@ -90,30 +95,46 @@ class EarlyStopping(Callback):
     """Stop training when a monitored metric has stopped improving.
 
     After every epoch: if ``monitor`` improved by more than ``min_delta`` on the best value so
-    far, remember it (and the weights, with ``restore_best``); otherwise count one epoch of
-    patience. After ``patience`` epochs without improvement, training stops.
+    far, remember it (and a copy of the weights, with ``restore_best_weights``); otherwise
+    count one epoch of patience. After ``patience`` epochs without improvement, training stops.
+
+    The arguments have Keras's names. Two differences from Keras: ``patience`` defaults to 5
+    (Keras: 0), and ``restore_best_weights`` restores the best weights whenever training ends,
+    stopped early or not (Keras only when it stops early).
 
     Args:
         monitor: History key to watch, e.g. 'val_loss' or 'val_accuracy'.
         patience: epochs without improvement before stopping.
-        mode: 'min', 'max', or 'auto' (max for accuracy-like names, else min).
+        mode: 'min', 'max', or 'auto' (max for accuracy-like names: acc, auc, f1, precision,
+            recall; min otherwise).
         min_delta: smallest change that counts as an improvement.
-        restore_best: load the best epoch's weights back into the model when training ends.
+        restore_best_weights: load the best epoch's weights back into the model when training
+            ends. ``restore_best`` is the same option under its older name.
 
     Example:
-        >>> Trainer(model, opt, loss_fn, callbacks=[EarlyStopping("val_loss", patience=3)])
-        ... # doctest: +SKIP
+        >>> cb = EarlyStopping(monitor="val_accuracy", patience=3, restore_best_weights=True)
+        >>> cb.mode
+        'max'
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, mode: str = "auto",
-                 min_delta: float = 0.0, restore_best: bool = False):
-        if not isinstance(patience, int) or patience < 0:
+                 min_delta: float = 0.0, restore_best: bool = False, *,
+                 restore_best_weights: bool | None = None):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ValueError(f"EarlyStopping: patience must be an int >= 0, got {patience!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, int | float):
+            raise TypeError(f"EarlyStopping: min_delta must be a number, got "
+                            f"{type(min_delta).__name__}")
+        if restore_best_weights is not None:
+            if restore_best and not restore_best_weights:
+                raise ValueError("EarlyStopping: restore_best=True and "
+                                 "restore_best_weights=False contradict each other; pass one")
+            restore_best = restore_best_weights
         self.monitor = monitor
         self.patience = patience
         self.mode = _mode(mode, monitor, "EarlyStopping")
         self.min_delta = min_delta
-        self.restore_best = restore_best
+        self.restore_best = bool(restore_best)
         self._best = _Best(self.mode, min_delta)
         self.wait = 0
         self.best_epoch: int | None = None
@@ -156,6 +177,11 @@ class EarlyStopping(Callback):
         self.stopped_epoch = state.get("stopped_epoch")
         self.best_weights = state.get("best_weights")
 
+    @property
+    def restore_best_weights(self) -> bool:
+        """Keras's name of ``restore_best``."""
+        return self.restore_best
+
     def __repr__(self):
         return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
                 f"mode={self.mode!r})")
@@ -168,30 +194,57 @@ class ModelCheckpoint(Callback):
     leaves a half-written checkpoint). An epoch whose training or validation loss is NaN/Inf
     is never saved, so the last good checkpoint survives a diverging run.
 
+    Two ways to name the files:
+
+    * ``ModelCheckpoint(dirpath)``: ``dirpath/last`` after every epoch and ``dirpath/best``
+      when the monitored value improves; ``save_best_only=True`` keeps only ``best``.
+    * ``ModelCheckpoint(filepath=...)``, as in Keras: one checkpoint name, which may hold
+      ``str.format`` fields filled from the epoch's logs (``"ckpt/e{epoch:02d}-{val_loss:.3f}"``);
+      written after every epoch, or with ``save_best_only=True`` only after an epoch that
+      improved on the best value so far (a name without fields is then always the best).
+
+    Each checkpoint is ``<name>.json`` plus a ``.safetensors`` file; a ``.json`` or
+    ``.safetensors`` suffix on the name is ignored.
+
     Args:
-        dirpath: folder for the checkpoints (created if needed).
+        dirpath: folder for ``last``/``best`` (created if needed).
         monitor: History key deciding the best epoch.
-        mode: 'min', 'max' or 'auto'.
+        mode: 'min', 'max' or 'auto' (max for accuracy-like names, else min).
         save_best: keep ``dirpath/best`` for the best epoch so far.
         save_last: keep ``dirpath/last`` for the latest epoch (what ``resume=`` wants).
+        filepath: Keras-style checkpoint name (instead of ``dirpath``).
+        save_best_only: Keras's option: save only when the monitored value improved
+            (with ``dirpath``: ``best`` only, no ``last``).
 
     Example:
         >>> cb = ModelCheckpoint("runs/exp1", monitor="val_accuracy", mode="max")
         >>> trainer.fit(train, val, epochs=10)                   # doctest: +SKIP
         >>> trainer.fit(train, val, epochs=20, resume="runs/exp1/last")   # doctest: +SKIP
+        >>> keras_style = ModelCheckpoint(filepath="ckpt/best", monitor="val_loss",
+        ...                               save_best_only=True)
     """
 
     order = 90
 
-    def __init__(self, dirpath: str | os.PathLike, monitor: str = "val_loss", mode: str = "auto",
-                 save_best: bool = True, save_last: bool = True):
-        self.dirpath = Path(dirpath)
+    def __init__(self, dirpath: str | os.PathLike | None = None, monitor: str = "val_loss",
+                 mode: str = "auto", save_best: bool = True, save_last: bool = True, *,
+                 filepath: str | os.PathLike | None = None, save_best_only: bool | None = None):
+        if (dirpath is None) == (filepath is None):
+            raise ValueError(f"ModelCheckpoint: pass a folder (dirpath) or a Keras-style "
+                             f"checkpoint name (filepath=), exactly one; got dirpath={dirpath!r}"
+                             f", filepath={filepath!r}")
+        self.filepath = None if filepath is None else str(filepath)
+        self.dirpath = Path(dirpath) if dirpath is not None else Path(self.filepath).parent
         self.monitor = monitor
         self.mode = _mode(mode, monitor, "ModelCheckpoint")
+        self.save_best_only = bool(save_best_only)
+        if save_best_only:
+            save_best, save_last = True, False
         self.save_best = save_best
         self.save_last = save_last
         self._best = _Best(self.mode)
         self.best_epoch: int | None = None
+        self.last_saved: Path | None = None  # the latest checkpoint written (filepath form)
 
     @property
     def best(self) -> float | None:
@@ -205,11 +258,32 @@ class ModelCheckpoint(Callback):
     def best_path(self) -> Path:
         return self.dirpath / "best.json"
 
+    def _formatted(self, epoch: int, logs: dict) -> Path:
+        fields = {k: v for k, v in logs.items() if v is not None}
+        fields["epoch"] = epoch + 1
+        try:
+            return Path(self.filepath.format(**fields))
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"{self!r}: cannot fill the checkpoint name {self.filepath!r} "
+                             f"from the epoch's logs ({e!r}); available fields: "
+                             f"{sorted(fields)}") from None
+
     def on_epoch_end(self, trainer, epoch, logs):
         losses = [logs.get(k) for k in ("loss", "val_loss") if logs.get(k) is not None]
         if not all(math.isfinite(v) for v in losses):
             trainer.log(f"ModelCheckpoint: epoch {epoch + 1} has a non-finite loss; the "
                         f"previous checkpoints are kept")
+            return
+        if self.filepath is not None:
+            if self.save_best_only:
+                value = _monitored(logs, self.monitor, repr(self))
+                if not self._best.improved(value):
+                    return
+                self._best.best = value
+                self.best_epoch = epoch + 1
+            path = self._formatted(epoch, logs)
+            trainer.save_checkpoint(path)
+            self.last_saved = path
             return
         improved = False
         if self.save_best:
@@ -232,6 +306,8 @@ class ModelCheckpoint(Callback):
         self.best_epoch = state.get("best_epoch")
 
     def __repr__(self):
+        if self.filepath is not None:
+            return f"ModelCheckpoint(filepath={self.filepath!r}, monitor={self.monitor!r})"
         return f"ModelCheckpoint({str(self.dirpath)!r}, monitor={self.monitor!r})"
 
 
