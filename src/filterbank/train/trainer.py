@@ -23,13 +23,14 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from filterbank import _allocator
 from filterbank import random as _random
 from filterbank.autograd import grad_mode
 from filterbank.nn.utils import clip_grad_norm_, clip_grad_value_
 from filterbank.tensor import Tensor
 from filterbank.train import checkpoint as _ckpt
 from filterbank.train.callbacks import Callback, LRSchedulerCallback
-from filterbank.train.metrics import Metric, get_metric
+from filterbank.train.metrics import BinaryAccuracy, Metric, default_metrics, get_metric, loss_kind
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -51,6 +52,11 @@ class History(dict):
     @property
     def epochs(self) -> int:
         return max((len(v) for v in self.values()), default=0)
+
+    @property
+    def history(self) -> History:
+        """The History itself, so that Keras's ``history.history["loss"]`` works too."""
+        return self
 
     def append(self, logs: dict) -> None:
         n = self.epochs
@@ -106,6 +112,46 @@ def _as_tensor(a):
     return a if isinstance(a, Tensor) else Tensor(a)
 
 
+def _is_array(a) -> bool:
+    return isinstance(a, np.ndarray | Tensor)
+
+
+def _arrays(x, y, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) as NumPy arrays with the same number of samples (batches become Tensors, which
+    store float64 as float32)."""
+    for name, a in (("x", x), ("y", y)):
+        if not _is_array(a):
+            raise TypeError(f"{where}: {name} must be a NumPy array or a Tensor, got "
+                            f"{type(a).__name__}")
+    xa = x.data if isinstance(x, Tensor) else x
+    ya = y.data if isinstance(y, Tensor) else y
+    if xa.ndim == 0 or ya.ndim == 0:
+        raise ValueError(f"{where}: x and y need a leading sample axis, got shapes {xa.shape} "
+                         f"and {ya.shape}")
+    if len(xa) != len(ya):
+        raise ValueError(f"{where}: x and y must hold the same number of samples, got "
+                         f"{len(xa)} inputs (x shape {xa.shape}) and {len(ya)} targets "
+                         f"(y shape {ya.shape})")
+    if len(xa) == 0:
+        raise ValueError(f"{where}: x and y are empty")
+    return xa, ya
+
+
+def _check_batch_size(batch_size, where: str) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) \
+            or batch_size < 1:
+        raise ValueError(f"{where}: batch_size must be an int >= 1, got {batch_size!r}")
+    return int(batch_size)
+
+
+def _array_loader(x, y, batch_size: int, shuffle: bool = False, generator=0):
+    from filterbank.data import DataLoader, TensorDataset
+
+    # generator=0 for unshuffled loaders: no draw from the global generator (dropout's stream)
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle,
+                      generator=generator)
+
+
 class Trainer:
     """Train a model with an optimizer and a loss, with metrics, callbacks and checkpoints.
 
@@ -113,12 +159,21 @@ class Trainer:
     ``optimizer.step()``. Per epoch: validation (``model.eval()`` under ``no_grad``), History,
     callbacks (LR schedulers, early stopping, checkpoints, loggers).
 
+    Two ways to train, as in PyTorch and as in Keras: ``fit(train_loader, val_loader,
+    epochs=)`` over loaders of ``(inputs, targets)`` batches, or ``fit(x, y, batch_size=,
+    epochs=, validation_data=(xv, yv), validation_split=, verbose=)`` over arrays;
+    ``evaluate`` and ``predict`` take either too.
+
     Args:
         model: the Module to train.
         optimizer: an optimizer over ``model.parameters()``.
         loss_fn: callable ``(output, target) -> scalar Tensor`` (e.g. ``nn.CrossEntropyLoss()``).
-        metrics: names ('accuracy', 'top5_accuracy'), Metric objects or functions
-            ``(output, target) -> float``. Default ('accuracy',).
+        metrics: names ('accuracy', 'binary_accuracy', 'top5_accuracy'), Metric objects or
+            functions ``(output, target) -> float``. Default None: the metric that fits the
+            loss (:func:`~filterbank.train.metrics.default_metrics`): accuracy for
+            ``CrossEntropyLoss``/``NLLLoss``, binary accuracy (named 'accuracy') for
+            ``BCELoss``/``BCEWithLogitsLoss``, none for regression and unknown losses. As in
+            Keras, 'accuracy' with a binary loss means binary accuracy.
         scheduler: an LR scheduler stepped once per epoch (use :class:`LRSchedulerCallback`
             for per-step schedules; ReduceLROnPlateau gets ``val_loss``, else ``loss``).
         callbacks: list of :class:`~filterbank.train.callbacks.Callback`.
@@ -132,6 +187,10 @@ class Trainer:
             no update; counted in the History as ``skipped``).
         detect_anomaly: run backward under ``fb.autograd.detect_anomaly()``, which names the
             op whose backward first produced NaN/Inf (slower).
+        tune_allocator: call :func:`filterbank._allocator.tune` (glibc ``mallopt``: freed
+            arrays stay in the heap, so a training step does not page-fault its buffers in
+            again; process-wide, up to 256 MiB of freed memory kept). Pass False, or set the
+            environment variable ``FILTERBANK_MALLOC_TUNING=0``, to leave the allocator alone.
 
     Example:
         >>> trainer = Trainer(model, fb.optim.SGD(model.parameters(), lr=0.1),
@@ -141,11 +200,12 @@ class Trainer:
         0.97
     """
 
-    def __init__(self, model, optimizer, loss_fn, metrics: Sequence = ("accuracy",),
+    def __init__(self, model, optimizer, loss_fn, metrics: Sequence | None = None,
                  scheduler=None, callbacks: Iterable[Callback] = (),
                  grad_clip_norm: float | None = None, grad_clip_value: float | None = None,
                  device: str | None = None, seed: int | None = None, progress: bool = True,
-                 on_nonfinite: str = "stop", detect_anomaly: bool = False):
+                 on_nonfinite: str = "stop", detect_anomaly: bool = False,
+                 tune_allocator: bool = True):
         if device not in (None, "cpu"):
             raise ValueError(f"Trainer: device {device!r} is not available; filterbank computes "
                              f"with NumPy on the CPU (use device=None or 'cpu')")
@@ -160,15 +220,13 @@ class Trainer:
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
-        if isinstance(metrics, str | Metric) or callable(metrics):
+        if metrics is None:
+            metrics = default_metrics(loss_fn)
+        elif isinstance(metrics, str | Metric) or callable(metrics):
             metrics = [metrics]
         self.metric_specs = list(metrics or ())
         self._check_metric_names()
-        self.callbacks: list[Callback] = list(callbacks)
-        for cb in self.callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"Trainer: callbacks must be Callback instances, got "
-                                f"{type(cb).__name__}")
+        self.callbacks: list[Callback] = self._check_callbacks(callbacks, "Trainer")
         self.scheduler = scheduler
         if scheduler is not None and not any(isinstance(cb, LRSchedulerCallback)
                                              and cb.scheduler is scheduler
@@ -185,17 +243,39 @@ class Trainer:
         self.global_step = 0  # completed optimizer steps
         self.stop_training = False
         self._loaders: dict = {}
+        self._verbose: int | None = None  # the running fit's verbose (None: from progress)
+        if tune_allocator:
+            _allocator.tune()
 
     # ------------------------------------------------------------------------ helpers
+    @staticmethod
+    def _check_callbacks(callbacks, where: str) -> list[Callback]:
+        if isinstance(callbacks, Callback):
+            callbacks = [callbacks]
+        out = list(callbacks)
+        for cb in out:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"{where}: callbacks must be Callback instances, got "
+                                f"{type(cb).__name__}")
+        return out
+
+    def _metric(self, spec) -> Metric:
+        kind = loss_kind(self.loss_fn)
+        if isinstance(spec, str) and spec.lower() in ("accuracy", "acc") \
+                and kind in ("binary", "binary_logits"):
+            # Keras: 'accuracy' with a binary cross-entropy is binary accuracy
+            return BinaryAccuracy(from_logits=kind == "binary_logits", name="accuracy")
+        return get_metric(spec)
+
     def _check_metric_names(self):
-        names = [get_metric(m).name for m in self.metric_specs]
+        names = [self._metric(m).name for m in self.metric_specs]
         if len(set(names)) != len(names) or "loss" in names:
             raise ValueError(f"Trainer: metric names must be unique and not 'loss', got {names}")
 
     def _new_metrics(self) -> list[Metric]:
         out = []
         for spec in self.metric_specs:
-            m = get_metric(spec)
+            m = self._metric(spec)
             m.reset()
             out.append(m)
         return out
@@ -208,8 +288,10 @@ class Trainer:
         return [cb.scheduler for cb in self.callbacks if isinstance(cb, LRSchedulerCallback)]
 
     def log(self, message: str) -> None:
-        """Print a message without breaking the progress bar."""
-        if self.progress:
+        """Print a message without breaking the progress bar (nothing under ``verbose=0``)."""
+        if self._verbose == 0:
+            return
+        if self._bar_on():
             from tqdm import tqdm
 
             tqdm.write(message, file=sys.stderr)
@@ -260,30 +342,176 @@ class Trainer:
         return meta
 
     # -------------------------------------------------------------------------- fit
-    def fit(self, train_loader, val_loader=None, epochs: int = 1,
-            resume: str | os.PathLike | None = None) -> History:
-        """Train until ``epochs`` epochs are complete (counting those of a resumed run).
+    def fit(self, x=None, y=None, *, batch_size: int | None = None, epochs: int = 1,
+            verbose: int | str | None = None, callbacks: Iterable[Callback] | None = None,
+            validation_split: float = 0.0, validation_data=None, shuffle: bool = True,
+            generator: np.random.Generator | int | None = None,
+            resume: str | os.PathLike | None = None, train_loader=None,
+            val_loader=None) -> History:
+        """Train on loaders (PyTorch style) or on arrays (Keras style).
+
+        Loader form, ``fit(train_loader, val_loader=None, epochs=)``: ``x`` is an iterable of
+        ``(inputs, targets)`` batches (a DataLoader) and the second argument the optional
+        validation loader. ``epochs`` is the total number of epochs, counting those already
+        done (by this trainer or in the checkpoint given to ``resume``), so calling it again
+        with the same ``epochs`` trains no further.
+
+        Array form, ``fit(x, y, batch_size=32, epochs=1, validation_data=(xv, yv), ...)``:
+        ``x`` and ``y`` are arrays or Tensors with the samples along axis 0 (float64 becomes
+        float32). As in Keras, ``epochs`` epochs are trained by each call (a second call
+        continues from the current weights; the History keeps counting epochs), shuffling
+        every epoch unless ``shuffle=False``, and ``validation_split=f`` holds out the *last*
+        ``f`` of the samples, taken before shuffling: samples ``floor(N (1 - f))`` to ``N-1``.
 
         Args:
-            train_loader: iterable of ``(inputs, targets)`` batches (a DataLoader).
-            val_loader: optional loader evaluated after every epoch (keys ``val_*``).
-            epochs: total number of epochs.
-            resume: a checkpoint to continue from (e.g. ``ModelCheckpoint``'s ``last``).
+            x: a training loader, or the inputs.
+            y: the targets (array form), or the validation loader (loader form).
+            batch_size: samples per step (array form; default 32). Validation uses it too.
+            epochs: epochs to train (array form) or the total to reach (loader form).
+            verbose: 0 silent (no progress bar, no messages), 1 a progress bar per epoch,
+                2 one line per epoch on stdout ("auto" = 1). Default: 1 when the trainer was
+                made with ``progress=True``, else 0 (messages still shown).
+            callbacks: callbacks for this call only, run with the trainer's own.
+            validation_split: fraction in [0, 1) of the array samples held out for validation
+                (array form; not with ``validation_data``).
+            validation_data: ``(x_val, y_val)`` arrays or a loader, evaluated after every
+                epoch (History keys ``val_*``).
+            shuffle: reshuffle the training arrays every epoch (array form; a loader shuffles
+                by its own settings).
+            generator: the shuffling generator or its seed (array form). Default: a seed drawn
+                from the global generator, so ``Trainer(seed=)``/``fb.manual_seed`` make the
+                order reproducible.
+            resume: a checkpoint to continue from (e.g. ``ModelCheckpoint``'s ``last``); then
+                ``epochs`` is the total to reach in both forms.
+            train_loader, val_loader: the loader form's arguments by keyword.
 
         Returns:
-            the :class:`History` (also ``trainer.history``).
+            the :class:`History` (also ``trainer.history``; ``history.history`` is itself).
 
         Raises:
             NonFiniteLossError: the loss became NaN/Inf and ``on_nonfinite='stop'``.
+            ValueError, TypeError: inconsistent arguments (x and y of different lengths,
+                ``validation_split`` outside [0, 1) or given with ``validation_data``, ...).
+
+        Example:
+            >>> import filterbank as fb
+            >>> x = np.random.default_rng(0).standard_normal((64, 2)).astype(np.float32)
+            >>> y = (x[:, 0] > 0).astype(np.int64)
+            >>> _ = fb.manual_seed(0); model = fb.nn.Linear(2, 2)
+            >>> trainer = Trainer(model, fb.optim.SGD(model.parameters(), lr=0.5),
+            ...                   fb.nn.CrossEntropyLoss())
+            >>> h = trainer.fit(x, y, batch_size=16, epochs=5, validation_split=0.25, verbose=0)
+            >>> h["epoch"], h["val_accuracy"][-1] > 0.8
+            ([1, 2, 3, 4, 5], True)
+            >>> trainer.evaluate(x, y)["accuracy"] > 0.8, trainer.predict(x).shape
+            (True, (64, 2))
         """
+        where = "Trainer.fit"
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"Trainer.fit: epochs must be an int >= 0, got {epochs!r}")
+            raise ValueError(f"{where}: epochs must be an int >= 0, got {epochs!r}")
+        if verbose == "auto":
+            verbose = 1
+        if verbose is not None and (isinstance(verbose, bool) or verbose not in (0, 1, 2)):
+            raise ValueError(f"{where}: verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+        if isinstance(validation_split, bool) or not isinstance(validation_split, int | float) \
+                or not 0 <= validation_split < 1:
+            raise ValueError(f"{where}: validation_split must be a number in [0, 1), got "
+                             f"{validation_split!r}")
+        if train_loader is not None:
+            if x is not None:
+                raise TypeError(f"{where}: got both x and train_loader; pass one")
+            x = train_loader
+        if x is None:
+            raise TypeError(f"{where}: missing the training data: fit(x, y, ...) with arrays or "
+                            f"fit(train_loader, ...) with a loader")
+        if val_loader is not None:
+            if validation_data is not None:
+                raise ValueError(f"{where}: got both val_loader and validation_data; pass one")
+            validation_data = val_loader
+        arrays = _is_array(x)
+        if arrays:
+            if y is None:
+                raise ValueError(f"{where}: x is an array but y (the targets) is missing; "
+                                 f"call fit(x, y, ...)")
+        else:
+            if _is_array(y):
+                raise TypeError(f"{where}: x is a {type(x).__name__} (a loader of batches) but "
+                                f"y is an array; pass arrays for both x and y, or a training "
+                                f"loader and a validation loader")
+            if y is not None:
+                if validation_data is not None:
+                    raise ValueError(f"{where}: got a validation loader twice (second argument "
+                                     f"and validation_data/val_loader); pass one")
+                validation_data = y
+            if batch_size is not None:
+                raise ValueError(f"{where}: batch_size={batch_size!r} applies to array inputs; "
+                                 f"a loader has its own batch size")
+            if validation_split:
+                raise ValueError(f"{where}: validation_split needs arrays x and y (it cannot "
+                                 f"split a loader); pass validation_data or a val_loader")
+            if generator is not None:
+                raise ValueError(f"{where}: generator= shuffles array inputs; a loader has its "
+                                 f"own generator")
+        if validation_split and validation_data is not None:
+            raise ValueError(f"{where}: pass validation_data or validation_split, not both")
+        extra = self._check_callbacks(callbacks or (), where)
+
+        if resume is None and self.seed is not None:
+            _random.manual_seed(self.seed)  # before any generator is drawn below
+        if arrays:
+            batch_size = _check_batch_size(32 if batch_size is None else batch_size, where)
+            xa, ya = _arrays(x, y, where)
+            if validation_split:
+                n = len(xa)
+                split_at = int(math.floor(n * (1.0 - validation_split)))  # Keras's formula
+                if split_at in (0, n):
+                    raise ValueError(f"{where}: validation_split={validation_split} of {n} "
+                                     f"samples leaves {split_at} for training and {n - split_at}"
+                                     f" for validation; both need at least one")
+                validation_data = (xa[split_at:], ya[split_at:])
+                xa, ya = xa[:split_at], ya[:split_at]
+            train = _array_loader(xa, ya, batch_size, shuffle=bool(shuffle), generator=generator)
+            end = epochs if resume is not None else self.epoch + epochs
+        else:
+            train = x
+            end = epochs
+        val = self._validation_loader(validation_data, batch_size, where)
+        return self._fit(train, val, end, resume, extra, verbose)
+
+    def _validation_loader(self, data, batch_size: int | None, where: str):
+        if data is None:
+            return None
+        if isinstance(data, tuple | list) and data and _is_array(data[0]):
+            if len(data) != 2:
+                raise ValueError(f"{where}: validation_data must be (x_val, y_val), got a "
+                                 f"{type(data).__name__} of {len(data)} items (sample weights "
+                                 f"are not supported)")
+            xv, yv = _arrays(data[0], data[1], f"{where} (validation_data)")
+            return _array_loader(xv, yv, batch_size or 256)
+        if _is_array(data):
+            raise TypeError(f"{where}: validation_data must be (x_val, y_val) or a loader, got "
+                            f"a single {type(data).__name__}")
+        if not isinstance(data, Iterable):
+            raise TypeError(f"{where}: validation_data must be (x_val, y_val) or a loader, got "
+                            f"{type(data).__name__}")
+        return data
+
+    def _fit(self, train_loader, val_loader, epochs: int, resume, extra: list[Callback],
+             verbose: int | None) -> History:
         self._loaders = {name: ld for name, ld in (("train", train_loader), ("val", val_loader))
                          if ld is not None and hasattr(ld, "state_dict")}
-        if resume is not None:
-            self.load_checkpoint(resume, loaders=self._loaders)
-        elif self.seed is not None:
-            _random.manual_seed(self.seed)
+        n_own = len(self.callbacks)
+        self.callbacks.extend(extra)  # for this call: their state goes into its checkpoints
+        self._verbose = verbose
+        try:
+            if resume is not None:
+                self.load_checkpoint(resume, loaders=self._loaders)
+            return self._epochs(train_loader, val_loader, epochs)
+        finally:
+            del self.callbacks[n_own:]
+            self._verbose = None
+
+    def _epochs(self, train_loader, val_loader, epochs: int) -> History:
         self.stop_training = False
         callbacks = self._sorted_callbacks()
         for cb in callbacks:
@@ -316,6 +544,8 @@ class Trainer:
                 logs["lr"] = float(lr)
                 self.history.append(logs)
                 self.epoch = epoch + 1
+                if self._verbose == 2:
+                    print(self._epoch_line(logs, epochs), flush=True)
                 for cb in callbacks:
                     cb.on_epoch_end(self, epoch, logs)
         finally:
@@ -323,8 +553,19 @@ class Trainer:
                 cb.on_train_end(self)
         return self.history
 
+    @staticmethod
+    def _epoch_line(logs: dict, epochs: int) -> str:
+        parts = [f"Epoch {logs['epoch']}/{epochs}", f"{logs.get('time', 0.0):.2f}s"]
+        parts += [f"{k}: {v:.4f}" for k, v in logs.items()
+                  if k not in ("epoch", "time", "images_per_sec", "skipped", "lr")
+                  and v is not None]
+        return " - ".join(parts)
+
+    def _bar_on(self) -> bool:
+        return self.progress if self._verbose is None else self._verbose == 1
+
     def _progress_bar(self, loader, epoch, epochs):
-        if not self.progress:
+        if not self._bar_on():
             return None
         from tqdm import tqdm
 
@@ -447,26 +688,52 @@ class Trainer:
             raise ValueError("Trainer.evaluate: the loader produced no batches")
         return {"loss": loss_sum / seen, **{m.name: m.compute() for m in metrics}}
 
-    def evaluate(self, loader) -> dict:
-        """Loss and metrics over ``loader`` in eval mode, without gradients.
+    def evaluate(self, x, y=None, *, batch_size: int | None = None) -> dict:
+        """Loss and metrics in eval mode, without gradients: ``evaluate(loader)`` or, as in
+        Keras, ``evaluate(x, y, batch_size=)`` (a dict, like Keras's ``return_dict=True``).
+
+        Args:
+            x: a loader of ``(inputs, targets)`` batches, or the inputs (array or Tensor).
+            y: the targets (with array inputs).
+            batch_size: samples per forward pass with arrays (default 256; the results do
+                not depend on it).
 
         Returns:
             ``{"loss": float, "<metric>": float, ...}`` (sample-weighted means).
         """
-        return self._evaluate(loader)
+        where = "Trainer.evaluate"
+        if _is_array(x):
+            if y is None:
+                raise ValueError(f"{where}: x is an array but y (the targets) is missing; "
+                                 f"call evaluate(x, y)")
+            bs = _check_batch_size(256 if batch_size is None else batch_size, where)
+            return self._evaluate(_array_loader(*_arrays(x, y, where), bs))
+        if y is not None or batch_size is not None:
+            raise TypeError(f"{where}: with a loader ({type(x).__name__}) pass neither y nor "
+                            f"batch_size; with arrays call evaluate(x, y, batch_size=)")
+        return self._evaluate(x)
 
-    def predict(self, data, batch_size: int = 256) -> np.ndarray:
-        """Model outputs for ``data`` (eval mode, no gradients), concatenated along axis 0.
+    def predict(self, x, batch_size: int = 256) -> np.ndarray:
+        """Model outputs (eval mode, no gradients) as one NumPy array, concatenated along axis 0.
 
         Args:
-            data: a loader (batches of inputs, or of ``(inputs, targets)``), or an array /
-                Tensor of inputs, processed ``batch_size`` samples at a time.
+            x: an array / Tensor of inputs, processed ``batch_size`` samples at a time, or a
+                loader (batches of inputs, or of ``(inputs, targets)``).
+            batch_size: samples per forward pass for array inputs (the outputs do not depend
+                on it).
+
+        Returns:
+            ``(N, ...)`` array of outputs (float64 inputs are cast to float32 first).
         """
-        if isinstance(data, np.ndarray | Tensor):
-            arr = data.data if isinstance(data, Tensor) else data
-            batches = (arr[i:i + batch_size] for i in range(0, len(arr), batch_size))
+        if _is_array(x):
+            bs = _check_batch_size(batch_size, "Trainer.predict")
+            arr = x.data if isinstance(x, Tensor) else x
+            if arr.ndim == 0:
+                raise ValueError(f"Trainer.predict: x needs a leading sample axis, got shape "
+                                 f"{arr.shape}")
+            batches = (arr[i:i + bs] for i in range(0, len(arr), bs))
         else:
-            batches = data
+            batches = x
         was_training = self.model.training
         self.model.eval()
         outs = []
