@@ -38,12 +38,14 @@ def collate_numpy(samples: Sequence):
         raise ValueError("collate: expected at least one sample, got an empty batch")
     first = samples[0]
     if isinstance(first, Tensor):
-        return np.stack([s.data for s in samples])
+        return collate_numpy([s.data for s in samples])
     if isinstance(first, np.ndarray):
         shapes = {s.shape for s in samples}
         if len(shapes) > 1:
             raise ValueError(f"collate: samples must have equal shapes to be stacked, got "
-                             f"{sorted(shapes)}")
+                             f"different shapes {sorted(shapes)}; for images of different "
+                             f"sizes, resize them to one size (ImageFolder(..., size=(h, w)), "
+                             f"or a Resize / CenterCrop / RandomResizedCrop transform)")
         return np.stack(samples)
     if isinstance(first, np.generic):
         return np.array(samples, dtype=first.dtype)

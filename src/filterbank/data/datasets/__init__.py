@@ -1,4 +1,4 @@
-"""Real data sets: MNIST, Fashion-MNIST (+ an embedded sample), CIFAR-10/100, ImageFolder.
+"""Real data sets: MNIST, Fashion-MNIST (+ an embedded sample), CIFAR-10/100, image folders.
 
 Readers return uint8 images (HWC per item) and int64 labels; files are found in ``root``,
 ``$FILTERBANK_DATA``, ``~/.cache/filterbank`` or system directories (see :mod:`.download`).
@@ -14,12 +14,23 @@ from filterbank.data.datasets.download import (
 )
 from filterbank.data.datasets.fashion_mnist import MNIST, FashionMNIST, FashionMNISTSample
 from filterbank.data.datasets.idx import read_idx, read_idx_images, read_idx_labels, write_idx
-from filterbank.data.datasets.image_folder import IMG_EXTENSIONS, ImageFolder
-from filterbank.data.datasets.registry import available_datasets, get_dataset
+from filterbank.data.datasets.image_folder import (
+    IMG_EXTENSIONS,
+    ImageFolder,
+    ImageFolderArrays,
+    image_folder_splits,
+    load_image,
+)
+from filterbank.data.datasets.registry import (
+    available_datasets,
+    get_dataset,
+    is_image_folder_name,
+)
 
 __all__ = [
     "CIFAR10", "CIFAR100", "DownloadError", "FashionMNIST", "FashionMNISTSample", "IMG_EXTENSIONS",
-    "ImageFolder", "MNIST", "available_datasets", "cache_dir", "download_url", "get_dataset",
+    "ImageFolder", "ImageFolderArrays", "MNIST", "available_datasets", "cache_dir",
+    "download_url", "get_dataset", "image_folder_splits", "is_image_folder_name", "load_image",
     "read_cifar_binary", "read_idx", "read_idx_images", "read_idx_labels", "search_dirs",
     "sha256_file", "write_idx",
 ]

@@ -1,19 +1,100 @@
-"""``ImageFolder``: a classification data set from a directory of images, one folder per class."""
+"""``ImageFolder``: a classification data set from a directory of images, one folder per class;
+:func:`image_folder_splits`: a whole folder (``train/``, ``val/``, ``test/`` sub-folders, or one
+class-folder tree to be split) as in-memory data sets, the way ``filterbank train --dataset
+path/to/folder`` reads it.
+
+Images are decoded with Pillow (the optional ``images`` extra). Channels: by default
+(``mode="auto"``) grey images stay grey (1 channel) when *every* image of the folder is grey;
+as soon as one is colour, all are converted to RGB (3 channels; grey ones repeat their channel,
+the alpha channel of RGBA/LA images is dropped). Sizes: ``size=(h, w)`` resizes every image to
+exactly ``h x w`` (Pillow's bilinear filter, which averages when shrinking, as torchvision's
+``Resize`` on PIL images; the aspect ratio is not kept). Without ``size``, images of different
+sizes are an error in :func:`image_folder_splits` (they cannot be stacked into one batch).
+"""
 
 from __future__ import annotations
 
+import copy
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from filterbank.data.dataset import Dataset
+from filterbank.data.datasets._base import ArrayImageDataset
 
 #: File name endings recognised as images (compared case-insensitively).
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp",
                   ".gif")
-_MODES = {None, "RGB", "L", "RGBA"}
+_MODES = {"auto", None, "RGB", "L", "RGBA"}
+#: Pillow modes of single-channel (grey) images, with or without alpha.
+GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+#: Sub-folder names recognised by :func:`image_folder_splits` (compared case-insensitively).
+SPLIT_FOLDERS = {"train": ("train", "training"), "val": ("val", "valid", "validation"),
+                 "test": ("test", "testing")}
+
+
+def _pil():
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is an optional dependency
+        raise ImportError("reading image files needs Pillow: pip install 'filterbank[images]'") \
+            from None
+    return Image
+
+
+def _size_pair(size, where: str) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    s = (size, size) if isinstance(size, int | np.integer) else tuple(size)
+    if len(s) != 2 or not all(isinstance(v, int | np.integer) and not isinstance(v, bool)
+                              for v in s) or min(s) < 1:
+        raise ValueError(f"{where}: size must be a positive int or a pair (h, w) of positive "
+                         f"ints, got {size!r}")
+    return int(s[0]), int(s[1])
+
+
+def load_image(path: str | os.PathLike, mode: str | None = "RGB",
+               size: int | tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an image file into a uint8 HWC array.
+
+    Args:
+        path: the file.
+        mode: Pillow mode to convert to (``"RGB"``, ``"L"``, ``"RGBA"``), or None to keep the
+            file's own (it must decode to 8-bit data).
+        size: ``(h, w)`` (or an int for a square) to resize to with Pillow's bilinear filter;
+            None keeps the file's size.
+
+    Returns:
+        ``(H, W, C)`` uint8 array (C = 1 for grey).
+
+    Raises:
+        ValueError: the file cannot be decoded (not an image, truncated, corrupt, too large);
+            the message names the file.
+
+    Example:
+        >>> load_image("photos/cat/001.jpg", "L", size=(64, 64)).shape  # doctest: +SKIP
+        (64, 64, 1)
+    """
+    image_mod = _pil()
+    hw = _size_pair(size, "load_image")
+    try:
+        with image_mod.open(path) as img:
+            if mode is not None and img.mode != mode:
+                img = img.convert(mode)
+            if hw is not None and img.size != (hw[1], hw[0]):
+                img = img.resize((hw[1], hw[0]), image_mod.Resampling.BILINEAR)
+            arr = np.asarray(img)
+    except (OSError, SyntaxError, ValueError, image_mod.DecompressionBombError) as e:
+        raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e} (not an image "
+                         f"file Pillow can decode, or a truncated/corrupt one; remove or "
+                         f"replace it)") from None
+    if arr.dtype != np.uint8:  # e.g. 16-bit PNG or mode 'I'/'F' kept with mode=None
+        raise ValueError(f"image {path} decodes to {arr.dtype}, expected 8-bit data; pass "
+                         f"mode='RGB' or 'L' to convert")
+    return arr[..., None] if arr.ndim == 2 else arr
 
 
 class ImageFolder(Dataset):
@@ -24,45 +105,67 @@ class ImageFolder(Dataset):
         root/cat/001.png      -> ("cat", 0)
         root/dog/a/xyz.jpg    -> ("dog", 1)
 
-    Images are decoded with Pillow when an item is read (not all held in memory). Item ``i`` is
-    ``(image, label)``: ``image`` a uint8 HWC NumPy array (H, W, C), converted to ``mode``,
-    passed through ``transform``; ``label`` an int through ``target_transform``.
+    Images are decoded with Pillow when an item is read (not all held in memory; see
+    :meth:`to_arrays` for that). Item ``i`` is ``(image, label)``: ``image`` a uint8 HWC NumPy
+    array (H, W, C), converted to ``mode`` and resized to ``size``, passed through
+    ``transform``; ``label`` an int through ``target_transform``.
 
     Args:
         root: the directory with one sub-folder per class.
         transform: function applied to each image array.
         target_transform: function applied to each label.
-        mode: Pillow mode to convert every image to: ``"RGB"`` (3 channels, default), ``"L"``
-            (grayscale, 1 channel), ``"RGBA"``, or None to keep each file's own mode.
+        mode: ``"auto"`` (default): ``"L"`` (1 channel) if every image is grey, else
+            ``"RGB"`` (3 channels) for all; decided from the file headers when the data set is
+            built, which also finds files that are no images. Or a Pillow mode to convert
+            every image to: ``"RGB"``, ``"L"``, ``"RGBA"``; or None to keep each file's own.
         extensions: file name endings accepted as images (case-insensitive).
         is_valid_file: alternatively, a predicate on the path deciding what to load.
+        size: ``(h, w)`` (or an int for a square) every image is resized to (bilinear, the
+            aspect ratio not kept); None keeps each file's size.
+        classes: the class names in index order, to share one mapping between the train,
+            val and test folders; folders not listed are an error, listed ones may be missing.
+            Default: the sorted sub-folder names.
 
     Attributes:
-        classes: sorted class (folder) names; ``class_to_idx``: name -> index;
-        samples: list of ``(path, class index)``; ``targets``: int64 array of class indices.
+        classes: class (folder) names; ``class_to_idx``: name -> index;
+        samples: list of ``(path, class index)``; ``targets``: int64 array of class indices;
+        mode: the mode images are converted to (``"auto"`` resolved to ``"L"`` or ``"RGB"``).
+
+    Raises:
+        ValueError: with ``mode="auto"``, a file that is not a readable image (named).
 
     Example:
-        >>> ds = ImageFolder("photos/train", mode="L")  # doctest: +SKIP
+        >>> ds = ImageFolder("photos/train", size=64)  # doctest: +SKIP
         >>> image, label = ds[0]; image.shape, ds.classes[label]  # doctest: +SKIP
-        ((64, 64, 1), 'cat')
+        ((64, 64, 3), 'cat')
     """
 
     def __init__(self, root: str | os.PathLike, transform: Callable | None = None,
-                 target_transform: Callable | None = None, mode: str | None = "RGB",
+                 target_transform: Callable | None = None, mode: str | None = "auto",
                  extensions: Sequence[str] = IMG_EXTENSIONS,
-                 is_valid_file: Callable[[str], bool] | None = None):
+                 is_valid_file: Callable[[str], bool] | None = None,
+                 size: int | tuple[int, int] | None = None,
+                 classes: Sequence[str] | None = None):
         if mode not in _MODES:
-            raise ValueError(f"ImageFolder: mode must be one of 'RGB', 'L', 'RGBA' or None, "
-                             f"got {mode!r}")
+            raise ValueError(f"ImageFolder: mode must be one of 'auto', 'RGB', 'L', 'RGBA' or "
+                             f"None, got {mode!r}")
         self.root = Path(root).expanduser()
         self.transform = transform
         self.target_transform = target_transform
-        self.mode = mode
+        self.size = _size_pair(size, "ImageFolder")
         self.extensions = tuple(e.lower() for e in extensions)
         if not self.root.is_dir():
             raise FileNotFoundError(f"ImageFolder: root {self.root} is not a directory")
-        self.classes = sorted(e.name for e in os.scandir(self.root)
-                              if e.is_dir() and not e.name.startswith("."))
+        folders = sorted(e.name for e in os.scandir(self.root)
+                         if e.is_dir() and not e.name.startswith("."))
+        if classes is None:
+            self.classes = folders
+        else:
+            self.classes = [str(c) for c in classes]
+            unknown = [f for f in folders if f not in self.classes]
+            if unknown:
+                raise ValueError(f"ImageFolder: {self.root} has class folders {unknown} that "
+                                 f"are not among the given classes {self.classes}")
         if not self.classes:
             raise FileNotFoundError(
                 f"ImageFolder: no class folders in {self.root}; expected root/<class>/<image>")
@@ -88,28 +191,42 @@ class ImageFolder(Dataset):
         #: Class folders without any image (kept as classes, so indices stay stable).
         self.empty_classes = empty
         self.targets = np.array([t for _, t in self.samples], dtype=np.int64)
+        self._headers: list[tuple[str, tuple[int, int]]] | None = None
+        if mode == "auto":
+            grey = all(m in GREY_MODES for m, _ in self.headers())
+            mode = "L" if grey else "RGB"
+        self.mode = mode
+
+    def headers(self) -> list[tuple[str, tuple[int, int]]]:
+        """``(Pillow mode, (height, width))`` of every file, read from the headers only (no
+        decoding); cached.
+
+        Raises:
+            ValueError: a file is not an image Pillow recognises (the message names it).
+        """
+        if self._headers is None:
+            image_mod = _pil()
+            out = []
+            for path, _ in self.samples:
+                try:
+                    with image_mod.open(path) as img:
+                        out.append((img.mode, (img.size[1], img.size[0])))
+                except (OSError, SyntaxError, ValueError, image_mod.DecompressionBombError) as e:
+                    raise ValueError(f"ImageFolder: cannot read image {path}: "
+                                     f"{type(e).__name__}: {e} (remove or replace the file, or "
+                                     f"pass is_valid_file= to skip it)") from None
+            self._headers = out
+        return self._headers
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def load(self, path: str) -> np.ndarray:
-        """Decode one image file into a uint8 HWC array in ``self.mode``."""
+        """Decode one image file into a uint8 HWC array in ``self.mode`` and ``self.size``."""
         try:
-            from PIL import Image
-        except ImportError:  # pragma: no cover - pillow is an optional dependency
-            raise ImportError("ImageFolder needs Pillow: pip install 'filterbank[images]'") \
-                from None
-        try:
-            with Image.open(path) as img:
-                if self.mode is not None and img.mode != self.mode:
-                    img = img.convert(self.mode)
-                arr = np.asarray(img)
-        except OSError as e:
-            raise ValueError(f"ImageFolder: cannot read image {path}: {e}") from None
-        if arr.dtype != np.uint8:  # e.g. 16-bit PNG or mode 'I'/'F' kept with mode=None
-            raise ValueError(f"ImageFolder: image {path} decodes to {arr.dtype}, expected "
-                             f"8-bit data; pass mode='RGB' or 'L' to convert")
-        return arr[..., None] if arr.ndim == 2 else arr
+            return load_image(path, self.mode, self.size)
+        except ValueError as e:
+            raise ValueError(f"ImageFolder: {e}") from None
 
     def __getitem__(self, index: int):
         path, target = self.samples[index]
@@ -120,6 +237,239 @@ class ImageFolder(Dataset):
             target = self.target_transform(target)
         return image, target
 
+    def to_arrays(self, indices: Sequence[int] | None = None, train: bool = True
+                  ) -> ImageFolderArrays:
+        """Decode the images (all, or those at ``indices``) into one in-memory data set.
+
+        Every image must have the same size after ``size`` (else ValueError naming two files
+        of different sizes). Memory: ``N * H * W * C`` bytes. The result is array-backed like
+        MNIST (``data``, ``targets``, ``classes``, ``arrays()``, batched loading).
+        """
+        idx = range(len(self)) if indices is None else [int(i) for i in indices]
+        images, paths = [], []
+        for i in idx:
+            path = self.samples[i][0]
+            image = self.load(path)
+            if images and image.shape != images[0].shape:
+                raise ValueError(
+                    f"ImageFolder: images of different sizes cannot be stacked: {paths[0]} is "
+                    f"{_hw(images[0])} but {path} is {_hw(image)}; pass size=(h, w) to resize "
+                    f"them all (command line: --image-size S)")
+            images.append(image)
+            paths.append(path)
+        h, w = self.size or (0, 0)
+        c = {"L": 1, "RGB": 3, "RGBA": 4}.get(self.mode, 3)
+        data = np.stack(images) if images else np.zeros((0, h, w, c), np.uint8)
+        targets = self.targets[np.asarray(list(idx), dtype=np.int64)]
+        return ImageFolderArrays(data, targets, self.classes, paths, root=self.root,
+                                 train=train)
+
     def __repr__(self) -> str:
+        size = f", size={self.size}" if self.size is not None else ""
         return (f"ImageFolder(root={str(self.root)!r}, size={len(self)}, "
-                f"classes={len(self.classes)}, mode={self.mode!r})")
+                f"classes={len(self.classes)}, mode={self.mode!r}{size})")
+
+
+def _hw(image: np.ndarray) -> str:
+    return f"{image.shape[0]}x{image.shape[1]} with {image.shape[2]} channel(s)"
+
+
+class ImageFolderArrays(ArrayImageDataset):
+    """Decoded images of an image folder held in memory, like MNIST: ``data`` (N, H, W, C)
+    uint8 and ``targets`` (N,) int64, plus ``classes``, ``paths`` (the file of each image) and
+    ``root``. Made by :meth:`ImageFolder.to_arrays` and :func:`image_folder_splits`.
+
+    Shape:
+        ``data``: (N, H, W, C) uint8 (C = 1 grey, 3 RGB), ``targets``: (N,) int64; an item's
+        image (H, W, C).
+    """
+
+    def __init__(self, data: np.ndarray, targets: np.ndarray, classes: Sequence[str],
+                 paths: Sequence[str], root: str | os.PathLike | None = None,
+                 train: bool = True, transform: Callable | None = None,
+                 target_transform: Callable | None = None):
+        if data.ndim != 4 or data.dtype != np.uint8 or len(targets) != len(data):
+            raise ValueError(f"ImageFolderArrays: expected uint8 images (N, H, W, C) and N "
+                             f"labels, got {data.dtype} {data.shape} and {len(targets)} labels")
+        self.data, self.targets = data, np.asarray(targets, dtype=np.int64)
+        self.classes = list(classes)
+        self.paths = list(paths)
+        self.root = root
+        self.train = bool(train)
+        self.transform, self.target_transform = transform, target_transform
+
+    def subset(self, indices: Sequence[int], train: bool | None = None) -> ImageFolderArrays:
+        """The images at ``indices`` as a new data set (arrays copied)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return ImageFolderArrays(self.data[idx], self.targets[idx], self.classes,
+                                 [self.paths[i] for i in idx], self.root,
+                                 self.train if train is None else train, self.transform,
+                                 self.target_transform)
+
+    def __repr__(self) -> str:
+        split = "train" if self.train else "test"
+        return (f"ImageFolderArrays(root={str(self.root)!r}, split={split!r}, size={len(self)}, "
+                f"image={tuple(self.data.shape[1:])}, classes={len(self.classes)})")
+
+
+def _find_split_dirs(root: Path) -> dict[str, Path | None]:
+    subdirs = {e.name.lower(): Path(e.path) for e in os.scandir(root)
+               if e.is_dir() and not e.name.startswith(".")}
+    found = {}
+    for split, names in SPLIT_FOLDERS.items():
+        found[split] = next((subdirs[n] for n in names if n in subdirs), None)
+    return found
+
+
+def _stratified(targets: np.ndarray, fraction: float, rng: np.random.Generator):
+    """Indices split off per class (``round(fraction * n_class)`` of each), and the rest."""
+    take, keep = [], []
+    for c in np.unique(targets):
+        idx = rng.permutation(np.flatnonzero(targets == c))
+        k = int(round(fraction * len(idx)))
+        take.append(idx[:k])
+        keep.append(idx[k:])
+    return np.sort(np.concatenate(take)), np.sort(np.concatenate(keep))
+
+
+def image_folder_splits(path: str | os.PathLike,
+                        size: int | tuple[int, int] | str | None = None,
+                        mode: str = "auto", val_split: float = 0.0, test_split: float = 0.2,
+                        seed: int = 0, extensions: Sequence[str] = IMG_EXTENSIONS) -> dict:
+    """Read an image folder into train / val / test data sets (in memory, array-backed).
+
+    Layouts::
+
+        path/train/<class>/<image>  path/val/<class>/...  path/test/<class>/...
+        path/<class>/<image>                  (one tree: the splits are taken from it)
+
+    (``valid``/``validation`` and ``training``/``testing`` are accepted too, in any case.) The
+    classes are the train folder's, sorted; val and test folders must use the same names (a
+    class may be missing there). A split without its folder is carved out of the training
+    images when its fraction is positive: ``round(fraction * n)`` images of every class with
+    ``n`` images, chosen by ``seed`` (test first, then val from the rest); otherwise it is
+    None. The channels follow ``mode`` over *all* splits (``"auto"``: grey only if every image
+    is grey, see the module docstring).
+
+    Args:
+        path: the folder.
+        size: ``(h, w)`` (or an int for a square) every image is resized to, bilinearly;
+            ``"auto"``: the most common size among the files (ties: the first found); None
+            requires all images to have one size.
+        mode: ``"auto"``, ``"RGB"``, ``"L"`` or ``"RGBA"``, as :class:`ImageFolder`.
+        val_split: fraction of the training images held out for validation when there is no
+            val folder (default 0: no val set).
+        test_split: fraction held out for testing when there is no test folder (default 0.2).
+        seed: seed of those hold-outs.
+        extensions: file name endings accepted as images.
+
+    Returns:
+        dict with ``train``, ``val``, ``test`` (:class:`ImageFolderArrays`, or None for val/test
+        when absent), ``classes`` (list of names), ``mode`` (``"L"``/``"RGB"``/...), ``size``
+        ((h, w)), ``layout`` (``"splits"`` or ``"classes"``), ``carved`` (names of the splits
+        taken from the training images), ``root`` and ``file_sizes`` (how many different
+        sizes the files have; None when ``size`` was given, as then they are not read).
+
+    Raises:
+        FileNotFoundError: ``path`` is not a folder or holds no class folders / images.
+        ValueError: images of different sizes without ``size`` (the message names two files
+            and the sizes), an unreadable image (named), a val/test class not in train.
+
+    Example:
+        >>> splits = image_folder_splits("my_photos", size=(64, 64))  # doctest: +SKIP
+        >>> splits["train"].data.shape, splits["classes"]  # doctest: +SKIP
+        ((240, 64, 64, 3), ['cat', 'dog'])
+    """
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"image_folder_splits: {root} is not a directory")
+    for name, frac in (("val_split", val_split), ("test_split", test_split)):
+        if not 0.0 <= frac < 1.0:
+            raise ValueError(f"image_folder_splits: {name} must be in [0, 1), got {frac}")
+    if val_split + test_split >= 1.0:
+        raise ValueError(f"image_folder_splits: val_split + test_split must be below 1, got "
+                         f"{val_split} + {test_split}")
+    auto_size = isinstance(size, str) and size == "auto"
+    hw = None if auto_size else _size_pair(size, "image_folder_splits")
+    dirs = _find_split_dirs(root)
+    layout = "splits" if dirs["train"] is not None else "classes"
+    if layout == "classes":
+        dirs = {"train": root, "val": None, "test": None}
+    folders = {"train": ImageFolder(dirs["train"], mode=mode, extensions=extensions, size=hw)}
+    for split in ("val", "test"):
+        if dirs[split] is not None:
+            folders[split] = ImageFolder(dirs[split], mode=mode, extensions=extensions, size=hw,
+                                         classes=folders["train"].classes)
+    classes = folders["train"].classes
+    if mode == "auto":
+        joint = "L" if all(f.mode == "L" for f in folders.values()) else "RGB"
+        for f in folders.values():
+            f.mode = joint
+        mode = joint
+    sizes: Counter = Counter()
+    if hw is None:
+        example = {}
+        for f in folders.values():
+            for (_, s), (p, _) in zip(f.headers(), f.samples):
+                sizes[s] += 1
+                example.setdefault(s, p)
+        if auto_size:
+            hw = sizes.most_common(1)[0][0]
+            for f in folders.values():
+                f.size = hw
+        elif len(sizes) > 1:
+            common = ", ".join(f"{h}x{w} ({n} image{'s' * (n > 1)}, e.g. {example[(h, w)]})"
+                               for (h, w), n in sizes.most_common(3))
+            more = f" and {len(sizes) - 3} more" if len(sizes) > 3 else ""
+            raise ValueError(
+                f"image_folder_splits: the images in {root} have {len(sizes)} different sizes "
+                f"(height x width: {common}{more}); pass size=(h, w) to resize them all "
+                f"(command line: --image-size S), or resize the files")
+    out = {"train": folders["train"].to_arrays(train=True), "val": None, "test": None}
+    for split in ("val", "test"):
+        if split in folders:
+            out[split] = folders[split].to_arrays(train=False)
+    carved = []
+    rng = np.random.default_rng(seed)
+    for split, frac in (("test", test_split), ("val", val_split)):
+        if out[split] is None and frac > 0:
+            take, keep = _stratified(out["train"].targets, frac, rng)
+            out[split] = out["train"].subset(take, train=False)
+            out["train"] = out["train"].subset(keep, train=True)
+            carved.append(split)
+    out.update(classes=list(classes), mode=mode, size=tuple(out["train"].data.shape[1:3]),
+               layout=layout, carved=carved, root=str(root), file_sizes=len(sizes) or None)
+    return out
+
+
+def image_folder_dataset(path: str | os.PathLike, train: bool = True, **options):
+    """One split of :func:`image_folder_splits` (``train`` or ``test``), the last result
+    being reused when the folder has not changed (so that asking for both splits in turn
+    decodes the images once). ``options`` are :func:`image_folder_splits`'s."""
+    root = Path(path).expanduser().resolve()
+    key = (str(root), tuple(sorted(options.items(), key=lambda kv: kv[0])), _fingerprint(root))
+    if _last_splits.get("key") != key:
+        _last_splits.clear()
+        _last_splits.update(key=key, splits=image_folder_splits(root, **options))
+    split = _last_splits["splits"]["train" if train else "test"]
+    if split is None:
+        raise ValueError(f"image folder {root} has no test split (no test/ folder and "
+                         f"test_split=0)")
+    return copy.copy(split)
+
+
+_last_splits: dict = {}
+
+
+def _fingerprint(root: Path) -> int:
+    """Hash of every file's path, size and modification time under ``root``."""
+    items = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        for name in sorted(filenames):
+            try:
+                st = os.stat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            items.append((dirpath, name, st.st_size, st.st_mtime_ns))
+    return hash(tuple(items))

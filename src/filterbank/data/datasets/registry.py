@@ -1,5 +1,6 @@
 """Data sets by name, for the command line: ``get_dataset(name, train)`` and
-``available_datasets()``."""
+``available_datasets()``. A name may also be the path of an image folder (see
+:func:`~filterbank.data.datasets.image_folder.image_folder_splits`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from filterbank.data.datasets.fashion_mnist import (
     FashionMNISTSample,
     sample_files,
 )
+from filterbank.data.datasets.image_folder import image_folder_dataset
 
 
 @dataclass(frozen=True)
@@ -48,29 +50,55 @@ def _canonical(name: str) -> str:
     return aliases.get(key, key)
 
 
-def get_dataset(name: str, train: bool = True, root: str | os.PathLike | None = None,
-                download: bool = False, transform: Callable | None = None,
-                target_transform: Callable | None = None):
-    """The split ``train`` of the data set called ``name`` (see :func:`available_datasets`).
+def is_image_folder_name(name: str | os.PathLike) -> bool:
+    """Whether ``name`` means an image folder: an existing directory, unless it is a bare
+    registered name (``mnist`` is the data set even if a folder ``./mnist`` exists; write
+    ``./mnist`` for the folder)."""
+    path = os.path.expanduser(os.fspath(name))
+    if not os.path.isdir(path):
+        return False
+    return _canonical(str(name)) not in _REGISTRY or any(
+        sep in str(name) for sep in {"/", os.sep})
+
+
+def get_dataset(name: str | os.PathLike, train: bool = True,
+                root: str | os.PathLike | None = None, download: bool = False,
+                transform: Callable | None = None, target_transform: Callable | None = None,
+                **folder_options):
+    """The split ``train`` of the data set called ``name`` (see :func:`available_datasets`),
+    or of the image folder at path ``name``.
 
     Args:
         name: ``"fashion-mnist-sample"``, ``"fashion-mnist"``, ``"mnist"``, ``"cifar10"`` or
-            ``"cifar100"`` (case and ``-``/``_`` do not matter).
+            ``"cifar100"`` (case and ``-``/``_`` do not matter); or the path of an image folder
+            (``train/``, ``val/``, ``test/`` class folders, or one class-folder tree), read by
+            :func:`~filterbank.data.datasets.image_folder.image_folder_splits` (in memory; a
+            tree without ``test/`` gives 20% of every class as the test split, seeded).
         train: training split if True, else the test split.
         root: directory searched first (and downloaded into, where downloading is supported).
         download: fetch missing files (checksums verified).
         transform, target_transform: per-item functions, as for the data set classes.
+        **folder_options: for an image folder only: ``size``, ``mode``, ``val_split``,
+            ``test_split``, ``seed`` of ``image_folder_splits``.
 
     Example:
         >>> ds = get_dataset("fashion-mnist-sample", train=False)
         >>> len(ds), ds.classes[0]
         (1000, 'T-shirt/top')
     """
-    key = _canonical(name)
+    if is_image_folder_name(name):
+        ds = image_folder_dataset(name, train=train, **folder_options)
+        ds.transform, ds.target_transform = transform, target_transform
+        return ds
+    if folder_options:
+        raise TypeError(f"get_dataset({name!r}): {', '.join(folder_options)} only apply to "
+                        f"image folders")
+    key = _canonical(str(name))
     entry = _REGISTRY.get(key)
     if entry is None:
         raise ValueError(f"get_dataset: unknown data set {name!r}; available: "
-                         f"{', '.join(_REGISTRY)}")
+                         f"{', '.join(_REGISTRY)}, or the path of an image folder "
+                         f"(<folder>/<class>/<image>)")
     if entry.sample:
         return entry.cls(train=train, transform=transform, target_transform=target_transform)
     if download and not entry.downloadable:
