@@ -314,7 +314,9 @@ def _safe_extract(archive: Path, base: Path, folder: str) -> Path:
                                  f"files and folders under '{folder}/' are expected")
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder}.", suffix=".part", dir=base))
         try:
-            tar.extractall(tmp, members=members, filter="data")
+            # the "data" filter exists from Python 3.11.4; the checks above suffice without it
+            extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(tmp, members=members, **extra)
             dest = base / folder
             dest.mkdir(exist_ok=True)
             for src in sorted((tmp / folder).rglob("*")):
