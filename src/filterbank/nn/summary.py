@@ -1,10 +1,12 @@
-"""``model.summary(input_shape)``: a Keras-style table of layers, shapes, parameters, receptive
-fields, FLOPs and activation memory, measured by running one forward pass on zeros."""
+"""``model.summary(input_shape)``: a torchinfo-style table of the module tree (nested rows down to
+``depth``), with input/output shapes, kernels, parameters and their share, receptive fields,
+FLOPs, the skip connections of non-sequential models and a memory estimate, measured by running
+one forward pass on zeros."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -107,125 +109,392 @@ def _flops(module: Module, x: Tensor | None, out: Tensor) -> int:
     return 0
 
 
-def _fmt_shape(shapes) -> str:
-    if not shapes:
-        return "?"
-    return ", ".join(str(tuple(s)) for s in shapes)
+# ------------------------------------------------------------------------------ tracing
+class _Node:
+    """One module call: its place in the call tree and what was measured."""
+
+    __slots__ = ("module", "name", "depth", "parent", "end", "args", "output", "row")
+
+    def __init__(self, module: Module, name: str, depth: int, parent: int | None):
+        self.module, self.name, self.depth, self.parent = module, name, depth, parent
+        self.end = 0  # index one past this call's last descendant in call order
+        self.args = self.output = None
+        self.row: dict = {}
 
 
-def _fmt_rf(rf: _RF | None) -> str:
-    if rf is None:
-        return "-"
-    size = "x".join(f"{v:g}" for v in rf.size)
-    jump = "x".join(f"{v:g}" for v in rf.jump)
-    return f"{size} /{jump}"
+def _trace(model: Module, shape: tuple[int, ...], dtype) -> tuple[list[_Node], object, Tensor]:
+    """Run ``model`` once on zeros, every module's ``forward`` wrapped to record the call tree.
 
+    The graph is recorded (the input requires grad) so that a layer's input can be traced back
+    through functional ops (a residual ``out + identity``, a ``cat``) to the layers that made
+    it; nothing is ever backpropagated and no ``.grad`` is touched."""
+    names = {id(m): n for n, m in model.named_modules()}
+    nodes: list[_Node] = []
+    stack: list[int] = []
+    patched: list[tuple[Module, object]] = []
 
-def _human_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:,} B" if unit == "B" else f"{n:,.2f} {unit}"
-        n /= 1024
-    return f"{n} B"  # pragma: no cover
+    def wrap(module: Module):
+        forward = module.forward
 
+        def recording_forward(*args, **kwargs):
+            parent = stack[-1] if stack else None
+            node = _Node(module, names.get(id(module), type(module).__name__),
+                         len(stack), parent)
+            node.args = args
+            nodes.append(node)
+            stack.append(len(nodes) - 1)
+            try:
+                node.output = forward(*args, **kwargs)
+            finally:
+                stack.pop()
+                node.end = len(nodes)
+            return node.output
 
-def _trace(model: Module, shape: tuple[int, ...], dtype) -> tuple[list[dict], Tensor]:
-    rows: list[dict] = []
-    rfs: dict[int, _RF | None] = {}
-    keep: list = []  # outputs stay alive so their ids are not reused during the pass
-    seen_params: set[int] = set()
+        return recording_forward
 
-    def lookup(x: Tensor | None) -> _RF | None:
-        if x is None:
-            return None
-        if id(x) in rfs:
-            return rfs[id(x)]
-        # produced by a functional op between layers (a residual add, a concat): take the
-        # widest field recorded for a map of the same spatial size
-        cands = [r for r in rfs.values()
-                 if r is not None and r.spatial == tuple(x.shape[2:]) and x.ndim > 2]
-        return max(cands, key=lambda r: np.prod(r.size), default=None)
-
-    def hook(name: str):
-        def fn(module, args, output):
-            xs = _tensors(args)
-            x = xs[0] if xs else None
-            outs = _tensors(output)
-            out = outs[0] if outs else None
-            rf = _next_rf(module, lookup(x), x, out) if out is not None else None
-            for o in outs:
-                rfs[id(o)] = rf
-            keep.append(output)
-            params = [p for p in module._parameters.values()
-                      if p is not None and id(p) not in seen_params]
-            seen_params.update(id(p) for p in params)
-            rows.append({
-                "name": name or type(module).__name__,
-                "type": type(module).__name__,
-                "output_shape": tuple(out.shape) if len(outs) == 1 else
-                tuple(tuple(o.shape) for o in outs),
-                "params": int(sum(p.data.size for p in params)),
-                "trainable_params": int(sum(p.data.size for p in params if p.requires_grad)),
-                "receptive_field": None if rf is None else rf.size,
-                "jump": None if rf is None else rf.jump,
-                "rf_start": None if rf is None else rf.start,
-                "flops": int(_flops(module, x, out)) if out is not None else 0,
-                "output_bytes": int(sum(o.data.nbytes for o in outs)),
-            })
-        return fn
-
-    handles = []
-    for name, m in model.named_modules():
-        if not m._modules or any(p is not None for p in m._parameters.values()):
-            handles.append(m.register_forward_hook(hook(name)))
+    for m in model.modules():
+        patched.append((m, m.__dict__.get("forward", _MISSING)))
+        object.__setattr__(m, "forward", wrap(m))
     x = Tensor._wrap(xp.zeros(shape, dtype))
+    if x.dtype.kind == "f":
+        x.requires_grad_(True)
+    try:
+        with grad_mode.enable_grad():
+            out = model(x)
+    finally:
+        for m, previous in patched:
+            if previous is _MISSING:
+                del m.__dict__["forward"]
+            else:
+                object.__setattr__(m, "forward", previous)
+    return nodes, out, x
+
+
+_MISSING = object()
+
+
+def _measure(nodes: list[_Node], x: Tensor) -> None:
+    """Fill ``node.row`` for every call: shapes, parameters, receptive field, FLOPs, bytes and
+    where the inputs came from."""
+    rfs: dict[int, _RF | None] = {}
     if x.ndim > 2:
         nsp = x.ndim - 2
         rfs[id(x)] = _RF((1,) * nsp, (1,) * nsp, (0.0,) * nsp, tuple(x.shape[2:]))
-    try:
-        out = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return rows, out
+    seen_params: set[int] = set()
+    # who made a tensor: by the tensor itself, or by the Function that computed it
+    by_tensor: dict[int, str] = {id(x): "input"}
+    by_fn: dict[int, str] = {}
+    walked: dict[int, tuple[list[str], str | None]] = {}
+    previous = "input"  # the last leaf call (a chain of layers feeds each the one before)
+
+    def sources(t: Tensor) -> tuple[list[str], str | None]:
+        """The layers whose outputs ``t`` was computed from, and the op that joined them."""
+        if id(t) in by_tensor:
+            return [by_tensor[id(t)]], None
+        return walk(t._ctx) if t._ctx is not None else ([], None)
+
+    def walk(fn) -> tuple[list[str], str | None]:
+        if id(fn) in by_fn:
+            return [by_fn[id(fn)]], None
+        if id(fn) in walked:
+            return walked[id(fn)]
+        walked[id(fn)] = ([], None)  # (a graph has no cycles; this only stops re-walks)
+        found: list[str] = []
+        join = None
+        for p in getattr(fn, "parents", ()):
+            if p is None:
+                continue
+            srcs, inner = (([by_tensor[id(p)]], None) if id(p) in by_tensor else ([], None)) \
+                if isinstance(p, Tensor) else walk(p)
+            found += [s for s in srcs if s not in found]
+            join = join or inner
+        if len(found) > 1 and join is None:
+            join = fn.name.lower()
+        walked[id(fn)] = (found, join)
+        return found, join
+
+    def lookup(t: Tensor | None) -> _RF | None:
+        if t is None:
+            return None
+        if id(t) in rfs:
+            return rfs[id(t)]
+        # produced by a functional op between layers (a residual add, a concat): take the
+        # widest field recorded for a map of the same spatial size
+        cands = [r for r in rfs.values()
+                 if r is not None and r.spatial == tuple(t.shape[2:]) and t.ndim > 2]
+        return max(cands, key=lambda r: np.prod(r.size), default=None)
+
+    def register(node: _Node, outs: list[Tensor]) -> None:
+        name = node.row["name"]
+        for o in outs:
+            by_tensor[id(o)] = name
+            if o._ctx is not None:
+                by_fn[id(o._ctx)] = name
+
+    open_blocks: list[int] = []  # containers whose call has not finished at this point
+
+    def close_blocks(upto: int) -> None:
+        # a container's call ends once its last descendant has: what it returns without a
+        # layer having made it (``return out + identity``) is its own output, a join it made
+        nonlocal previous
+        while open_blocks and nodes[open_blocks[-1]].end <= upto:
+            block = nodes[open_blocks.pop()]
+            outs = [o for o in _tensors(block.output) if id(o) not in by_tensor]
+            if outs:
+                _, join = sources(outs[0])
+                if join:
+                    block.row["residual"] = block.row["residual"] or join
+                register(block, outs)
+                previous = block.row["name"]
+
+    for i, node in enumerate(nodes):  # call order: a container before its children
+        close_blocks(i)
+        m = node.module
+        xs, outs = _tensors(node.args), _tensors(node.output)
+        inp, out = (xs[0] if xs else None), (outs[0] if outs else None)
+        leaf = node.end == i + 1
+        own = [p for p in m._parameters.values() if p is not None]
+        params = [p for p in own if id(p) not in seen_params]
+        seen_params.update(id(p) for p in params)
+        srcs, join = [], None
+        for t in xs:
+            s, j = sources(t)
+            srcs += [n for n in s if n not in srcs]
+            join = join or j
+        kernel = getattr(m, "kernel_size", None) if leaf or own else None
+        node.row = {
+            "name": node.name or type(m).__name__,
+            "type": type(m).__name__,
+            "depth": node.depth,
+            "is_leaf": leaf,
+            "input_shape": _shape_of(xs),
+            "output_shape": _shape_of(outs),
+            "kernel_shape": None if kernel is None else _per_dim(kernel, max(inp.ndim - 2, 1))
+            if inp is not None else None,
+            "params": int(sum(p.data.size for p in params)),
+            "trainable_params": int(sum(p.data.size for p in params if p.requires_grad)),
+            "flops": 0,
+            "output_bytes": int(sum(o.data.nbytes for o in outs)),
+            "connected_to": srcs,
+            "join": join,
+            "sequential": srcs == [previous],
+            "receptive_field": None, "jump": None, "rf_start": None,
+        }
+        if join and node.parent is not None:
+            # the join was computed in the parent's forward (``self.relu(out + identity)``)
+            parent = nodes[node.parent].row
+            parent["residual"] = parent.get("residual") or join
+        if not leaf:
+            node.row.setdefault("residual", None)
+            open_blocks.append(i)
+            if not own:
+                continue
+        # a leaf (or a module with its own weights): receptive field, FLOPs, and it is the
+        # producer of its outputs from now on
+        rf = _next_rf(m, lookup(inp), inp, out) if out is not None else None
+        node.row.update({
+            "receptive_field": None if rf is None else rf.size,
+            "jump": None if rf is None else rf.jump,
+            "rf_start": None if rf is None else rf.start,
+            "flops": int(_flops(m, inp, out)) if out is not None else 0,
+        })
+        for o in outs:
+            rfs[id(o)] = rf
+        if leaf:
+            register(node, outs)
+            previous = node.row["name"]
+    close_blocks(len(nodes))
+    for node in nodes:  # containers: the receptive field of what they return
+        outs = _tensors(node.output)
+        if node.row["receptive_field"] is None and outs and rfs.get(id(outs[0])) is not None:
+            rf = rfs[id(outs[0])]
+            node.row.update(receptive_field=rf.size, jump=rf.jump, rf_start=rf.start)
 
 
+def _shape_of(ts: list[Tensor]):
+    if not ts:
+        return ()
+    return tuple(ts[0].shape) if len(ts) == 1 else tuple(tuple(t.shape) for t in ts)
+
+
+def _subtree_totals(nodes: list[_Node]) -> None:
+    for i, node in enumerate(nodes):
+        inside = nodes[i:node.end]
+        node.row["total_params"] = int(sum(n.row["params"] for n in inside))
+        node.row["total_flops"] = int(sum(n.row["flops"] for n in inside))
+
+
+# ----------------------------------------------------------------------------- the table
+def _fmt_shape(shape, batch_unknown: bool) -> str:
+    if not shape:
+        return "--"
+    shapes = [shape] if isinstance(shape[0], int | np.integer) else list(shape)
+    out = []
+    for s in shapes:
+        dims = [str(d) for d in s]
+        if batch_unknown and dims:
+            dims[0] = "-1"
+        out.append("[" + ", ".join(dims) + "]")
+    return ", ".join(out)
+
+
+def _fmt_rf(size, jump) -> str:
+    if size is None:
+        return "--"
+    return "x".join(f"{v:g}" for v in size) + " /" + "x".join(f"{v:g}" for v in jump)
+
+
+def _fmt_mb(n: int) -> str:
+    return f"{n / 1e6:,.2f}" if n >= 1e5 else f"{n / 1e6:.4f}"
+
+
+#: The table's columns: header, whether right-aligned.
+COLUMNS = {
+    "layer": ("Layer (type: name)", False),
+    "input_shape": ("Input shape", False),
+    "output_shape": ("Output shape", False),
+    "kernel_shape": ("Kernel", False),
+    "params": ("Param #", True),
+    "param_share": ("Param %", True),
+    "receptive_field": ("RF size /jump", False),
+    "flops": ("FLOPs", True),
+    "connected_to": ("Connected to", False),
+}
+
+
+def _cells(r: dict, expanded: bool, total: int, batch_unknown: bool) -> dict[str, str]:
+    """One table row. ``expanded``: its children are shown below it (so its own counts only)."""
+    indent = "  " * r["depth"]
+    params = r["params"] if expanded or r["is_leaf"] else r["total_params"]
+    flops = r["flops"] if expanded or r["is_leaf"] else r["total_flops"]
+    container = not r["is_leaf"]
+    if container:
+        link = f"residual ({r['residual']})" if r.get("residual") else ""
+    elif r.get("sequential", True):
+        link = ""
+    elif r["join"]:
+        link = f"{r['join']}({', '.join(r['connected_to'])})"
+    else:
+        link = ", ".join(r["connected_to"]) or "--"
+    show_params = params or not (container and expanded)
+    kernel = r["kernel_shape"]
+    return {
+        "layer": f"{indent}{r['type']}: {r['name']}" if r["depth"] else r["type"],
+        "input_shape": _fmt_shape(r["input_shape"], batch_unknown),
+        "output_shape": _fmt_shape(r["output_shape"], batch_unknown),
+        "kernel_shape": "--" if kernel is None else "x".join(str(k) for k in kernel),
+        "params": f"{params:,}" if show_params else "--",
+        "param_share": (f"{100 * params / total:.2f}%" if total else "0.00%")
+        if show_params else "--",
+        "receptive_field": _fmt_rf(r["receptive_field"], r["jump"]),
+        "flops": f"{flops:,}" if flops or not (container and expanded) else "--",
+        "connected_to": link,
+    }
+
+
+def _table(model: Module, info: dict, columns) -> str:
+    depth = info["depth"]
+    batch_unknown = info["batch_size"] is None
+    tree = [r for r in info["tree"] if r["depth"] <= depth]
+    body = []
+    for i, r in enumerate(tree):
+        expanded = i + 1 < len(tree) and tree[i + 1]["depth"] > r["depth"]
+        body.append(_cells(r, expanded, info["total_params"], batch_unknown))
+    columns = [c for c in columns if c != "connected_to" or any(b[c] for b in body)]
+    header = {c: COLUMNS[c][0] for c in columns}
+    widths = {c: max(len(row[c]) for row in [header, *body]) for c in columns}
+
+    def line(cells):
+        return "  ".join(cells[c].rjust(widths[c]) if COLUMNS[c][1] else cells[c].ljust(widths[c])
+                         for c in columns).rstrip()
+
+    rule = "=" * (sum(widths.values()) + 2 * (len(columns) - 1))
+    dash = "-" * len(rule)
+    shape = _fmt_shape(info["input_shape"], batch_unknown)
+    per = " (per sample: batch shown as -1; pass batch_size= for a batch)" if batch_unknown \
+        else f" (batch of {info['batch_size']})"
+    lines = [f"Model: {type(model).__name__}   input {shape}   depth {depth}", rule,
+             line(header), rule, *(line(b) for b in body), rule,
+             f"Total params: {info['total_params']:,}",
+             f"Trainable params: {info['trainable_params']:,}",
+             f"Non-trainable params: {info['non_trainable_params']:,}"]
+    if info["buffer_elements"]:
+        lines.append(f"Buffers (running statistics etc.): {info['buffer_elements']:,} elements")
+    lines += [
+        f"Total FLOPs (multiply-add = 2): {info['total_flops']:,}",
+        dash,
+        f"Memory estimate{per}:",
+        f"Input size (MB): {_fmt_mb(info['input_bytes'])}",
+        f"Forward/backward pass size (MB): {_fmt_mb(info['forward_backward_bytes'])}",
+        f"Params size (MB): {_fmt_mb(info['param_bytes'])}",
+        f"Estimated Total Size (MB): {_fmt_mb(info['total_bytes'])}",
+        rule,
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- summary()
 def summary(model: Module, input_shape, *, includes_batch: bool | None = None, dtype=None,
-            print_fn: Callable[[str], object] | None = print) -> dict:
-    """Print a table of the layers of ``model`` and return the numbers behind it.
+            print_fn: Callable[[str], object] | None = print, depth: int = 3,
+            batch_size: int | None = None, columns: Sequence[str] | None = None) -> dict:
+    """Print a torchinfo-style table of the modules of ``model`` and return the numbers.
 
-    One forward pass on zeros (in ``eval()`` mode, without recording a graph; the training
-    flags are restored afterwards) with forward hooks on the leaf modules gives, per layer
-    call: dotted name, type, output shape, parameter count (a shared layer's parameters are
-    counted at its first call), receptive field, FLOPs and output bytes.
+    One forward pass on zeros (in ``eval()`` mode; the training flags are restored afterwards)
+    with every module's ``forward`` wrapped records the call tree: each module call is a row,
+    nested containers (``Sequential``, a ResNet block) are parent rows with their children
+    indented below them, down to ``depth`` (a container at the last shown depth counts its
+    hidden children's parameters and FLOPs).
 
-    - Receptive field: ``size /jump`` per spatial dim, accumulated through every layer that has
-      ``kernel_size`` / ``stride`` / ``dilation`` / ``padding`` attributes (conv, pooling):
-      ``size' = size + (k_eff - 1) * jump``, ``jump' = jump * stride``, ``k_eff = d (k - 1) + 1``.
-      Elementwise layers keep it; ``-`` once the output has no spatial dims (after Flatten).
-    - FLOPs: one multiply-add counts as 2 FLOPs (the bias add completes the K - 1 additions of
-      a K-term dot product), counted for Linear/Maxout (``2 * in * out`` per row) and
-      convolutions (``2 * C_in/groups * prod(k)`` per output element); other layers count 0.
-      Totals are for the traced batch (batch 1 by default, i.e. per sample).
-    - Memory: bytes of every hooked layer's output (float32 unless ``dtype`` says otherwise),
-      the input and the parameters.
+    Columns:
+
+    - **Layer (type: name)**: the class, then the dotted name as in ``state_dict`` keys.
+    - **Input shape / Output shape**: the batch dim shows as ``-1`` when ``input_shape`` is one
+      sample (the pass ran on a batch of 1), as the number when ``batch_size`` is given.
+    - **Kernel**: ``kernel_size`` of convolutions and pooling.
+    - **Param #** and **Param %**: parameters the module owns (a shared module's are counted at
+      its first call) and their share of the total; ``--`` on an expanded container.
+    - **RF size /jump**: receptive field per spatial dim, accumulated through every layer with
+      ``kernel_size`` / ``stride`` / ``dilation`` / ``padding`` attributes:
+      ``size' = size + (k_eff - 1) * jump``, ``jump' = jump * stride``,
+      ``k_eff = d (k - 1) + 1``. Elementwise layers keep it; ``--`` without spatial dims.
+    - **FLOPs**: one multiply-add counts as 2 FLOPs, for Linear/Maxout (``2 * in * out`` per
+      row) and convolutions (``2 * C_in/groups * prod(k)`` per output element); other layers
+      count 0. For the traced batch.
+    - **Connected to**: empty while each layer reads the previous layer's output. A layer that
+      reads something else names the layer(s) its input came from, traced through the graph
+      (``input`` is the model's input); a join made by a functional op between layers shows
+      as ``add(layer1.0.bn2, maxpool)``: that is the skip connection of a residual block. A
+      container that contains or returns such a join is marked ``residual (add)``.
+
+    Memory estimate (MB = 10^6 bytes, torchinfo's): input bytes, plus the forward/backward
+    pass size = 2 x the output bytes of every leaf layer with parameters (its output kept for
+    backward and the gradient flowing back), plus the parameter bytes.
 
     Args:
         model: the module to describe.
-        input_shape: shape of one sample, e.g. ``(3, 32, 32)``; a batch dim of 1 is prepended.
-            A shape that already includes the batch is accepted too.
+        input_shape: shape of one sample, e.g. ``(3, 32, 32)``; a batch dim of 1 (or
+            ``batch_size``) is prepended. A shape that already includes the batch is accepted.
         includes_batch: True: ``input_shape`` already includes the batch dim; False: it does
             not; None (default): try without, and if the forward pass rejects that shape, use
             ``input_shape`` as the full shape.
         dtype: input dtype (default: the dtype of the first floating parameter, else float32).
         print_fn: called with the table text; None to print nothing.
+        depth: deepest level of nesting shown (the model itself is depth 0). Default: 3.
+        batch_size: trace (and estimate memory) for this many samples; shapes then show it
+            instead of ``-1``. ``input_shape`` is one sample then.
+        columns: the table's columns, a subset of ``layer, input_shape, output_shape,
+            kernel_shape, params, param_share, receptive_field, flops, connected_to`` in the
+            order wanted (default: all; ``connected_to`` only when something is connected).
 
     Returns:
-        dict with ``rows`` (list of dicts with keys ``name, type, output_shape, params,
-        trainable_params, receptive_field, jump, rf_start, flops, output_bytes``) and the
+        dict with ``rows`` (the leaf layers and modules owning parameters, one dict per call,
+        keys ``name, type, depth, is_leaf, input_shape, output_shape, kernel_shape, params,
+        trainable_params, total_params, receptive_field, jump, rf_start, flops, total_flops,
+        output_bytes, connected_to, join``), ``tree`` (every call, containers included, in
+        call order, the model first at depth 0; containers also have ``residual``) and the
         totals ``total_params, trainable_params, non_trainable_params, buffer_elements,
-        total_flops, input_shape, output_shape, input_bytes, activation_bytes, param_bytes,
-        table``.
+        total_flops, input_shape, output_shape, input_bytes, activation_bytes (every leaf
+        output), forward_backward_bytes, param_bytes, total_bytes, depth, batch_size, table``.
 
     Example:
         >>> import filterbank as fb
@@ -234,12 +503,29 @@ def summary(model: Module, input_shape, *, includes_batch: bool | None = None, d
         >>> info = net.summary((1, 28, 28), print_fn=None)
         >>> info["total_params"], info["rows"][1]["output_shape"]
         (7850, (1, 10))
+        >>> print(info["table"].splitlines()[6])  # doctest: +NORMALIZE_WHITESPACE
+          Linear: 1  [-1, 784]  [-1, 10]  --  7,850  100.00%  --  15,680
     """
     if isinstance(input_shape, int | np.integer):
         input_shape = (int(input_shape),)
     input_shape = tuple(int(s) for s in input_shape)
     if any(s < 0 for s in input_shape):
         raise ValueError(f"summary: expected a shape of non-negative ints, got {input_shape}")
+    if isinstance(depth, bool) or not isinstance(depth, int | np.integer) or depth < 0:
+        raise ValueError(f"summary: expected depth to be an int >= 0, got {depth!r}")
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) \
+                or batch_size < 1:
+            raise ValueError(f"summary: expected batch_size to be an int >= 1 or None, got "
+                             f"{batch_size!r}")
+        if includes_batch:
+            raise ValueError("summary: batch_size is given, so input_shape must be one sample "
+                             f"(includes_batch=False), got includes_batch=True and "
+                             f"{input_shape}")
+    columns = list(COLUMNS) if columns is None else list(columns)
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown or not columns:
+        raise ValueError(f"summary: expected columns among {list(COLUMNS)}, got {columns}")
     if dtype is None:
         floats = [p.dtype for p in model.parameters() if p.dtype.kind == "f"]
         dtype = floats[0] if floats else DEFAULT_DTYPE
@@ -247,30 +533,39 @@ def summary(model: Module, input_shape, *, includes_batch: bool | None = None, d
 
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
+    batch = 1 if batch_size is None else int(batch_size)
+    with_batch = True
     try:
-        with grad_mode.no_grad():
-            if includes_batch:
+        if includes_batch:
+            shape = input_shape
+            with_batch = False
+            nodes, out, x = _trace(model, shape, dtype)
+        else:
+            shape = (batch, *input_shape)
+            try:
+                nodes, out, x = _trace(model, shape, dtype)
+            except (ValueError, TypeError, RuntimeError):
+                if includes_batch is False or batch_size is not None:
+                    raise
                 shape = input_shape
-                rows, out = _trace(model, shape, dtype)
-            else:
-                shape = (1, *input_shape)
-                try:
-                    rows, out = _trace(model, shape, dtype)
-                except (ValueError, TypeError, RuntimeError):
-                    if includes_batch is False:
-                        raise
-                    shape = input_shape
-                    rows, out = _trace(model, shape, dtype)
+                with_batch = False
+                nodes, out, x = _trace(model, shape, dtype)
+        _measure(nodes, x)
+        _subtree_totals(nodes)
     finally:
         for m, mode in modes:
             object.__setattr__(m, "training", mode)
 
+    tree = [n.row for n in nodes]
+    rows = [n.row for n in nodes if n.row["is_leaf"] or any(
+        p is not None for p in n.module._parameters.values())]
     params = list(model.parameters())
     total = int(sum(p.data.size for p in params))
     trainable = int(sum(p.data.size for p in params if p.requires_grad))
     outs = _tensors(out)
     info = {
         "rows": rows,
+        "tree": tree,
         "total_params": total,
         "trainable_params": trainable,
         "non_trainable_params": total - trainable,
@@ -281,49 +576,16 @@ def summary(model: Module, input_shape, *, includes_batch: bool | None = None, d
         tuple(tuple(o.shape) for o in outs),
         "input_bytes": int(np.prod(shape, dtype=np.int64)) * dtype.itemsize,
         "activation_bytes": int(sum(r["output_bytes"] for r in rows)),
+        "forward_backward_bytes": 2 * int(sum(r["output_bytes"] for r in rows
+                                              if r["is_leaf"] and r["params"])),
         "param_bytes": int(sum(p.data.nbytes for p in params)),
+        "depth": int(depth),
+        "batch_size": (batch if batch_size is not None else None) if with_batch
+        else int(shape[0]) if shape else None,
     }
-    info["table"] = _table(model, info)
+    info["total_bytes"] = (info["input_bytes"] + info["forward_backward_bytes"]
+                           + info["param_bytes"])
+    info["table"] = _table(model, info, columns)
     if print_fn is not None:
         print_fn(info["table"])
     return info
-
-
-def _table(model: Module, info: dict) -> str:
-    header = ("Layer (type)", "Output shape", "Param #", "RF size /jump", "FLOPs")
-    body = []
-    for r in info["rows"]:
-        shape = r["output_shape"]
-        shapes = [shape] if shape and isinstance(shape[0], int | np.integer) else list(shape)
-        rf = None if r["receptive_field"] is None else _RF(r["receptive_field"], r["jump"],
-                                                           None, None)
-        body.append((f"{r['name']} ({r['type']})", _fmt_shape(shapes), f"{r['params']:,}",
-                     _fmt_rf(rf), f"{r['flops']:,}"))
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-    right = (False, False, True, False, True)
-
-    def line(cells):
-        return "  ".join(c.rjust(w) if rj else c.ljust(w)
-                         for c, w, rj in zip(cells, widths, right)).rstrip()
-
-    rule_len = sum(widths) + 2 * (len(widths) - 1)
-    lines = [f"Model: {type(model).__name__}   input {info['input_shape']}", "=" * rule_len,
-             line(header), "=" * rule_len]
-    lines += [line(row) for row in body]
-    lines += [
-        "=" * rule_len,
-        f"Total params: {info['total_params']:,}",
-        f"Trainable params: {info['trainable_params']:,}",
-        f"Non-trainable params: {info['non_trainable_params']:,}",
-    ]
-    if info["buffer_elements"]:
-        lines.append(f"Buffers (running statistics etc.): {info['buffer_elements']:,} elements")
-    lines += [
-        "-" * rule_len,
-        f"Total FLOPs (multiply-add = 2): {info['total_flops']:,}",
-        f"Input size: {_human_bytes(info['input_bytes'])}",
-        f"Forward activations: {_human_bytes(info['activation_bytes'])}",
-        f"Params size: {_human_bytes(info['param_bytes'])}",
-        "=" * rule_len,
-    ]
-    return "\n".join(lines)
