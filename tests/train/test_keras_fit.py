@@ -148,10 +148,12 @@ def test_verbose_0_prints_nothing(capsys):
     trainer.fit(x, y, validation_split=0.25, epochs=5, verbose=0,
                 callbacks=[EarlyStopping(patience=1)])
     assert trainer.epoch == 2  # it did stop early, silently
-    trainer.evaluate(x, y)
-    trainer.predict(x)
+    trainer.evaluate(x, y, verbose=0)
+    trainer.predict(x, verbose=0)
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
+    res = trainer.evaluate(x, y, verbose=2)
+    assert capsys.readouterr().out == f"loss: {res['loss']:.4f} - accuracy: {res['accuracy']:.4f}\n"
 
 
 def test_verbose_1_bar_and_2_one_line_per_epoch(capsys):
@@ -274,6 +276,8 @@ def test_evaluate_and_predict_on_arrays():
     (lambda t, x, y: t.evaluate(x), ValueError, r"Trainer.evaluate: .*y \(the targets\)"),
     (lambda t, x, y: t.evaluate(x, y[:3]), ValueError,
      "Trainer.evaluate: x and y must hold the same number of samples"),
+    (lambda t, x, y: t.evaluate(x, y, verbose="yes"), ValueError,
+     "Trainer.evaluate: verbose must be 0, 1, 2 or 'auto', got 'yes'"),
     (lambda t, x, y: t.predict(x, batch_size=-1), ValueError,
      "Trainer.predict: batch_size must be an int >= 1, got -1"),
 ])

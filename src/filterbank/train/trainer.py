@@ -144,6 +144,14 @@ def _check_batch_size(batch_size, where: str) -> int:
     return int(batch_size)
 
 
+def _check_verbose(verbose, where: str) -> int:
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ValueError(f"{where}: verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+    return int(verbose)
+
+
 def _array_loader(x, y, batch_size: int, shuffle: bool = False, generator=0):
     from filterbank.data import DataLoader, TensorDataset
 
@@ -409,10 +417,8 @@ class Trainer:
         where = "Trainer.fit"
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"{where}: epochs must be an int >= 0, got {epochs!r}")
-        if verbose == "auto":
-            verbose = 1
-        if verbose is not None and (isinstance(verbose, bool) or verbose not in (0, 1, 2)):
-            raise ValueError(f"{where}: verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+        if verbose is not None:
+            verbose = _check_verbose(verbose, where)
         if isinstance(validation_split, bool) or not isinstance(validation_split, int | float) \
                 or not 0 <= validation_split < 1:
             raise ValueError(f"{where}: validation_split must be a number in [0, 1), got "
@@ -688,7 +694,8 @@ class Trainer:
             raise ValueError("Trainer.evaluate: the loader produced no batches")
         return {"loss": loss_sum / seen, **{m.name: m.compute() for m in metrics}}
 
-    def evaluate(self, x, y=None, *, batch_size: int | None = None) -> dict:
+    def evaluate(self, x, y=None, *, batch_size: int | None = None,
+                 verbose: int | str = 0) -> dict:
         """Loss and metrics in eval mode, without gradients: ``evaluate(loader)`` or, as in
         Keras, ``evaluate(x, y, batch_size=)`` (a dict, like Keras's ``return_dict=True``).
 
@@ -697,23 +704,29 @@ class Trainer:
             y: the targets (with array inputs).
             batch_size: samples per forward pass with arrays (default 256; the results do
                 not depend on it).
+            verbose: 0 silent; 1, 2 or 'auto' print the results on one line (stdout).
 
         Returns:
             ``{"loss": float, "<metric>": float, ...}`` (sample-weighted means).
         """
         where = "Trainer.evaluate"
+        verbose = _check_verbose(verbose, where)
         if _is_array(x):
             if y is None:
                 raise ValueError(f"{where}: x is an array but y (the targets) is missing; "
                                  f"call evaluate(x, y)")
             bs = _check_batch_size(256 if batch_size is None else batch_size, where)
-            return self._evaluate(_array_loader(*_arrays(x, y, where), bs))
-        if y is not None or batch_size is not None:
+            res = self._evaluate(_array_loader(*_arrays(x, y, where), bs))
+        elif y is not None or batch_size is not None:
             raise TypeError(f"{where}: with a loader ({type(x).__name__}) pass neither y nor "
                             f"batch_size; with arrays call evaluate(x, y, batch_size=)")
-        return self._evaluate(x)
+        else:
+            res = self._evaluate(x)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()), flush=True)
+        return res
 
-    def predict(self, x, batch_size: int = 256) -> np.ndarray:
+    def predict(self, x, batch_size: int = 256, verbose: int | str = 0) -> np.ndarray:
         """Model outputs (eval mode, no gradients) as one NumPy array, concatenated along axis 0.
 
         Args:
@@ -721,10 +734,12 @@ class Trainer:
                 loader (batches of inputs, or of ``(inputs, targets)``).
             batch_size: samples per forward pass for array inputs (the outputs do not depend
                 on it).
+            verbose: accepted for Keras's ``predict(x, verbose=0)``; predict prints nothing.
 
         Returns:
             ``(N, ...)`` array of outputs (float64 inputs are cast to float32 first).
         """
+        _check_verbose(verbose, "Trainer.predict")
         if _is_array(x):
             bs = _check_batch_size(batch_size, "Trainer.predict")
             arr = x.data if isinstance(x, Tensor) else x
