@@ -90,7 +90,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "_requires_grad", "grad", "_ctx", "_retain_grad", "_vc", "_hooks",
-                 "__weakref__")
+                 "_is_view", "__weakref__")
     __array_priority__ = 1000  # so ndarray OP tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -101,6 +101,7 @@ class Tensor:
         self._requires_grad = False
         self._vc = None
         self._hooks = None
+        self._is_view = False
         if requires_grad:
             self.requires_grad = True
 
@@ -115,6 +116,7 @@ class Tensor:
         t._requires_grad = requires_grad
         t._vc = None
         t._hooks = None
+        t._is_view = False
         return t
 
     # ----------------------------------------------------------------- properties
@@ -378,16 +380,11 @@ class Tensor:
         return 0 if self._vc is None else self._vc.v
 
     def _mark_modified(self) -> None:
-        """Bump the version counter and flag the op that made this tensor if it saved the
-        array now being overwritten (e.g. ``exp`` saves its output)."""
+        """Bump the version counter (shared with the views of this array) and remember the
+        array written to, for backward's check."""
         vc = self._version_counter()
         vc.v += 1
-        root = _root(self.data)
-        vc.ref = weakref.ref(root)
-        ctx = self._ctx
-        if ctx is not None and ctx.__dict__.get("parents") is not None \
-                and _saved_array(ctx, root) is not None:
-            ctx._output_modified = vc.v
+        vc.ref = weakref.ref(_root(self.data))
 
     def _write(self, arr, name: str) -> None:
         """Write ``arr`` (already computed) into this tensor's own array."""
@@ -422,6 +419,13 @@ class Tensor:
             raise RuntimeError(
                 f"{name}: a leaf Variable that requires grad is being used in an in-place "
                 f"operation. Wrap the update in `with fb.no_grad():` (as optimizers do)")
+        if self._is_view:
+            # PyTorch rewrites the base's history here; filterbank does not track bases, so
+            # the base would keep a stale graph: refuse instead of a wrong gradient
+            raise RuntimeError(
+                f"{name}: in-place operation on a view (a slice, reshape, transpose, ...) while "
+                f"gradients are recorded is not supported; assign through the base tensor "
+                f"(x[index] = value) or use out-of-place ops")
         old = Tensor._wrap(self.data.copy(), self._requires_grad)
         old._ctx = self._ctx
         out = fn(old, *args)
@@ -910,7 +914,8 @@ def _scalar(value):
 def _saved_arrays(ctx):
     """The arrays an op saved for its backward (its attributes, one level into tuples)."""
     for k, v in ctx.__dict__.items():
-        if k in ("parents", "out_meta", "needs_input_grad", "_saved_versions"):
+        if k in ("parents", "out_meta", "needs_input_grad", "_saved_versions", "_grad_hooks",
+                 "_retained_ref"):
             continue
         if isinstance(v, np.ndarray):
             yield v
@@ -931,13 +936,6 @@ def _saved_array(ctx, root):
 def _check_versions(ctx) -> None:
     """Raise PyTorch's error when an array ``ctx`` saved for backward was modified in place
     after the op ran (an input, or its own output)."""
-    modified = ctx.__dict__.get("_output_modified")
-    if modified is not None:
-        raise RuntimeError(
-            f"one of the variables needed for gradient computation has been modified by an "
-            f"inplace operation: output 0 of {ctx.name}Backward is at version {modified}; "
-            f"expected version 0 instead. Use out-of-place ops (or .clone()) before modifying "
-            f"it in place")
     for vc, v in ctx._saved_versions:
         if vc.v == v:
             continue
@@ -1038,7 +1036,7 @@ def _run_backward(root: Tensor, seed, retain_graph: bool) -> None:
         if hooks:
             g = _call_hooks(hooks, g)
         for vc, v in ctx._saved_versions:
-            if vc.v != v or "_output_modified" in d:
+            if vc.v != v:
                 _check_versions(ctx)
                 break
         retained = d.get("_retained_ref")
