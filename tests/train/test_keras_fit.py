@@ -225,6 +225,30 @@ def test_loader_form_unchanged_and_equal_to_the_array_form():
     assert hc["val_accuracy"] == hb["val_accuracy"]
 
 
+def test_array_form_resume_is_bit_identical(tmp_path):
+    x, y = blobs(60, seed=1)
+    fb.manual_seed(0)
+    model, trainer = make(init=0)
+    trainer.fit(x, y, batch_size=8, epochs=4, validation_split=0.2, verbose=0)
+    want = params(model)
+    model, trainer = make(init=0)
+    trainer.fit(x, y, batch_size=8, epochs=2, validation_split=0.2, verbose=0,
+                callbacks=[ModelCheckpoint(tmp_path)])
+    fb.manual_seed(123)  # everything must come from the checkpoint
+    model, trainer = make(init=5)
+    h = trainer.fit(x, y, batch_size=8, epochs=4, validation_split=0.2, verbose=0,
+                    resume=tmp_path / "last")  # with resume=, epochs is the total
+    assert h["epoch"] == [1, 2, 3, 4]
+    for a, b in zip(params(model), want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the same trainer, 4 epochs in, resumed again: still the total, not 4 more
+    h = trainer.fit(x, y, batch_size=8, epochs=4, validation_split=0.2, verbose=0,
+                    resume=tmp_path / "last")
+    assert h["epoch"] == [1, 2, 3, 4]
+    for a, b in zip(params(model), want, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 # ----------------------------------------------------------- evaluate, predict
 def test_evaluate_and_predict_on_arrays():
     x, y = blobs(50, seed=3)
