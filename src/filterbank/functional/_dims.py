@@ -41,4 +41,5 @@ def dim_alias(fn):
                     kwargs[own] = kwargs.pop(alias)
         return fn(*args, **kwargs)
 
+    wrapper.dim_aliases = dict(renames)  # for introspection (tests check every axis function)
     return wrapper
