@@ -106,8 +106,16 @@ class Function:
         if record:
             # the in-place versions of the inputs and the output now, checked again by
             # backward (an op may have saved any of them)
-            saved = [(t._version_counter(), t._vc.v) for t in inputs if isinstance(t, Tensor)]
-            vc = result._version_counter()
+            saved = []
+            for t in inputs:
+                if isinstance(t, Tensor):
+                    vc = t._vc
+                    if vc is None:
+                        vc = t._vc = _Version()
+                    saved.append((vc, vc.v))
+            vc = result._vc
+            if vc is None:
+                vc = result._vc = _Version()
             saved.append((vc, vc.v))
             fn._saved_versions = saved
             # A computed input is linked through the Function that made it, never the tensor:
@@ -171,4 +179,4 @@ def unbroadcast(grad, shape):
     return grad
 
 
-from filterbank.tensor import Tensor  # noqa: E402  (tensor.py imports this module first)
+from filterbank.tensor import Tensor, _Version  # noqa: E402  (tensor.py imports this module first)
