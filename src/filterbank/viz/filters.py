@@ -1,7 +1,14 @@
-"""What filters do networks learn: tile convolution kernels (or feature maps) into one image.
+"""What filters do networks learn: convolution kernels (and feature maps) as pictures.
 
-Each tile is min-max normalised on its own, so a kernel's pattern shows whatever its scale;
-single-channel kernels are grey, three-channel kernels RGB, others the mean over channels.
+:func:`plot_filters` (matplotlib; what ``filterbank train`` writes as ``filters.png``) draws
+every kernel slice ``W[out, in]`` on one shared, symmetric, diverging colour scale: red is a
+positive weight, blue a negative one, white zero, and the same colour means the same value in
+every tile. The sign is what a filter does (a vertical edge detector is + on one side, - on the
+other), so it must stay visible, and a shared scale lets filters be compared.
+
+:func:`filter_grid` / :func:`save_filter_grid` (Pillow, no matplotlib) make a plain pixel grid
+instead: each tile min-max normalised on its own, so a kernel's pattern shows whatever its scale
+but neither its sign nor its size relative to the others.
 """
 
 from __future__ import annotations
@@ -83,3 +90,113 @@ def save_image(image: np.ndarray, path: str | os.PathLike) -> Path:
 def save_filter_grid(weight, path: str | os.PathLike, scale: int = 8) -> Path:
     """Save the kernels of a conv layer as a PNG grid (the lecture's learned-filters picture)."""
     return save_image(filter_grid(weight, scale=scale), path)
+
+
+def plot_filters(weight, path: str | os.PathLike | None = None, *, max_out: int | None = None,
+                 max_in: int = 8, title: str | None = None, cmap: str = "RdBu_r",
+                 tile_inches: float | None = None, rgb: bool | None = None):
+    """Draw the kernels of a conv layer on one shared, symmetric, diverging colour scale.
+
+    With ``m = max |W|`` over the kernels shown, every tile uses ``vmin = -m``, ``vmax = +m``
+    (red +, white 0, blue -), with one colour bar for all. A layer with one input channel
+    shows its kernels in a grid labelled ``out k``; otherwise row ``k`` is output channel
+    ``k`` and column ``j`` its slice for input channel ``j`` (``W[k, j]``). Three input
+    channels (a first layer on RGB images) add an ``RGB`` column: the kernel as a colour
+    image, ``0.5 + W / (2m)`` per channel (grey is 0), to see which colours it responds to.
+
+    Args:
+        weight: conv weight ``(out_channels, in_channels, kH, kW)`` (Tensor or array).
+        path: write a PNG there (folders are created).
+        max_out: at most this many output channels are drawn, the first ones (default: 64
+            for one input channel, else 16: one row each).
+        max_in: at most this many input channels per output channel.
+        title: figure title (default: the shape and the colour scale).
+        cmap: a diverging matplotlib colour map.
+        tile_inches: size of one kernel tile in inches (default 0.9, about 110 pixels at the
+            saved 120 dpi; 0.7 beyond 48 tiles).
+        rgb: add the colour column (default: when there are exactly 3 input channels).
+
+    Returns:
+        the matplotlib Figure.
+
+    Example:
+        >>> import filterbank as fb
+        >>> conv = fb.nn.Conv2d(1, 6, 5)
+        >>> plot_filters(conv.weight, "runs/filters.png")  # doctest: +SKIP
+    """
+    from filterbank.viz._mpl import new_figure, save_png
+
+    w = np.asarray(weight.data if isinstance(weight, Tensor) else weight, dtype=np.float64)
+    if w.ndim != 4 or 0 in w.shape:
+        raise ValueError(f"plot_filters: expected a 4-d conv weight (O, C, kH, kW), got shape "
+                         f"{w.shape}")
+    if max_out is None:
+        max_out = 64 if w.shape[1] == 1 else 16
+    for name, value in (("max_out", max_out), ("max_in", max_in)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"plot_filters: expected {name} to be an int >= 1, got {value!r}")
+    n_out, n_in, kh, kw = w.shape
+    shown = w[:max_out, :max_in]
+    o, c = shown.shape[:2]
+    m = float(np.abs(shown).max()) or 1.0  # all zeros: any scale shows white
+    rgb = (n_in == 3) if rgb is None else bool(rgb and n_in == 3)
+    if c == 1:  # one slice per filter: a compact grid of filters
+        ncols = min(o, max(1, math.ceil(math.sqrt(o * 1.5))))
+        nrows = math.ceil(o / ncols)
+        cells = [(i // ncols, i % ncols, i, 0) for i in range(o)]
+    else:
+        ncols, nrows = c + int(rgb), o
+        cells = [(i, j, i, j) for i in range(o) for j in range(c)]
+    if tile_inches is None:
+        tile_inches = 0.9 if nrows * ncols <= 48 else 0.7
+    aspect = kw / kh
+    tile_w, tile_h = tile_inches * min(aspect, 2.0), tile_inches / max(aspect, 0.5)
+    fig = new_figure((max(4.5, ncols * tile_w + 2.2), max(3.0, nrows * tile_h + 1.4)))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    im = None
+    for r, col, i, j in cells:
+        ax = axes[r, col]
+        ax.set_axis_on()
+        im = ax.imshow(shown[i, j], cmap=cmap, vmin=-m, vmax=m, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if c == 1:
+            ax.set_title(f"out {i}", fontsize=8, pad=2)
+        else:
+            if r == 0:
+                ax.set_title(f"in {j}", fontsize=8, pad=2)
+            if col == 0:
+                ax.set_ylabel(f"out {i}", fontsize=8, rotation=0, ha="right", va="center")
+    if rgb and c > 1:
+        for i in range(o):
+            ax = axes[i, c]
+            ax.set_axis_on()
+            ax.imshow(np.clip(0.5 + shown[i, :3].transpose(1, 2, 0) / (2 * m), 0, 1),
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title("RGB", fontsize=8, pad=2)
+    bar = fig.colorbar(im, ax=axes, shrink=min(1.0, max(0.4, 4.0 / max(nrows, 1))),
+                       fraction=0.05 if ncols > 2 else 0.1, pad=0.02)
+    bar.set_label("weight (red +, white 0, blue -)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    if title is None:
+        title = f"{n_out} filters of {n_in}x{kh}x{kw}, one colour scale for all: \u00b1{m:.3g}"
+    parts = []
+    if o < n_out:
+        parts.append(f"first {o} of {n_out} output channels")
+    if c < n_in:
+        parts.append(f"first {c} of {n_in} input channels")
+    fig.suptitle(title + (f"\n({', '.join(parts)})" if parts else ""), fontsize=10)
+    if path is not None:
+        save_png(fig, path)
+    return fig
+
+
+def save_filters_plot(weight, path: str | os.PathLike, **kwargs) -> Path:
+    """:func:`plot_filters` written to ``path`` (a .png); returns the path."""
+    plot_filters(weight, path, **kwargs)
+    return Path(path)
