@@ -15,6 +15,11 @@ from filterbank.functional import (
 )
 from filterbank.random import default_generator, manual_seed
 from filterbank.tensor import Tensor
+from filterbank.autograd.grad_mode import inference_mode
+from filterbank.creation import (
+    allclose, as_tensor, eye, from_numpy, linspace, randint, randperm,
+)
+from filterbank.device import device
 from filterbank.dtypes import (
     bool, double, float16, float32, float64, half, int8, int16, int32, int64, long, uint8,
 )

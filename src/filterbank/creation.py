@@ -184,3 +184,178 @@ def rand_like(t: Tensor, dtype=None, generator=None, requires_grad: bool = False
     """Uniform [0, 1) samples with ``t``'s shape and (unless given) dtype."""
     return rand(t.shape, dtype=_like_dtype(t, dtype), generator=generator,
                 requires_grad=requires_grad)
+
+
+# ------------------------------------------------------------------- NumPy interop, ranges
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor that shares ``array``'s memory and keeps its dtype (like ``torch.from_numpy``).
+
+    Writing to one is seen by the other; float64 arrays stay float64 (unlike
+    :func:`tensor`, which copies and defaults to float32).
+
+    Args:
+        array: a NumPy array of a numeric or boolean dtype.
+
+    Example:
+        >>> import numpy as np, filterbank as fb
+        >>> a = np.zeros(3)
+        >>> t = fb.from_numpy(a); a[0] = 5
+        >>> t.tolist(), t.dtype
+        ([5.0, 0.0, 0.0], dtype('float64'))
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"from_numpy: can't convert an array of dtype {array.dtype}; expected "
+                        f"a numeric or boolean dtype")
+    return Tensor._wrap(array)
+
+
+def as_tensor(data, dtype=None) -> Tensor:
+    """``data`` as a tensor, without a copy when possible (like ``torch.as_tensor``).
+
+    A Tensor of the requested dtype is returned as is; a NumPy array of the requested dtype
+    (or any dtype when ``dtype`` is None) is shared as by :func:`from_numpy`; anything else is
+    converted as by :func:`tensor` (floating Python data becomes float32).
+
+    Args:
+        data: Tensor, NumPy array, nested lists or scalar.
+        dtype: the wanted dtype (default: kept, or inferred).
+
+    Example:
+        >>> import numpy as np, filterbank as fb
+        >>> a = np.arange(3.0)
+        >>> fb.as_tensor(a).data is a, fb.as_tensor([1.5]).dtype
+        (True, dtype('float32'))
+    """
+    if isinstance(data, Tensor):
+        if dtype is None or np.dtype(dtype) == data.dtype:
+            return data
+        return data.astype(dtype)
+    if isinstance(data, np.ndarray):
+        if dtype is None or np.dtype(dtype) == data.dtype:
+            return from_numpy(data)
+        return Tensor._wrap(data.astype(np.dtype(dtype)))
+    return tensor(data, dtype=dtype)
+
+
+def eye(n: int, m: int | None = None, dtype=None, requires_grad: bool = False) -> Tensor:
+    """The ``n x m`` identity matrix (ones on the diagonal); ``m`` defaults to ``n``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.eye(2, 3).tolist()
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    """
+    m = n if m is None else m
+    for what, v in (("n", n), ("m", m)):
+        if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"eye: expected {what} to be a non-negative int, got {v!r}")
+    return _new(xp.eye(int(n), int(m), dtype=_dtype(dtype)), requires_grad)
+
+
+def linspace(start, end, steps: int, dtype=None, requires_grad: bool = False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end``, both included.
+
+    ``step = (end - start) / (steps - 1)``; PyTorch's rounding is kept: the first half is
+    ``start + i * step`` and the second half ``end - (steps - 1 - i) * step`` (each with one
+    rounding, as PyTorch's fused multiply-add), with ``step`` in the output dtype (float32
+    unless ``dtype``), so both ends are exact. Integer dtypes truncate.
+
+    Args:
+        start: the first value.
+        end: the last value.
+        steps: the number of values (>= 0).
+        dtype: output dtype (default float32).
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.linspace(0, 1, 5).tolist()
+        [0.0, 0.25, 0.5, 0.75, 1.0]
+    """
+    if not isinstance(steps, int | np.integer) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"linspace: expected steps to be a non-negative int, got {steps!r}")
+    dt = _dtype(dtype)
+    ct = dt if dt.kind == "f" else np.dtype(np.float64)  # the step's dtype
+    steps = int(steps)
+    if steps == 1:
+        return _new(xp.full((1,), start, dt), requires_grad)
+    start_c, end_c = ct.type(start), ct.type(end)
+    step = (end_c - start_c) / ct.type(max(steps - 1, 1))
+    # PyTorch's kernel uses fused multiply-adds (one rounding): for float32/16 the product is
+    # exact in float64, so float64 arithmetic then one cast gives the same values
+    wide = np.dtype(np.float64) if ct.itemsize < 8 else ct
+    i = xp.arange(steps, dtype=wide)
+    half = steps // 2
+    out = xp.empty(steps, wide)
+    out[:half] = wide.type(start_c) + wide.type(step) * i[:half]
+    out[half:] = wide.type(end_c) - wide.type(step) * (wide.type(steps - 1) - i[half:])
+    return _new(out.astype(dt, copy=False), requires_grad)
+
+
+def randint(low, high=None, size=None, *, generator: np.random.Generator | None = None,
+            dtype=None, requires_grad: bool = False) -> Tensor:
+    """Uniform random integers in ``[low, high)``, drawn from ``generator`` (default: the
+    global one). As ``torch.randint``: ``randint(high, size)`` or ``randint(low, high, size)``.
+
+    Args:
+        low: the smallest value (default 0).
+        high: one past the largest value.
+        size: the shape, a tuple (or an int).
+        generator: a ``numpy.random.Generator``.
+        dtype: the output dtype (default int64).
+
+    Example:
+        >>> import filterbank as fb
+        >>> x = fb.randint(3, 5, (2, 2), generator=fb.manual_seed(0))
+        >>> x.dtype, bool(((x >= 3) & (x < 5)).numpy().all())
+        (dtype('int64'), True)
+    """
+    if size is None:  # randint(high, size)
+        low, high, size = 0, low, high
+    if size is None or high is None:
+        raise TypeError("randint: expected randint(high, size) or randint(low, high, size)")
+    shape = (size,) if isinstance(size, int | np.integer) else tuple(size)
+    for what, v in (("low", low), ("high", high)):
+        if not isinstance(v, int | np.integer) or isinstance(v, bool):
+            raise TypeError(f"randint: expected {what} to be an int, got {v!r}")
+    if not low < high:
+        raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
+    g = _random.resolve(generator)
+    dt = np.dtype(np.int64) if dtype is None else np.dtype(dtype)
+    arr = g.integers(int(low), int(high), size=shape, dtype=np.int64).astype(dt, copy=False)
+    return _new(arr, requires_grad)
+
+
+def randperm(n: int, *, generator: np.random.Generator | None = None, dtype=None,
+             requires_grad: bool = False) -> Tensor:
+    """A random permutation of ``0 .. n-1`` (int64), drawn from ``generator``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> sorted(fb.randperm(4, generator=fb.manual_seed(0)).tolist())
+        [0, 1, 2, 3]
+    """
+    if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"randperm: expected n to be a non-negative int, got {n!r}")
+    g = _random.resolve(generator)
+    dt = np.dtype(np.int64) if dtype is None else np.dtype(dtype)
+    return _new(g.permutation(int(n)).astype(dt, copy=False), requires_grad)
+
+
+def allclose(input, other, rtol: float = 1e-5, atol: float = 1e-8,
+             equal_nan: bool = False) -> bool:
+    """Whether ``|input - other| <= atol + rtol * |other|`` everywhere (broadcasting), as
+    ``torch.allclose``. Returns a Python bool.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.allclose(fb.tensor([1.0, 2.0]), fb.tensor([1.0, 2.0 + 1e-7]))
+        True
+    """
+    a = input.data if isinstance(input, Tensor) else xp.asarray(input)
+    b = other.data if isinstance(other, Tensor) else xp.asarray(other)
+    try:
+        return bool(xp.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    except ValueError:
+        raise ValueError(f"allclose: shapes {a.shape} and {b.shape} do not broadcast") from None

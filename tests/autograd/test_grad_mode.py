@@ -69,3 +69,57 @@ def test_reusing_one_no_grad_instance_is_safe():
             assert not fb.is_grad_enabled()
         assert not fb.is_grad_enabled()
     assert fb.is_grad_enabled()
+
+
+# ------------------------------------------------------------ inference_mode (issue 10)
+def test_inference_mode_context_turns_recording_off_and_restores_it():
+    assert _record()
+    with fb.inference_mode():
+        assert not _record() and not fb.is_grad_enabled()
+        with fb.enable_grad():
+            assert _record()
+        assert not _record()
+    assert _record()
+
+
+def test_inference_mode_false_keeps_the_current_mode():
+    with fb.inference_mode(False):
+        assert _record()
+    with fb.no_grad():
+        with fb.inference_mode(False):
+            assert not _record()  # it does not switch recording back on
+    assert _record()
+
+
+def test_inference_mode_as_decorator_with_and_without_parentheses():
+    @fb.inference_mode
+    def bare():
+        return _record()
+
+    @fb.inference_mode()
+    def called():
+        return _record()
+
+    @fb.inference_mode(mode=False)
+    def off():
+        return _record()
+
+    assert bare() is False and called() is False and off() is True
+    assert _record()
+    assert bare.__name__ == "bare"
+
+
+def test_inference_mode_restores_after_an_exception():
+    try:
+        with fb.inference_mode():
+            raise KeyError("boom")
+    except KeyError:
+        pass
+    assert _record()
+
+
+def test_inference_mode_rejects_a_non_bool_mode():
+    import pytest
+
+    with pytest.raises(TypeError, match=r"inference_mode: expected mode to be a bool, got str"):
+        fb.inference_mode("yes")

@@ -257,3 +257,108 @@ def test_module_list_and_dict():
         d["x"] = "y"
     torch = pytest.importorskip("torch")
     assert repr(nn.ModuleList([nn.ReLU()])) == repr(torch.nn.ModuleList([torch.nn.ReLU()]))
+
+
+# ------------------------------------------------ devices, dtypes, get_submodule (issue 10)
+class _Stats(nn.Module):
+    """A float and an integer buffer (as BatchNorm's running_mean and num_batches_tracked)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("running_mean", fb.zeros(2))
+        self.register_buffer("num_batches_tracked", fb.tensor(0))
+
+    def forward(self, x):
+        return x
+
+
+def _net():
+    return nn.Sequential(nn.Conv2d(1, 2, 3), _Stats(), nn.ReLU(),
+                         nn.Sequential(nn.Flatten(), nn.Linear(8, 3)))
+
+
+def test_to_cpu_forms_return_self_and_change_nothing():
+    m = _net()
+    before = {k: v.copy() for k, v in m.state_dict().items()}
+    ids = [id(p) for p in m.parameters()]
+    for call in (lambda: m.to("cpu"), lambda: m.to(fb.device("cpu")), lambda: m.cpu(),
+                 lambda: m.to(device="cpu"), lambda: m.to("cpu:0")):
+        assert call() is m
+    assert [id(p) for p in m.parameters()] == ids
+    for k, v in m.state_dict().items():
+        assert v.dtype == before[k].dtype and np.array_equal(v, before[k])
+
+
+def test_to_dtype_casts_floating_parameters_buffers_and_grads_in_place():
+    m = _net()
+    m(fb.randn(2, 1, 4, 4)).sum().backward()
+    w = m[0].weight
+    assert m.to(fb.float64) is m and m[0].weight is w
+    assert all(p.dtype == np.float64 and p.grad.dtype == np.float64 for p in m.parameters())
+    assert m[1].running_mean.dtype == np.float64
+    assert m[1].num_batches_tracked.dtype.kind == "i"  # integer buffers are left alone
+    m.to("cpu", fb.float32)
+    assert all(p.dtype == np.float32 for p in m.parameters())
+    assert m.half()[0].weight.dtype == np.float16 and m.float()[0].weight.dtype == np.float32
+    assert m.to(dtype=fb.float64)[0].bias.dtype == np.float64
+    m.to(fb.zeros(1, dtype=fb.float32))  # a tensor: its dtype (and device)
+    assert m[0].weight.dtype == np.float32
+
+
+def test_type_casts_every_parameter_and_buffer():
+    m = _net()
+    assert m.type(fb.float64) is m
+    assert m[0].weight.dtype == np.float64 and m[1].num_batches_tracked.dtype == np.float64
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda m: m.to("cuda"), ValueError,
+     r"device: 'cuda' is not available: filterbank has no GPU backend yet"),
+    (lambda m: m.cuda(), ValueError, r"no GPU backend yet"),
+    (lambda m: m.to(fb.int64), TypeError,
+     r"Linear.to: only floating-point dtypes are accepted, got int64"),
+    (lambda m: m.to("cpu", "cpu"), TypeError, r"Linear.to: device given twice"),
+    (lambda m: m.type("cpu"), TypeError, r"Linear.type: expected a dtype, got 'cpu'"),
+])
+def test_to_errors(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call(nn.Linear(2, 2))
+
+
+def test_to_matches_torch_on_the_same_calls():
+    torch = pytest.importorskip("torch")
+    m, tm = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    for args in (("cpu",), (torch.float64,), ("cpu", torch.float32)):
+        fb_args = tuple(getattr(fb, str(a).split(".")[1]) if isinstance(a, torch.dtype) else a
+                        for a in args)
+        assert m.to(*fb_args) is m and tm.to(*args) is tm
+        assert str(m.weight.dtype) == str(tm.weight.dtype).split(".")[1]
+    with pytest.raises(TypeError, match="floating"):
+        tm.to(torch.int64)  # PyTorch refuses integer dtypes too
+
+
+def test_get_submodule_paths_and_torch_errors():
+    m = _net()
+    assert m.get_submodule("") is m
+    assert m.get_submodule("0") is m[0]
+    assert m.get_submodule("3.1") is m[3][1]
+    with pytest.raises(AttributeError, match=r"^Sequential has no attribute `7`$"):
+        m.get_submodule("7")
+    with pytest.raises(AttributeError, match=r"^Linear has no attribute `w`$"):
+        m.get_submodule("3.1.w")
+    with pytest.raises(AttributeError, match=r"^`weight` is not an nn.Module$"):
+        m.get_submodule("0.weight")
+    with pytest.raises(TypeError, match=r"get_submodule: expected a dotted path string"):
+        m.get_submodule(0)
+
+
+def test_get_submodule_error_messages_equal_torch():
+    torch = pytest.importorskip("torch")
+    tm = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Sequential(torch.nn.ReLU()))
+    m = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.ReLU()))
+    for path in ("5", "1.x", "0.weight", "0.bias.x"):
+        with pytest.raises(AttributeError) as want:
+            tm.get_submodule(path)
+        with pytest.raises(AttributeError) as got:
+            m.get_submodule(path)
+        assert str(got.value) == str(want.value), path

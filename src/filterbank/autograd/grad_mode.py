@@ -113,3 +113,47 @@ class set_grad_enabled(_SwitchNow, _GradMode):
     Called on its own it switches the mode at once; used as a context manager
     (``with fb.set_grad_enabled(training): ...``) it restores the previous mode on exit.
     """
+
+
+
+class inference_mode(_GradMode):
+    """Inference mode, like ``torch.inference_mode``: no graph is recorded inside it.
+
+    Here it is :class:`no_grad` under PyTorch's name, usable as ``with fb.inference_mode():``,
+    ``@fb.inference_mode()`` or ``@fb.inference_mode``; ``inference_mode(False)`` changes
+    nothing. PyTorch also marks the tensors made inside as unusable in autograd later;
+    filterbank does not (it has no dispatcher overhead for that to save).
+
+    Args:
+        mode: True (default) switches recording off; False leaves the current mode.
+
+    Example:
+        >>> import filterbank as fb
+        >>> w = fb.ones(2, requires_grad=True)
+        >>> with fb.inference_mode():
+        ...     y = w * 2
+        >>> y.requires_grad
+        False
+    """
+
+    def __new__(cls, mode=True):
+        obj = super().__new__(cls)
+        if callable(mode):  # used as a bare decorator: @inference_mode
+            obj.__init__()
+            return obj(mode)
+        return obj
+
+    def __init__(self, mode=True):
+        if not isinstance(mode, bool | int):
+            raise TypeError(f"inference_mode: expected mode to be a bool, got "
+                            f"{type(mode).__name__}")
+        super().__init__(False)
+        self.inference = bool(mode)
+
+    def __enter__(self):
+        if not self.inference:
+            self.mode = self._module._enabled  # re-entering the current mode: a no-op
+        return super().__enter__()
+
+    def __call__(self, fn):
+        return super().__call__(fn) if self.inference else fn

@@ -270,5 +270,48 @@ def kaiming_normal_(tensor, a: float = 0.0, mode: str = "fan_in",
 
 __all__ = [
     "calculate_gain", "constant_", "kaiming_normal_", "kaiming_uniform_", "normal_", "ones_",
-    "uniform_", "xavier_normal_", "xavier_uniform_", "zeros_",
+    "orthogonal_", "uniform_", "xavier_normal_", "xavier_uniform_", "zeros_",
 ]
+
+
+def orthogonal_(tensor, gain: float = 1.0, generator: np.random.Generator | None = None):
+    """Fill with a (semi-)orthogonal matrix times ``gain`` (Saxe et al. 2013; PyTorch's
+    algorithm).
+
+    The tensor is viewed as ``rows x cols`` with ``rows = shape[0]`` and ``cols`` the rest.
+    A standard normal matrix ``A`` (transposed when ``rows < cols``, so it is tall) is
+    factored ``A = QR``; the signs of ``diag(R)`` are moved into ``Q`` (``Q <- Q diag(sign
+    R_ii)``), which makes ``Q`` uniformly (Haar) distributed instead of biased by the QR
+    convention. Then ``W W^T = gain^2 I`` when ``rows <= cols``, else ``W^T W = gain^2 I``:
+    every singular value is ``gain``, so repeated products neither grow nor shrink signals.
+
+    Args:
+        tensor: a floating Tensor or Parameter with at least 2 dims (filled in place).
+        gain: the scale (default 1).
+        generator: a ``numpy.random.Generator`` (default: the global one).
+
+    Example:
+        >>> import numpy as np, filterbank as fb
+        >>> from filterbank.nn import init
+        >>> w = init.orthogonal_(fb.empty(3, 5)).numpy()
+        >>> bool(np.allclose(w @ w.T, np.eye(3), atol=1e-5))
+        True
+    """
+    arr = _array(tensor, "orthogonal_")
+    if arr.ndim < 2:
+        raise ValueError(f"orthogonal_: only tensors with 2 or more dimensions are supported, "
+                         f"got shape {arr.shape}")
+    if arr.size == 0:
+        return tensor
+    rows = arr.shape[0]
+    cols = arr.size // rows
+    g = _random.resolve(generator)
+    flat = g.standard_normal((rows, cols))  # float64: the QR is done in double precision
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    arr[...] = (float(gain) * q).reshape(arr.shape).astype(arr.dtype)
+    return tensor

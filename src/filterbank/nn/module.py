@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from filterbank.autograd import grad_mode
+from filterbank.device import device as _device_cls
+from filterbank.device import parse_to_args
 from filterbank.tensor import Tensor
 
 
@@ -240,21 +242,95 @@ class Module:
         fn(self)
         return self
 
-    def to(self, dtype) -> Module:
-        """Cast floating parameters and buffers to ``dtype`` in place (e.g. float64 for checks)."""
-        dtype = np.dtype(dtype)
+    def to(self, *args, **kwargs) -> Module:
+        """Move and/or cast in place, as ``torch.nn.Module.to``; returns ``self``.
+
+        ``to(dtype)`` casts the floating parameters and buffers (and their gradients) to a
+        floating ``dtype`` (e.g. float64 for gradient checks); ``to("cpu")``,
+        ``to(fb.device("cpu"))``, ``to(device, dtype)``, ``to(tensor)`` and the keywords
+        ``device=``/``dtype=`` are accepted too. The only device is the CPU: ``"cuda"`` raises
+        ``ValueError`` (no GPU backend yet).
+
+        Example:
+            >>> import filterbank as fb
+            >>> m = fb.nn.Linear(2, 3).to("cpu").to(fb.float64)
+            >>> m.weight.dtype
+            dtype('float64')
+        """
+        _device, dtype = parse_to_args(f"{type(self).__name__}.to", *args, **kwargs)
+        if dtype is not None:
+            if dtype.kind not in "fc":
+                raise TypeError(f"{type(self).__name__}.to: only floating-point dtypes are "
+                                f"accepted, got {dtype}")
+            self._cast(dtype, floating_only=True)
+        return self
+
+    def _cast(self, dtype, floating_only: bool) -> None:
         for t in list(self.parameters()) + list(self.buffers()):
-            if t.data.dtype.kind == "f":
+            if (t.data.dtype.kind == "f" or not floating_only) and t.data.dtype != dtype:
                 t.data = t.data.astype(dtype)
                 if t.grad is not None:
                     t.grad = Tensor._wrap(t.grad.data.astype(dtype))
+
+    def cpu(self) -> Module:
+        """The module itself: its arrays already live in CPU memory."""
+        return self
+
+    def cuda(self, device=None) -> Module:
+        """Raises ``ValueError``: filterbank has no GPU backend yet."""
+        _device_cls("cuda" if device is None else f"cuda:{device}")
+        return self  # pragma: no cover - _device_cls raised
+
+    def type(self, dst_type) -> Module:
+        """Cast every parameter and buffer (integer ones too, as PyTorch) to ``dst_type``."""
+        try:
+            dtype = np.dtype(dst_type)
+        except TypeError:
+            raise TypeError(f"{type(self).__name__}.type: expected a dtype, got "
+                            f"{dst_type!r}") from None
+        self._cast(dtype, floating_only=False)
         return self
 
     def double(self) -> Module:
+        """Floating parameters and buffers to float64."""
         return self.to(np.float64)
 
     def float(self) -> Module:
+        """Floating parameters and buffers to float32."""
         return self.to(np.float32)
+
+    def half(self) -> Module:
+        """Floating parameters and buffers to float16."""
+        return self.to(np.float16)
+
+    def get_submodule(self, target: str) -> Module:
+        """The sub-module at the dotted path ``target`` (``""`` is the module itself), e.g.
+        ``model.get_submodule("features.0")``.
+
+        Raises:
+            AttributeError: with PyTorch's message when a step of the path does not exist
+                (``"Sequential has no attribute `5`"``) or is not a module
+                (``"`weight` is not an nn.Module"``).
+
+        Example:
+            >>> import filterbank as fb
+            >>> net = fb.nn.Sequential(fb.nn.Linear(2, 2), fb.nn.ReLU())
+            >>> net.get_submodule("1")
+            ReLU()
+        """
+        if not isinstance(target, str):
+            raise TypeError(f"get_submodule: expected a dotted path string, got "
+                            f"{type(target).__name__}")
+        if target == "":
+            return self
+        mod: Module = self
+        for item in target.split("."):
+            if not hasattr(mod, item):
+                raise AttributeError(f"{type(mod).__name__} has no attribute `{item}`")
+            mod = getattr(mod, item)
+            if not isinstance(mod, Module):
+                raise AttributeError(f"`{item}` is not an nn.Module")
+        return mod
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.data.size for p in self.parameters()

@@ -80,3 +80,69 @@ def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float) -
         raise ValueError(f"clip_grad_value_: clip_value must be positive, got {clip_value}")
     for g in _grads(parameters):
         np.clip(g, -clip_value, clip_value, out=g)
+
+
+def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
+    """All parameters flattened and joined into one vector (``torch.nn.utils`` order: the
+    iteration order, each flattened in C order). Differentiable: it is ``cat`` of views.
+
+    Args:
+        parameters: an iterable of tensors (e.g. ``model.parameters()``).
+
+    Shape:
+        Output: ``(sum of p.numel()),``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> from filterbank.nn.utils import parameters_to_vector
+        >>> parameters_to_vector([fb.ones(2, 2), fb.zeros(1)]).tolist()
+        [1.0, 1.0, 1.0, 1.0, 0.0]
+    """
+    from filterbank.functional.shape import concatenate, reshape
+
+    if isinstance(parameters, Tensor):
+        raise TypeError("parameters_to_vector: expected an iterable of tensors, got a Tensor "
+                        "(wrap it in a list)")
+    params = list(parameters)
+    for p in params:
+        if not isinstance(p, Tensor):
+            raise TypeError(f"parameters_to_vector: expected tensors, got {type(p).__name__}")
+    if not params:
+        raise ValueError("parameters_to_vector: expected at least one parameter, got none")
+    return concatenate([reshape(p, (-1,)) for p in params])
+
+
+def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
+    """The inverse of :func:`parameters_to_vector`: slice ``vec`` into the parameters.
+
+    As in PyTorch, each parameter's ``data`` becomes a view of its slice of ``vec`` (no copy:
+    writing to ``vec`` afterwards changes the parameters); the parameters stay the same
+    objects, so optimizers holding them are unaffected.
+
+    Args:
+        vec: a 1-d tensor with as many elements as all the parameters together.
+        parameters: an iterable of tensors, in the order used to build ``vec``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> from filterbank.nn.utils import vector_to_parameters
+        >>> a, b = fb.zeros(2), fb.zeros(1, 1)
+        >>> vector_to_parameters(fb.tensor([1.0, 2.0, 3.0]), [a, b])
+        >>> a.tolist(), b.tolist()
+        ([1.0, 2.0], [[3.0]])
+    """
+    if not isinstance(vec, Tensor):
+        raise TypeError(f"vector_to_parameters: expected vec to be a Tensor, got "
+                        f"{type(vec).__name__}")
+    if vec.ndim != 1:
+        raise ValueError(f"vector_to_parameters: expected a 1-d vec, got shape {vec.shape}")
+    params = list(parameters)
+    total = sum(int(p.data.size) for p in params)
+    if total != vec.data.size:
+        raise ValueError(f"vector_to_parameters: vec has {vec.data.size} elements but the "
+                         f"parameters have {total}")
+    start = 0
+    for p in params:
+        n = int(p.data.size)
+        p.data = vec.data[start:start + n].reshape(p.data.shape)
+        start += n

@@ -1,0 +1,131 @@
+"""``fb.device``: where a tensor lives. Only ``"cpu"`` exists for now (NumPy arrays); the GPU
+backend will add more types here.
+
+Example:
+    >>> import filterbank as fb
+    >>> d = fb.device("cpu")
+    >>> str(d), d == "cpu", d.type
+    ('cpu', True, 'cpu')
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_GPU_TYPES = ("cuda", "mps", "xpu", "hip", "rocm", "gpu", "cupy")
+
+
+class device:  # noqa: N801 - PyTorch's name (torch.device)
+    """A device descriptor, like ``torch.device``: ``device("cpu")``, ``device("cpu:0")``,
+    ``device("cpu", 0)`` or another device.
+
+    Args:
+        type: ``"cpu"`` (optionally ``"cpu:0"``), or a :class:`device`.
+        index: the device index; only ``None`` or 0 for the CPU.
+
+    Raises:
+        ValueError: for any other device; a GPU name says that there is no GPU backend yet.
+    """
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type: str | device = "cpu", index: int | None = None):  # noqa: A002
+        if isinstance(type, device):
+            type, index = type.type, type.index if index is None else index
+        if not isinstance(type, str):
+            raise TypeError(f"device: expected a device name such as 'cpu', got "
+                            f"{builtin_type(type).__name__}")
+        name, _, idx = type.strip().partition(":")
+        name = name.lower()
+        if idx:
+            if index is not None or not idx.isdigit():
+                raise ValueError(f"device: invalid device string {type!r}")
+            index = int(idx)
+        if name in _GPU_TYPES:
+            raise ValueError(f"device: {type!r} is not available: filterbank has no GPU backend "
+                             f"yet, only 'cpu' (NumPy arrays)")
+        if name != "cpu":
+            raise ValueError(f"device: unknown device {type!r}; expected 'cpu'")
+        if index is not None and index != 0:
+            raise ValueError(f"device: there is only one CPU device (index 0), got index "
+                             f"{index!r}")
+        self.type = "cpu"
+        self.index = index
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self) -> str:
+        extra = "" if self.index is None else f", index={self.index}"
+        return f"device(type={self.type!r}{extra})"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            try:
+                other = device(other)
+            except ValueError:
+                return False
+        if not isinstance(other, device):
+            return NotImplemented
+        return self.type == other.type and (self.index or 0) == (other.index or 0)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index or 0))
+
+
+builtin_type = type  # ``type`` is an argument name above (PyTorch's)
+
+CPU = device("cpu")
+
+
+def _is_device_like(value) -> bool:
+    if isinstance(value, device):
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        np.dtype(value)
+    except TypeError:
+        return True  # not a dtype name: treat it as a device name (checked by ``device``)
+    return False
+
+
+def parse_to_args(name: str, *args, **kwargs) -> tuple[device | None, np.dtype | None]:
+    """The ``(device, dtype)`` of a ``.to(...)`` call, as PyTorch accepts them:
+    ``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(tensor)`` (its device and
+    dtype), and the keywords ``device=``, ``dtype=``, ``non_blocking=``, ``copy=``.
+
+    Args:
+        name: the caller, for error messages (e.g. ``"Module.to"``).
+    """
+    from filterbank.tensor import Tensor
+
+    dev = kwargs.pop("device", None)
+    dtype = kwargs.pop("dtype", None)
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("copy", None)
+    kwargs.pop("memory_format", None)
+    if kwargs:
+        raise TypeError(f"{name}: unexpected keyword argument(s) {sorted(kwargs)}")
+    if len(args) > 2:
+        raise TypeError(f"{name}: expected at most a device and a dtype, got {len(args)} "
+                        f"positional arguments")
+    for a in args:
+        if isinstance(a, Tensor):
+            dev, dtype = CPU, a.dtype
+        elif _is_device_like(a):
+            if dev is not None:
+                raise TypeError(f"{name}: device given twice")
+            dev = a
+        elif a is not None:
+            if dtype is not None:
+                raise TypeError(f"{name}: dtype given twice")
+            dtype = a
+    if dev is not None:
+        dev = device(dev)
+    if dtype is not None:
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"{name}: expected a dtype or a device, got {dtype!r}") from None
+    return dev, dtype
