@@ -439,6 +439,15 @@ def test_trainer_tunes_the_allocator_unless_asked_not_to(monkeypatch):
     assert calls == [1]
 
 
+def test_allocator_env_opt_out_reaches_through_the_trainer(monkeypatch):
+    from filterbank import _allocator
+
+    monkeypatch.setattr(_allocator, "tuned", False)
+    monkeypatch.setenv("FILTERBANK_MALLOC_TUNING", "0")
+    make()
+    assert _allocator.tuned is False
+
+
 # ------------------------------------------------------------- PyTorch oracle
 def test_fit_matches_a_pytorch_loop():
     torch = pytest.importorskip("torch")
