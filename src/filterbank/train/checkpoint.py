@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,11 @@ import safetensors
 import safetensors.numpy
 
 from filterbank import random as _random
-from filterbank.tensor import Tensor
+from filterbank.serialization import atomic_write_bytes, decode_tree, encode_tree
+from filterbank.serialization import c_order as _c_order
+
+__all__ = ["CheckpointError", "atomic_write_bytes", "checkpoint_paths", "load_checkpoint",
+           "read_checkpoint", "resolve", "save_checkpoint"]
 
 FORMAT = "filterbank-checkpoint"
 FORMAT_VERSION = 1
@@ -63,109 +66,27 @@ def _tensor_name(stem: str, sha: str) -> str:
     return f"{stem}-{sha[:16]}.safetensors"
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # some platforms cannot open directories; the data itself is synced
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part.
-
-    Temp file in the same folder (same file system, so the rename is atomic), flush + fsync,
-    then ``os.replace``; the temp file is removed if anything fails.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+def resolve(path: str | os.PathLike) -> str | os.PathLike:
+    """A run folder (``filterbank train``'s output) names its final ``model.json``, else its
+    training state ``checkpoints/last.json``; any other path is returned as given."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        for cand in (p / "model.json", p / "checkpoints" / "last.json"):
+            if cand.is_file():
+                return cand
+        raise FileNotFoundError(f"{path}: a folder without a checkpoint (no model.json or "
+                                f"checkpoints/last.json in it)")
+    return path
 
 
 # -------------------------------------------------------------------- tree encoding
-def _c_order(a: np.ndarray) -> np.ndarray:
-    # not np.ascontiguousarray: it turns 0-d arrays (num_batches_tracked) into shape (1,)
-    return a if a.flags.c_contiguous else np.array(a, order="C")
-
-
 def _encode(obj, key: str, tensors: dict):
     """JSON-able version of ``obj``; arrays go into ``tensors`` under ``key``."""
-    if isinstance(obj, Tensor):
-        obj = obj.data
-    if isinstance(obj, np.ndarray):
-        if key in tensors:
-            raise CheckpointError(f"save_checkpoint: two arrays map to the key {key!r}")
-        tensors[key] = _c_order(obj)
-        return {"__tensor__": key}
-    if isinstance(obj, np.generic):
-        if obj.dtype.kind not in "biuf":
-            raise CheckpointError(f"save_checkpoint: cannot store a NumPy {obj.dtype} scalar "
-                                  f"at {key!r}")
-        return {"__scalar__": obj.dtype.str, "value": obj.item()}
-    if obj is None or isinstance(obj, bool | int | float | str):
-        return obj
-    if isinstance(obj, tuple):
-        return {"__tuple__": [_encode(v, f"{key}/{i}", tensors) for i, v in enumerate(obj)]}
-    if isinstance(obj, list):
-        return [_encode(v, f"{key}/{i}", tensors) for i, v in enumerate(obj)]
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
-            return {k: _encode(v, f"{key}/{k}", tensors) for k, v in obj.items()}
-        return {"__items__": [[_encode(k, f"{key}/#{i}", tensors),
-                               _encode(v, f"{key}/{k}", tensors)]
-                              for i, (k, v) in enumerate(obj.items())]}
-    raise CheckpointError(f"save_checkpoint: cannot store an object of type "
-                          f"{type(obj).__name__} at {key!r} (arrays, numbers, strings, lists, "
-                          f"tuples and dicts only)")
+    return encode_tree(obj, key, tensors, "save_checkpoint", CheckpointError)
 
 
 def _decode(obj, tensors: dict, where: str):
-    if isinstance(obj, list):
-        return [_decode(v, tensors, where) for v in obj]
-    if not isinstance(obj, dict):
-        return obj
-    if "__tensor__" in obj:
-        key = obj["__tensor__"]
-        if key not in tensors:
-            raise CheckpointError(f"{where}: the sidecar refers to array {key!r}, which is not "
-                                  f"in the tensor file")
-        return np.array(tensors[key], copy=True)
-    if "__scalar__" in obj:
-        return np.dtype(obj["__scalar__"]).type(obj["value"])
-    if "__tuple__" in obj:
-        return tuple(_decode(v, tensors, where) for v in obj["__tuple__"])
-    if "__items__" in obj:
-        return {_hashable(_decode(k, tensors, where)): _decode(v, tensors, where)
-                for k, v in obj["__items__"]}
-    return {k: _decode(v, tensors, where) for k, v in obj.items()}
-
-
-def _hashable(k):
-    return tuple(_hashable(v) for v in k) if isinstance(k, list) else k
+    return decode_tree(obj, tensors, where, CheckpointError, as_tensors=False)
 
 
 # ------------------------------------------------------------------------------ save
@@ -245,11 +166,14 @@ def save_checkpoint(path: str | os.PathLike, model=None, optimizer=None, schedul
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     """Read and verify a checkpoint without applying it: ``(metadata, arrays)``.
 
+    ``path`` may be a run folder (see :func:`resolve`).
+
     Raises:
         FileNotFoundError: no checkpoint at ``path``.
         CheckpointError: not a filterbank checkpoint, unsupported version, tensor file missing,
             truncated, corrupted or not the one the sidecar describes.
     """
+    path = resolve(path)
     sidecar, _ = checkpoint_paths(path)
     if not sidecar.exists():
         given = Path(path)
@@ -339,7 +263,8 @@ def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None, schedul
     :class:`CheckpointError` naming the file and the problem, and leaves the objects unchanged.
 
     Args:
-        path: the checkpoint (``runs/last`` or ``runs/last.json``).
+        path: the checkpoint (``runs/last`` or ``runs/last.json``), or a run folder of
+            ``filterbank train`` (its final ``model.json``, else ``checkpoints/last.json``).
         model: Module to load the weights into.
         optimizer, scheduler: loaded when given (the checkpoint must contain them).
         loaders: dict of name -> DataLoader whose generator states to restore.
@@ -348,7 +273,12 @@ def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None, schedul
     Returns:
         the metadata: ``epoch``, ``global_step``, ``history`` (dict), ``rng``, ``callbacks``,
         ``extra`` (arrays decoded) and the file names.
+
+    Example:
+        >>> model = get_model("lenet5", padding=2)                  # doctest: +SKIP
+        >>> load_checkpoint("runs/lenet5-fashion-mnist-20250101-120000", model)  # doctest: +SKIP
     """
+    path = resolve(path)
     sidecar, _ = checkpoint_paths(path)
     meta, arrays = read_checkpoint(path)
     model_state = _check_model(sidecar, meta, arrays, model) if model is not None else None

@@ -1,0 +1,370 @@
+"""``fb.save`` / ``fb.load``: state dicts and nested structures of tensors in one file, no pickle.
+
+The file is an ordinary safetensors file: every tensor and NumPy array of the object is one of
+its arrays, and the rest of the structure (dicts, lists, tuples, numbers, strings, None, bools)
+is JSON stored in the safetensors header's metadata, with each array replaced by
+``{"__tensor__": name}``::
+
+    [8 bytes: header length n][n bytes: JSON header][array bytes]
+    header = {"__metadata__": {"format": "filterbank-save", "version": "1",
+                               "structure": "<JSON of the object>"},
+              "conv1.weight": {"dtype": "F32", "shape": [6, 1, 5, 5], "data_offsets": [0, 600]},
+              ...}
+
+Arrays keep their dtype (float32, float64, int64, bool, ...); a :class:`~filterbank.Tensor`
+comes back as a Tensor (a ``Parameter`` as a Parameter) with its ``requires_grad``; a NumPy
+array as a NumPy array. The arrays of a flat state dict are named by their keys, so other
+safetensors readers (``safetensors.numpy.load_file``, ``safetensors.torch.load_file``) read
+them by name.
+
+Writing is atomic (temporary file in the same folder, fsync, ``os.replace``): a crash leaves
+the old file or the new one. Loading validates the header before any array is allocated
+(header length, dtypes, shapes against byte ranges, ranges against the file size) and the
+structure while decoding it; anything else raises :class:`ValueError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "filterbank-save"
+FORMAT_VERSION = 1
+#: Largest safetensors header accepted by :func:`load` (the JSON part, not the arrays).
+MAX_HEADER_BYTES = 64 * 2**20
+
+# safetensors dtype names -> NumPy (those NumPy has)
+_DTYPES = {"BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "U16": np.uint16,
+           "I16": np.int16, "U32": np.uint32, "I32": np.int32, "U64": np.uint64,
+           "I64": np.int64, "F16": np.float16, "F32": np.float32, "F64": np.float64}
+_NUMPY_TYPES = frozenset(_DTYPES.values())
+
+
+# ------------------------------------------------------------------------- writing
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # some platforms cannot open directories; the data itself is synced
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part.
+
+    Temp file in the same folder (same file system, so the rename is atomic), flush + fsync,
+    then ``os.replace``; the temp file is removed if anything fails.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+# -------------------------------------------------------------------- tree encoding
+def c_order(a: np.ndarray) -> np.ndarray:
+    """``a`` as a C-contiguous little-endian array (0-d arrays stay 0-d)."""
+    if a.dtype.byteorder == ">":
+        a = a.astype(a.dtype.newbyteorder("<"))
+    # not np.ascontiguousarray: it turns 0-d arrays (num_batches_tracked) into shape (1,)
+    return a if a.flags.c_contiguous else np.array(a, order="C")
+
+
+def encode_tree(obj, key: str, tensors: dict, where: str, error: type[Exception] = TypeError,
+                unique: bool = False):
+    """JSON-able version of ``obj``; arrays go into ``tensors`` under names derived from
+    ``key`` (``key/sub/0``). Tensors are marked so :func:`decode_tree` can rebuild them.
+
+    ``unique``: on a name collision (``{"a/b": x, "a": {"b": y}}``) add ``#n`` instead of
+    raising ``error``.
+    """
+    from filterbank.tensor import Tensor
+
+    mark = None
+    if isinstance(obj, Tensor):
+        from filterbank.nn import Parameter
+
+        mark = {"tensor": "Parameter" if isinstance(obj, Parameter) else "Tensor",
+                "requires_grad": bool(obj.requires_grad)}
+        obj = obj.data
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.type not in _NUMPY_TYPES:
+            raise error(f"{where}: cannot store an array of dtype {obj.dtype} at {key!r} "
+                        f"(booleans, integers and floats only)")
+        name = key
+        if name in tensors:
+            if not unique:
+                raise error(f"{where}: two arrays map to the key {key!r}")
+            n = 1
+            while f"{key}#{n}" in tensors:
+                n += 1
+            name = f"{key}#{n}"
+        tensors[name] = c_order(obj)
+        return {"__tensor__": name, **(mark or {})}
+    if isinstance(obj, np.generic):
+        if obj.dtype.kind not in "biuf":
+            raise error(f"{where}: cannot store a NumPy {obj.dtype} scalar at {key!r}")
+        return {"__scalar__": obj.dtype.str, "value": obj.item()}
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+
+    def sub(k) -> str:
+        return f"{key}/{k}" if key else str(k)
+
+    if isinstance(obj, tuple):
+        return {"__tuple__": [encode_tree(v, sub(i), tensors, where, error, unique)
+                              for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [encode_tree(v, sub(i), tensors, where, error, unique) for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: encode_tree(v, sub(k), tensors, where, error, unique)
+                    for k, v in obj.items()}
+        return {"__items__": [[encode_tree(k, sub(f"#{i}"), tensors, where, error, unique),
+                               encode_tree(v, sub(k), tensors, where, error, unique)]
+                              for i, (k, v) in enumerate(obj.items())]}
+    raise error(f"{where}: cannot store an object of type {type(obj).__name__} at {key!r} "
+                f"(tensors, arrays, numbers, strings, None, lists, tuples and dicts only)")
+
+
+def decode_tree(obj, tensors: dict, where: str, error: type[Exception] = ValueError,
+                as_tensors: bool = True, copy: bool = True):
+    """Inverse of :func:`encode_tree`; every node is checked (a hostile structure raises
+    ``error``, it never builds anything but arrays, tensors, numbers, strings and containers).
+    ``as_tensors=False`` gives plain arrays for marked tensors too."""
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    if isinstance(obj, list):
+        return [decode_tree(v, tensors, where, error, as_tensors, copy) for v in obj]
+    if not isinstance(obj, dict):
+        raise error(f"{where}: damaged structure (unexpected {type(obj).__name__})")
+    if "__tensor__" in obj:
+        key = obj["__tensor__"]
+        if not isinstance(key, str) or key not in tensors:
+            raise error(f"{where}: the structure refers to array {key!r}, which is not in the "
+                        f"file")
+        arr = np.array(tensors[key], copy=True) if copy else tensors[key]
+        kind = obj.get("tensor")
+        if not as_tensors or kind is None:
+            return arr
+        if kind not in ("Tensor", "Parameter"):
+            raise error(f"{where}: damaged structure (unknown tensor class {kind!r})")
+        requires_grad = obj.get("requires_grad", False) is True
+        if requires_grad and arr.dtype.kind != "f":
+            raise error(f"{where}: array {key!r} of dtype {arr.dtype} cannot require gradients")
+        if kind == "Parameter":
+            from filterbank.nn import Parameter
+
+            return Parameter(arr, requires_grad=requires_grad)
+        from filterbank.tensor import Tensor
+
+        return Tensor(arr, requires_grad=requires_grad, dtype=arr.dtype)
+    if "__scalar__" in obj:
+        try:
+            dtype = np.dtype(obj["__scalar__"])
+        except (TypeError, ValueError):
+            dtype = None
+        value = obj.get("value")
+        if dtype is None or dtype.kind not in "biuf" or isinstance(value, dict | list | str) \
+                or value is None:
+            raise error(f"{where}: damaged structure (bad scalar {obj!r:.80})")
+        try:
+            return dtype.type(value)
+        except (TypeError, ValueError, OverflowError):
+            raise error(f"{where}: damaged structure (bad scalar {obj!r:.80})") from None
+    if "__tuple__" in obj:
+        items = obj["__tuple__"]
+        if not isinstance(items, list):
+            raise error(f"{where}: damaged structure (__tuple__ must hold a list)")
+        return tuple(decode_tree(v, tensors, where, error, as_tensors, copy) for v in items)
+    if "__items__" in obj:
+        items = obj["__items__"]
+        if not isinstance(items, list) or not all(isinstance(p, list) and len(p) == 2
+                                                  for p in items):
+            raise error(f"{where}: damaged structure (__items__ must hold [key, value] pairs)")
+        out = {}
+        for k, v in items:
+            k = _hashable(decode_tree(k, tensors, where, error, as_tensors=False, copy=False))
+            try:
+                hash(k)
+            except TypeError:
+                raise error(f"{where}: damaged structure (a dict key of type "
+                            f"{type(k).__name__})") from None
+            out[k] = decode_tree(v, tensors, where, error, as_tensors, copy)
+        return out
+    return {k: decode_tree(v, tensors, where, error, as_tensors, copy) for k, v in obj.items()}
+
+
+def _hashable(k):
+    return tuple(_hashable(v) for v in k) if isinstance(k, list) else k
+
+
+# --------------------------------------------------------------------- save / load
+def save(obj: Any, path: str | os.PathLike) -> Path:
+    """Save ``obj`` (a state dict, or nested dicts/lists/tuples of tensors, arrays, numbers,
+    strings, None and bools) to one file, atomically; the inverse of :func:`load`.
+
+    The file is safetensors (the arrays) with the structure as JSON in its header metadata; no
+    pickle. Dtypes are kept; non-string dict keys (an optimizer state's parameter indices),
+    tuples and NumPy scalars come back as they were.
+
+    Args:
+        obj: what to save, e.g. ``model.state_dict()`` or
+            ``{"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3}``.
+        path: the file (by convention ``*.safetensors``); its folder must exist.
+
+    Returns:
+        the path written.
+
+    Raises:
+        TypeError: ``obj`` contains something else (an arbitrary object, a string array...).
+
+    Example:
+        >>> import filterbank as fb, numpy as np, tempfile, os
+        >>> from filterbank.serialization import load, save
+        >>> path = os.path.join(tempfile.mkdtemp(), "state.safetensors")
+        >>> _ = save({"w": fb.ones(2, 3), "step": 7, "idx": np.arange(3)}, path)
+        >>> back = load(path)
+        >>> back["w"].shape, back["step"], back["idx"].dtype
+        ((2, 3), 7, dtype('int64'))
+    """
+    import safetensors.numpy
+
+    path = Path(path)
+    tensors: dict[str, np.ndarray] = {}
+    structure = encode_tree(obj, "", tensors, "save", TypeError, unique=True)
+    text = json.dumps(structure, allow_nan=True, separators=(",", ":"))
+    blob = safetensors.numpy.save(tensors, metadata={"format": FORMAT,
+                                                     "version": str(FORMAT_VERSION),
+                                                     "structure": text})
+    atomic_write_bytes(path, blob)
+    return path
+
+
+def _bad(path, why: str) -> ValueError:
+    return ValueError(f"load: {path} is not a file written by filterbank.save ({why})")
+
+
+def _check_header(path: Path, blob: bytes) -> dict:
+    """The parsed safetensors header of ``blob``, every size checked against the file."""
+    if len(blob) < 8:
+        raise _bad(path, f"{len(blob)} bytes, too short for a safetensors header")
+    n = int.from_bytes(blob[:8], "little")
+    if n > len(blob) - 8 or n > MAX_HEADER_BYTES:
+        raise _bad(path, f"its header claims {n:,} bytes, the file has {len(blob) - 8:,} after "
+                         f"the length field (truncated, or not safetensors)")
+    try:
+        header = json.loads(blob[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise _bad(path, f"the header is not JSON: {str(e)[:80]}") from None
+    if not isinstance(header, dict):
+        raise _bad(path, "the header is not a JSON object")
+    data_len = len(blob) - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(info, dict) or info.get("dtype") not in _DTYPES:
+            raise _bad(path, f"array {name!r}: unsupported or missing dtype")
+        shape, offsets = info.get("shape"), info.get("data_offsets")
+        if not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
+            raise _bad(path, f"array {name!r}: bad shape {shape!r:.60}")
+        if not (isinstance(offsets, list) and len(offsets) == 2
+                and all(type(o) is int for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= data_len):
+            raise _bad(path, f"array {name!r}: byte range {offsets!r:.60} outside the "
+                             f"{data_len:,} bytes of data (truncated?)")
+        size = int(np.prod(shape, dtype=object)) * np.dtype(_DTYPES[info["dtype"]]).itemsize
+        if size != offsets[1] - offsets[0]:
+            raise _bad(path, f"array {name!r}: shape {shape} needs {size:,} bytes, its range "
+                             f"has {offsets[1] - offsets[0]:,}")
+    return header
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Load what :func:`save` wrote: the same structure, tensors as Tensors, arrays as NumPy
+    arrays, dtypes kept.
+
+    Nothing in the file is executed (no pickle): it is checked to be a safetensors file whose
+    header sizes agree with the file and whose metadata holds a filterbank structure before any
+    array is built.
+
+    Args:
+        path: a file written by :func:`save`.
+
+    Returns:
+        the saved object (``OrderedDict`` state dicts come back as plain dicts, in order).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a file of this format, truncated, corrupted or hostile; the message
+            names the file and the problem.
+
+    Example:
+        >>> import filterbank as fb, tempfile, os
+        >>> from filterbank.serialization import load, save
+        >>> model = fb.nn.Linear(3, 2)
+        >>> path = os.path.join(tempfile.mkdtemp(), "linear.safetensors")
+        >>> _ = save(model.state_dict(), path)
+        >>> fb.nn.Linear(3, 2).load_state_dict(load(path))
+        IncompatibleKeys(missing_keys=[], unexpected_keys=[])
+    """
+    import safetensors
+    import safetensors.numpy
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load: {path}: no such file")
+    blob = path.read_bytes()
+    header = _check_header(path, blob)
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _bad(path, f"no \"format\": \"{FORMAT}\" in its safetensors metadata; a plain "
+                         f"safetensors file reads with safetensors.numpy.load_file")
+    version = meta.get("version")
+    if not (isinstance(version, str) and version.isdigit()
+            and 1 <= int(version) <= FORMAT_VERSION):
+        raise _bad(path, f"format version {version!r} is not supported (this filterbank reads "
+                         f"1..{FORMAT_VERSION})")
+    text = meta.get("structure")
+    if not isinstance(text, str):
+        raise _bad(path, "no structure in its metadata")
+    try:
+        structure = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise _bad(path, f"its structure is not JSON: {str(e)[:80]}") from None
+    try:
+        arrays = safetensors.numpy.load(blob)
+    except (safetensors.SafetensorError, ValueError, TypeError) as e:
+        raise _bad(path, f"unreadable arrays: {str(e)[:120]}") from None
+    try:
+        return decode_tree(structure, arrays, f"load: {path}", ValueError, copy=False)
+    except RecursionError:
+        raise _bad(path, "its structure is nested too deeply") from None

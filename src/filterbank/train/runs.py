@@ -1,0 +1,117 @@
+"""Run folders: find the checkpoint and configuration of a run, rebuild its model.
+
+A run folder (``filterbank train --out runs/x``) holds everything needed to use the model later
+without the training code::
+
+    config.json          model name and arguments, classes, preprocessing, training options,
+                         results; ``evaluate``, ``predict`` and :func:`load_run` rebuild the
+                         model from it
+    model.json           final weights (a checkpoint: JSON sidecar + model-<hash>.safetensors;
+                         the sidecar also embeds the config)
+    checkpoints/last.*   full training state after the latest epoch (``--resume``), best.* for
+                         the best validation accuracy
+    metrics.csv          one row per epoch (loss, accuracy, val_*, lr, time, images/s)
+    curves.png           learning curves, train vs validation, with the final gap
+    confusion.png/.json  confusion matrix on the test set (+ per-class precision/recall/F1)
+    filters.png          the first convolution's learned kernels as an image grid
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from filterbank import nn
+from filterbank.serialization import atomic_write_bytes
+from filterbank.train.checkpoint import CheckpointError, load_checkpoint
+from filterbank.train.checkpoint import resolve as _resolve
+from filterbank.train.recipe import build_model, model_kwargs, model_name
+
+RUN_FORMAT = "filterbank-run"
+RUN_VERSION = 1
+
+
+def write_json(path: Path, obj) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode("utf-8"))
+
+
+def default_out(model: str, dataset: str) -> Path:
+    """``runs/<model>-<dataset>-<YYYYmmdd-HHMMSS>``."""
+    return Path("runs") / f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def find_run(path: str | os.PathLike) -> tuple[Path, dict]:
+    """(checkpoint sidecar, run config) for a run folder or a checkpoint inside one.
+
+    A folder means its final ``model.json`` (else ``checkpoints/last.json``). The config comes
+    from the checkpoint itself (``model.json`` embeds it) or from ``config.json`` in the
+    checkpoint's folder or the one above (``checkpoints/..``).
+    """
+    try:
+        p = _resolve(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not a run folder (no model.json or "
+                                f"checkpoints/last.json in it)") from None
+    meta = load_checkpoint(p)  # verifies the files; raises FileNotFoundError/CheckpointError
+    extra = meta.get("extra")
+    config = extra.get("config") if isinstance(extra, dict) else None
+    if config is None:
+        folder = Path(meta["sidecar"]).parent
+        for cand in (folder / "config.json", folder.parent / "config.json"):
+            if cand.is_file():
+                config = json.loads(cand.read_text(encoding="utf-8"))
+                break
+    if not isinstance(config, dict) or config.get("format") != RUN_FORMAT:
+        raise CheckpointError(f"{path}: a checkpoint without a run configuration (no "
+                              f"config.json beside it); evaluate and predict need a run "
+                              f"written by 'filterbank train'")
+    return Path(meta["sidecar"]), config
+
+
+def load_run_model(path, model: str | None = None) -> tuple[nn.Module, dict, Path]:
+    """Rebuild the model of a run (``model`` overrides the configured name) and load its
+    weights; an incompatible checkpoint raises CheckpointError before anything is used.
+    Returns ``(model in eval mode, config, checkpoint sidecar)``."""
+    ckpt, config = find_run(path)
+    name = config["model"]
+    kwargs = dict(config["model_kwargs"])
+    if model is not None and model_name(model) != name:
+        name = model_name(model)
+        pre = config["preprocessing"]
+        kwargs = model_kwargs(name, pre["channels"], pre["size"], len(config["classes"]))
+    net = build_model(name, kwargs)
+    load_checkpoint(ckpt, net)
+    net.eval()
+    return net, config, ckpt
+
+
+def load_run(path: str | os.PathLike) -> tuple[nn.Module, dict]:
+    """The trained model of a run folder and the run's configuration.
+
+    The model is rebuilt from ``config.json`` (zoo name and constructor arguments), its final
+    weights are loaded (``model.json``; a run interrupted before the end gives its latest
+    epoch, ``checkpoints/last.json``) and it is put in ``eval()`` mode. The config holds what
+    inputs it expects: ``config["preprocessing"]`` (channels, size, mean, std; an input is
+    ``(pixel / 255 - mean[c]) / std[c]``) and ``config["classes"]`` (the names of the
+    outputs, in order).
+
+    Args:
+        path: a run folder written by ``filterbank train`` (or a checkpoint inside one).
+
+    Returns:
+        ``(model, config)``.
+
+    Raises:
+        FileNotFoundError: no run at ``path``.
+        CheckpointError: (a ValueError) damaged files, or a checkpoint without a run config.
+
+    Example:
+        >>> model, config = load_run("runs/simple_cnn-fashion-mnist-1")  # doctest: +SKIP
+        >>> config["classes"][:2], config["preprocessing"]["size"]  # doctest: +SKIP
+        (['T-shirt/top', 'Trouser'], [28, 28])
+    """
+    net, config, _ = load_run_model(path)
+    return net, config
