@@ -140,8 +140,26 @@ def test_interrupted_run_resumes_exactly(tmp_path, monkeypatch):
         np.testing.assert_array_equal(whole[k], cut[k], err_msg=k)
     config = json.loads((tmp_path / "cut" / "config.json").read_text())
     assert config["results"]["epochs_completed"] == 2
-    code, _, err = call(["train", "--resume", tmp_path / "cut", "--epochs", "3"])
-    assert code == 1 and "onecycle schedule spans 2 epochs" in err
+    # more epochs than planned under the default onecycle: the schedule is rebuilt over 3
+    # epochs (same warm-up) and fast-forwarded to the step reached
+    code, _, err = call(["train", "--resume", tmp_path / "cut", "--epochs", "3",
+                         "--no-progress"])
+    assert code == 0, err
+    assert "extending the run from 2 to 3 epochs" in err
+    rows = _csv(tmp_path / "cut" / "metrics.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    config = json.loads((tmp_path / "cut" / "config.json").read_text())
+    assert config["training"]["epochs"] == 3 and config["results"]["epochs_completed"] == 3
+    steps = 8  # 900 training images in batches of 128
+    assert config["training"]["warmup_steps"] == 0.25 * 2 * steps
+    opt = fb.optim.Adam([fb.nn.Parameter(fb.zeros(1))], lr=config["training"]["lr"])
+    ref = fb.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["training"]["lr"],
+                                           total_steps=3 * steps, pct_start=4 / 24)
+    for _ in range(2 * steps):
+        ref.step()
+    assert float(rows[2]["lr"]) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9)
+    # annealing again, far above where the 2-epoch schedule ended (max_lr / 25 / 1e4)
+    assert float(rows[2]["lr"]) > 1e3 * config["training"]["lr"] / 25 / 1e4
 
 
 def test_existing_run_folder_is_not_overwritten(trained):
@@ -156,8 +174,14 @@ def test_evaluate_reproduces_the_test_accuracy(trained):
     assert code == 0, err
     assert _accuracy(out) == _accuracy(train_out)
     assert "precision" in out and "Ankle boot" in out           # per-class report
+    table = out[out.index("confusion matrix (rows: true class"):].splitlines()
+    assert table[1].split() == ["T-shi", "Trous", "Pullo", "Dress", "Coat", "Sanda", "Shirt",
+                                "Sneak", "Bag", "Ankle"]
+    rows = [[int(v) for v in line[len("T-shirt/top"):].split()] for line in table[2:12]]
+    assert table[11].startswith("Ankle boot ")
     ev = json.loads((folder / "eval-fashion-mnist-sample.json").read_text())
     assert ev["matrix"] == json.loads((folder / "confusion.json").read_text())["matrix"]
+    assert rows == ev["matrix"]
     assert (folder / "eval-fashion-mnist-sample.png").read_bytes()[:8] == PNG_MAGIC
     # a checkpoint inside the run folder works too (config found one level up)
     code, out, _ = call(["evaluate", folder / "checkpoints" / "last.json", "--limit", "200",
@@ -201,6 +225,17 @@ def test_predict_json_matches_the_model(trained, pngs):
         want = np.sort(p)[::-1][:3]
         np.testing.assert_allclose(got, want, atol=1e-5)
         assert r["predictions"][0]["class"] == config["classes"][int(p.argmax())]
+
+
+def test_predict_run_first_as_in_the_readme(trained, pngs):
+    folder, _ = pngs
+    code, out, err = call(["predict", trained[0], folder / "img0.png", folder, "--json"])
+    assert code == 0, err
+    files = [r["file"] for r in json.loads(out)]
+    assert files[0] == str(folder / "img0.png") and len(files) == 1 + 5
+    code, out2, err = call(["predict", "--run", trained[0], folder / "img0.png", folder,
+                            "--json"])
+    assert code == 0 and json.loads(out2) == json.loads(out)
 
 
 def test_predict_folder_table(trained, pngs):
@@ -273,10 +308,20 @@ ERRORS = {
                               "not a filterbank checkpoint"),
     "missing image": (lambda run, tmp: ["predict", tmp / "x.png", "--checkpoint", run],
                       "no such file or folder"),
+    "missing image, run first": (lambda run, tmp: ["predict", run, tmp / "x.png"],
+                                 "no such file or folder"),
     "not an image": (lambda run, tmp: ["predict", run / "config.json", "--checkpoint", run],
                      "not an image"),
-    "download unsupported": (lambda run, tmp: ["datasets", "--download", "cifar10"],
-                             "download=True is not supported"),
+    "freeze matches nothing": (lambda run, tmp: ["train", "--init-from", run, "--freeze",
+                                                 "features.*", "--out", tmp / "f"],
+                               "--freeze 'features.*' matches no parameter"),
+    "init-from and resume": (lambda run, tmp: ["train", "--init-from", run, "--resume", run],
+                             "give one of them"),
+    "image before run": (lambda run, tmp: ["predict", tmp / "x.png", run],
+                         "the run comes first"),
+    "run without images": (lambda run, tmp: ["predict", run], "no images given after the run"),
+    "missing folder": (lambda run, tmp: ["train", "--model", "lenet5", "--dataset",
+                                         tmp / "nothing"], "no such folder"),
     "download unknown": (lambda run, tmp: ["datasets", "--download", "imagenet"],
                          "unknown data set 'imagenet'"),
     "bad augmentation": (lambda run, tmp: ["train", "--model", "lenet5", "--augment", "zoom"],
@@ -323,3 +368,70 @@ def test_python_dash_m_subprocess(tmp_path):
     assert bad.returncode == 1
     assert bad.stderr.strip().startswith("filterbank: error: ")
     assert len(bad.stderr.strip().splitlines()) == 1 and bad.stdout == ""
+
+
+# ------------------------------------------------------------------ library: load_run
+def test_load_run_and_load_checkpoint_accept_the_run_folder(trained):
+    from filterbank.train import load_checkpoint
+    from filterbank.train.run import load_run
+
+    model, config = load_run(trained[0])
+    assert not model.training and config["model"] == "lenet5"
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    other = fb.models.get_model("lenet5", **config["model_kwargs"])
+    load_checkpoint(trained[0], model=other)
+    other.eval()
+    np.testing.assert_array_equal(other(fb.tensor(x)).data, model(fb.tensor(x)).data)
+
+
+# --------------------------------------------------- fine-tuning on an image folder
+@pytest.fixture(scope="module")
+def shoe_folder(tmp_path_factory):
+    """Three classes of the sample as grey PNGs of mixed sizes (28 and 36 pixels)."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("shoes")
+    ds = FashionMNISTSample(train=True)
+    for label, name in ((5, "sandal"), (7, "sneaker"), (9, "ankle boot")):
+        (root / name).mkdir()
+        for i, j in enumerate(np.flatnonzero(ds.targets == label)[:40]):
+            im = Image.fromarray(ds.data[j])
+            (im.resize((36, 36)) if i % 4 == 0 else im).save(root / name / f"{i}.png")
+    return root
+
+
+def test_init_from_freeze_on_an_image_folder(trained, shoe_folder, tmp_path):
+    from filterbank.train.checkpoint import read_checkpoint
+
+    out = tmp_path / "shoes"
+    code, stdout, err = call(["train", "--dataset", shoe_folder, "--init-from", trained[0],
+                              "--freeze", "conv*", "--epochs", "1", "--batch-size", "16",
+                              "--out", out, "--no-progress"])
+    assert code == 0, err
+    assert "classifier head fc3 (Linear) is re-initialised" in err
+    assert "--freeze conv*: 2,572 parameters frozen (4 tensors), 58,539 trainable" in err
+    assert "resizing all to 28x28" in err
+    config = json.loads((out / "config.json").read_text())
+    assert config["classes"] == ["ankle boot", "sandal", "sneaker"]
+    assert config["dataset"] == "shoes0" or config["dataset"].startswith("shoes")
+    assert config["training"]["freeze"] == ["conv*"]
+    assert config["data"]["train_images"] + config["data"]["val_images"] == 96  # 80% of 120
+    old = json.loads((trained[0] / "config.json").read_text())["preprocessing"]
+    assert config["preprocessing"]["mean"] == old["mean"]  # the features' normalisation kept
+    new_w, old_w = read_checkpoint(out / "model")[1], read_checkpoint(trained[0] / "model")[1]
+    assert new_w["model/fc3.weight"].shape == (3, 84)
+    for k in ("conv1.weight", "conv1.bias", "conv2.weight"):  # frozen: exactly as loaded
+        np.testing.assert_array_equal(new_w[f"model/{k}"], old_w[f"model/{k}"])
+    assert not np.array_equal(new_w["model/fc1.weight"], old_w["model/fc1.weight"])
+    state = read_checkpoint(out / "checkpoints" / "last")[0]["optimizer"]["state"]
+    assert len(state["param_groups"][0]["params"]) == 10 - 4  # frozen ones are not given
+    # evaluate finds the folder again (same held-out test split) and reproduces the accuracy
+    code, ev, err = call(["evaluate", out])
+    assert code == 0, err
+    assert _accuracy(ev) == pytest.approx(config["results"]["test_accuracy"], abs=1e-4)
+    assert "/24 " in ev
+    # resuming keeps the frozen layers out of the optimizer (its groups must match)
+    code, _, err = call(["train", "--resume", out, "--epochs", "2", "--no-progress"])
+    assert code == 0, err
+    again = read_checkpoint(out / "model")[1]
+    np.testing.assert_array_equal(again["model/conv1.weight"], old_w["model/conv1.weight"])

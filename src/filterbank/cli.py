@@ -1,11 +1,13 @@
 """The ``filterbank`` command: argument parsing only; the work is in
-:mod:`filterbank.train.run`.
+:mod:`filterbank.train.run` and the modules beside it.
 
 ::
 
     filterbank train --model simple_cnn --dataset fashion-mnist --epochs 3
+    filterbank train --dataset path/to/images --init-from runs/... --freeze 'features.*'
+    filterbank train --resume runs/... --epochs 10
     filterbank evaluate runs/simple_cnn-fashion-mnist-20250101-120000
-    filterbank predict shoe.png shirt.jpg --checkpoint runs/... --top-k 3
+    filterbank predict runs/simple_cnn-fashion-mnist-20250101-120000 shoe.png shirt.jpg dir/
     filterbank summary --model resnet18 --input-size 3 224 224 --num-classes 1000
     filterbank datasets
 
@@ -72,10 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", help="zoo model, e.g. simple_cnn, lenet5, resnet18 (required "
                    "unless --resume)")
     t.add_argument("--dataset", default="fashion-mnist",
-                   help="data set name (see 'filterbank datasets'); default fashion-mnist, "
-                        "which falls back to the embedded sample when the full set is absent")
+                   help="data set name (see 'filterbank datasets') or an image folder "
+                        "(class sub-folders, or train/ val/ test/ each with class "
+                        "sub-folders); default fashion-mnist, which falls back to the "
+                        "embedded sample when the full set is absent")
     t.add_argument("--epochs", type=_positive_int,
-                   help="total epochs; default 5 (with --resume: the run's own)")
+                   help="total epochs; default 5 (with --resume: the run's own; more extends "
+                        "the run, its schedule rebuilt over the new total and fast-forwarded "
+                        "to the step reached)")
     t.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
     t.add_argument("--optimizer", default="adam", choices=run.OPTIMIZERS, help="default adam")
     t.add_argument("--lr", type=float, help="learning rate (peak rate for onecycle); default "
@@ -94,8 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", metavar="DIR",
                    help="run folder; default runs/<model>-<dataset>-<time>")
     t.add_argument("--resume", metavar="RUN",
-                   help="continue an interrupted run (folder or checkpoint) with its own "
-                        "settings, in its folder")
+                   help="continue a run (folder or checkpoint) with its own settings, in its "
+                        "folder; with --epochs beyond its own, train it longer")
+    t.add_argument("--init-from", metavar="RUN",
+                   help="start from another run's final weights (fresh optimizer and "
+                        "schedule); for another number of classes its classifier head is "
+                        "re-initialised")
+    t.add_argument("--freeze", metavar="PATTERN", action="append",
+                   help="do not train parameters whose names match: a glob or prefix, e.g. "
+                        "'features.*' or conv1 (comma-separated or repeatable)")
     t.add_argument("--val-split", type=float, default=0.1,
                    help="fraction of the training images held out for validation; default 0.1")
     t.add_argument("--prefetch", "--workers", type=int, default=2, metavar="N",
@@ -117,13 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", metavar="DIR", help="where to write the confusion matrix")
 
     r = sub.add_parser("predict", parents=[common],
+                       usage="%(prog)s [-h] RUN IMAGE [IMAGE ...] [options]\n"
+                             "       %(prog)s [-h] IMAGE [IMAGE ...] --checkpoint RUN [options]",
                        help="classify image files: top-k classes with probabilities",
                        description="Classify image files (or folders of them) with a trained "
-                       "run. Images are converted to the model's channels and size and "
-                       "normalised as in training.")
-    r.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
-    r.add_argument("--checkpoint", "--run", dest="run", required=True, metavar="RUN",
-                   help="run folder or checkpoint")
+                       "run: 'filterbank predict RUN IMAGE...'. Images are converted to the "
+                       "model's channels and size and normalised as in training.")
+    r.add_argument("images", nargs="+", metavar="RUN IMAGE",
+                   help="the run (folder or checkpoint), then image files or folders")
+    r.add_argument("--checkpoint", "--run", dest="run", metavar="RUN",
+                   help="the run, given as an option (then every positional is an image)")
     r.add_argument("--top-k", type=_positive_int, default=3, help="default 3")
     r.add_argument("--json", action="store_true", help="print JSON instead of a table")
     r.add_argument("--model", help="rebuild this model instead of the configured one")
@@ -161,19 +177,37 @@ def _dispatch(args) -> None:
                   resume=args.resume, val_split=args.val_split, data_root=args.data_root,
                   download=args.download, prefetch=args.prefetch, limit=args.limit,
                   image_size=args.image_size, model_args=run.parse_model_args(args.model_arg),
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, init_from_run=args.init_from,
+                  freeze_patterns=args.freeze)
     elif args.command == "evaluate":
         run.evaluate(args.run, dataset=args.dataset, model=args.model,
                      data_root=args.data_root, download=args.download,
                      batch_size=args.batch_size, limit=args.limit, out=args.out)
     elif args.command == "predict":
-        run.predict(args.images, args.run, top_k=args.top_k, as_json=args.json,
-                    model=args.model)
+        ckpt, images = _predict_args(args.run, args.images)
+        run.predict(images, ckpt, top_k=args.top_k, as_json=args.json, model=args.model)
     elif args.command == "summary":
         run.summary(args.model, args.input_size, args.num_classes,
                     run.parse_model_args(args.model_arg))
     elif args.command == "datasets":
         run.datasets(args.data_root, download=args.download)
+
+
+def _predict_args(run_opt: str | None, positional: list[str]) -> tuple[str, list[str]]:
+    """(run, images): the run is ``--checkpoint``/``--run`` if given, else the first
+    positional."""
+    if run_opt is not None:
+        return run_opt, positional
+    from filterbank.train.run import IMAGE_SUFFIXES
+
+    first, rest = positional[0], positional[1:]
+    if first.lower().endswith(IMAGE_SUFFIXES):
+        raise ValueError(f"predict: the run comes first: filterbank predict RUN {first} ... "
+                         f"(or --checkpoint RUN); {first!r} is an image")
+    if not rest:
+        raise ValueError(f"predict: no images given after the run {first!r} (filterbank "
+                         f"predict RUN IMAGE [IMAGE ...])")
+    return first, rest
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -269,7 +269,8 @@ def test_simple_cnn_matches_torch():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * max(1.0, abs(want).max()))
 
 
-@pytest.mark.parametrize("module", [fbrun, "filterbank.models.simple"])
+@pytest.mark.parametrize("module", ["filterbank.train.info", "filterbank.train.inference",
+                                    "filterbank.train.finetune", "filterbank.models.simple"])
 def test_docstring_examples(module):
     import doctest
     import importlib
@@ -278,3 +279,127 @@ def test_docstring_examples(module):
         module = importlib.import_module(module)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+# ------------------------------------------------------------- resuming with more epochs
+@pytest.mark.parametrize("schedule,opt_name", [("onecycle", "adam"), ("onecycle", "sgd"),
+                                               ("cosine", "adam"), ("step", "sgd")])
+def test_extended_schedule_is_the_longer_one_fast_forwarded(schedule, opt_name):
+    """Rule: rebuilt over the new total, fast-forwarded to the step reached (one-cycle keeps
+    its warm-up length)."""
+    steps, planned, longer = 5, 2, 5
+    interval = 1 if schedule == "step" else steps  # scheduler steps per epoch
+    warmup = fbrun.ONECYCLE_WARMUP * planned * steps
+
+    def make(epochs):
+        p = fb.nn.Parameter(fb.zeros(3))
+        opt = fbrun.build_optimizer(opt_name, [p], 0.1, 0.9, None)
+        return opt, fbrun.build_schedule(schedule, opt, epochs, steps, warmup_steps=warmup)
+
+    # the original run: planned epochs, all steps taken; its state is what a checkpoint holds
+    opt, cb = make(planned)
+    for _ in range(planned * interval):
+        cb.scheduler.step()
+    saved_opt, saved_sched = opt.state_dict(), cb.scheduler.state_dict()
+    # resumed with more epochs: fresh objects for the new total, then the checkpoint is loaded
+    opt2, cb2 = make(longer)
+    ext = fbrun.ExtendedSchedule(cb2, log=lambda s: None)
+    opt2.load_state_dict(saved_opt)
+    cb2.scheduler.load_state_dict(saved_sched)
+    ext.on_train_begin(trainer=None)
+    # reference: a run planned for the longer total from the start (same warm-up steps)
+    opt3, cb3 = make(longer)
+    for _ in range(planned * interval):
+        cb3.scheduler.step()
+    for _ in range(3):  # and they go on identically
+        assert opt2.param_groups[0]["lr"] == pytest.approx(opt3.param_groups[0]["lr"], rel=1e-12)
+        for key in ("momentum", "betas"):
+            if key in opt3.param_groups[0]:
+                assert opt2.param_groups[0][key] == pytest.approx(opt3.param_groups[0][key])
+        cb2.scheduler.step()
+        cb3.scheduler.step()
+    if schedule == "onecycle":
+        assert cb3.scheduler._schedule_phases[0]["end_step"] == pytest.approx(warmup - 1)
+
+
+# --------------------------------------------------------------------- image folders
+def _png(path, size, mode="L", value=0):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(value)
+    shape = (size[1], size[0]) + ((3,) if mode == "RGB" else ())
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(path)
+
+
+def test_image_folder_flat_mixed_sizes_grey(tmp_path):
+    for c in ("cat", "dog"):
+        for i in range(5):
+            _png(tmp_path / "d" / c / f"{i}.png", (12, 10) if i else (20, 16), value=i)
+    notes = []
+    train, val, test = fbrun.load_image_folder(tmp_path / "d", log=notes.append)
+    assert val is None and len(train) + len(test) == 10 and len(test) == 2
+    assert train.data.shape[1:] == (10, 12, 1) and train.data.dtype == np.uint8  # grey, mode
+    assert train.classes == ["cat", "dog"] and "2 size(s); resizing all to 10x12" in notes[0]
+    again = fbrun.load_image_folder(tmp_path / "d", log=notes.append)
+    assert again[2].files == test.files  # the test split is the same every time
+    sized = fbrun.load_image_folder(tmp_path / "d", size=(8, 8))[0]
+    assert sized.data.shape[1:] == (8, 8, 1)
+
+
+def test_image_folder_splits_and_colour(tmp_path):
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            _png(tmp_path / split / c / "x.png", (6, 6), "RGB" if split == "val" else "L")
+    train, val, test = fbrun.load_image_folder(tmp_path)
+    assert train.data.shape == (2, 6, 6, 3) and val is None and len(test) == 2  # val as test
+    (tmp_path / "train" / "a" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="broken.png: not an image"):
+        fbrun.load_image_folder(tmp_path)
+
+
+def test_dataset_names_and_paths():
+    assert not fbrun.is_folder_dataset("fashion-mnist") and fbrun.is_folder_dataset("./x")
+    with pytest.raises(ValueError, match="unknown data set 'svhn'"):
+        fbrun.load_data("svhn")
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        fbrun.load_data("./no/such/folder")
+
+
+# ------------------------------------------------------------------------ fine-tuning
+def test_freeze_patterns():
+    net = get_model("lenet5")
+    assert fbrun.freeze(net, ["fc1", "*.bias"], log=lambda s: None) == [
+        "conv1.bias", "conv2.bias", "fc1.weight", "fc1.bias", "fc2.bias", "fc3.bias"]
+    assert not net.fc1.weight.requires_grad and net.fc2.weight.requires_grad
+    with pytest.raises(ValueError, match="--freeze 'features' matches no parameter"):
+        fbrun.freeze(get_model("lenet5"), "features", log=print)
+    with pytest.raises(ValueError, match="freezes every parameter"):
+        fbrun.freeze(get_model("lenet5"), "*", log=print)
+    assert fbrun.parse_patterns(["a,b", " c "]) == ["a", "b", "c"]
+
+
+def test_classifier_head():
+    assert fbrun.classifier_head(get_model("lenet5", num_classes=7), 7)[0] == "fc3"
+    assert fbrun.classifier_head(get_model("resnet18", num_classes=7), 7)[0] == "fc"
+    assert fbrun.classifier_head(get_model("lenet5", num_classes=7), 3) is None
+
+
+def test_init_from_reinitialises_only_the_head(tmp_path):
+    fb.manual_seed(0)
+    old = get_model("lenet5", num_classes=10)
+    save_checkpoint(tmp_path / "m", old)
+    fb.manual_seed(1)
+    new = get_model("lenet5", num_classes=4)
+    head_before = new.fc3.weight.data.copy()
+    notes = []
+    fresh = fbrun.init_from(new, tmp_path / "m", 10, 4, log=notes.append)
+    assert fresh == ["fc3.weight", "fc3.bias"] and "fc3 (Linear) is re-initialised" in notes[0]
+    np.testing.assert_array_equal(new.fc3.weight.data, head_before)
+    np.testing.assert_array_equal(new.conv1.weight.data, old.conv1.weight.data)
+    np.testing.assert_array_equal(new.fc2.weight.data, old.fc2.weight.data)
+    same = get_model("lenet5", num_classes=10)
+    assert fbrun.init_from(same, tmp_path / "m", 10, 10) == []
+    np.testing.assert_array_equal(same.fc3.weight.data, old.fc3.weight.data)
+    with pytest.raises(CheckpointError, match="do not fit the SimpleCNN"):
+        fbrun.init_from(SimpleCNN(), tmp_path / "m", 10, 10)
