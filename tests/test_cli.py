@@ -255,6 +255,7 @@ def test_predict_folder_table(trained, pngs):
     (["--model", "resnet18", "--input-size", "3", "32", "32"], "Total params: 11,173,962"),
     (["--model", "LeNet", "--input-size", "1", "28", "28", "--num-classes", "4"],
      "Total params: 61,196"),
+    (["--model", "lenet5", "--depth", "1", "--batch-size", "8"], "[8, 16, 10, 10]"),
 ])
 def test_summary(argv, expect):
     code, out, err = call(["summary", *argv])

@@ -153,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-classes", type=_positive_int, default=10, help="default 10")
     s.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
                    help="extra model argument (repeatable)")
+    s.add_argument("--depth", type=_positive_int, metavar="N",
+                   help="show nested modules down to depth N (default 3)")
+    s.add_argument("--batch-size", type=_positive_int, metavar="B",
+                   help="batch size shown in the shapes and counted in FLOPs and memory "
+                        "(default: -1, any)")
 
     d = sub.add_parser("datasets", parents=[common],
                        help="data sets available locally, and where",
@@ -188,7 +193,8 @@ def _dispatch(args) -> None:
         run.predict(images, ckpt, top_k=args.top_k, as_json=args.json, model=args.model)
     elif args.command == "summary":
         run.summary(args.model, args.input_size, args.num_classes,
-                    run.parse_model_args(args.model_arg))
+                    run.parse_model_args(args.model_arg), depth=args.depth,
+                    batch_size=args.batch_size)
     elif args.command == "datasets":
         run.datasets(args.data_root, download=args.download)
 

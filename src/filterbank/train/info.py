@@ -18,7 +18,8 @@ from filterbank.train.recipe import (
 
 
 def summary(model: str, input_size: Sequence[int] | None = None, num_classes: int = 10,
-            model_args: dict | None = None, echo: Log = print) -> dict:
+            model_args: dict | None = None, depth: int | None = None,
+            batch_size: int | None = None, echo: Log = print) -> dict:
     """Print the layer table of a zoo model for one input of shape ``input_size`` (C, H, W).
 
     Args:
@@ -27,6 +28,8 @@ def summary(model: str, input_size: Sequence[int] | None = None, num_classes: in
             else 3x224x224). The model is fitted to it as in :func:`model_kwargs`.
         num_classes: outputs of the model.
         model_args: extra constructor arguments.
+        depth: nesting depth of the rows shown (default: the summary's own).
+        batch_size: show this batch size in the shapes (default ``-1``: any).
 
     Returns:
         the numbers of :func:`filterbank.nn.summary.summary`.
@@ -45,7 +48,8 @@ def summary(model: str, input_size: Sequence[int] | None = None, num_classes: in
     if num_classes < 1:
         raise ValueError(f"--num-classes must be >= 1, got {num_classes}")
     net = build_model(name, model_kwargs(name, c, (h, w), num_classes, model_args))
-    return net.summary((c, h, w), includes_batch=False, print_fn=echo)
+    options = {k: v for k, v in (("depth", depth), ("batch_size", batch_size)) if v is not None}
+    return net.summary((c, h, w), includes_batch=False, print_fn=echo, **options)
 
 
 def datasets(data_root: str | os.PathLike | None = None,
