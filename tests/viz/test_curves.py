@@ -1,4 +1,5 @@
-"""Learning-curve plots: PNG written, gap annotated, matplotlib imported lazily."""
+"""Learning-curve plots: PNG written, the gap's sign spelled out and shaded, the learning-rate
+panel, matplotlib imported lazily."""
 
 from __future__ import annotations
 
@@ -36,8 +37,11 @@ def test_curves_png_and_overfitting_annotation(tmp_path):
     fig = plot_history(OVERFIT, path, title="run")
     img = read_png(path)
     assert img.shape[0] > 200 and img.shape[1] > 400
-    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]  # lr/time not plotted
-    assert sum("big gap = overfitting" in t for t in texts(fig)) == 2
+    # time is not plotted; lr has its own panel
+    assert [ax.get_title(loc="left") for ax in fig.axes] == ["loss", "accuracy", "learning rate"]
+    assert sum("overfitting" in t for t in texts(fig)) == 2
+    assert "val - train loss = +0.800\nbig gap, grown from +0.100: overfitting" in texts(fig)
+    assert "train - val accuracy = +0.290\nbig gap, grown from +0.000: overfitting" in texts(fig)
     labels = [line.get_label() for line in fig.axes[0].lines]
     assert labels == ["train loss", "validation loss"]
     np.testing.assert_array_equal(fig.axes[1].lines[1].get_ydata(), OVERFIT["val_accuracy"])
@@ -45,9 +49,18 @@ def test_curves_png_and_overfitting_annotation(tmp_path):
 
 def test_small_gap_is_not_called_overfitting(tmp_path):
     fig = plot_history(GOOD, metrics=["loss", "accuracy"])
-    assert texts(fig) and not any("overfitting" in t for t in texts(fig))
+    notes = [t for t in texts(fig) if t]
+    assert len(notes) == 2 and all(t.endswith("\n(overfitting if it grows)") for t in notes)
     assert gap_message("loss", 0.1, 0.9).endswith("big gap = overfitting")
-    assert gap_message("accuracy", 0.9, 0.89) == "gap +0.010"
+    assert gap_message("accuracy", 0.9, 0.89) == (
+        "train - val accuracy = +0.010\n(overfitting if it grows)")
+    assert gap_message("loss", 0.30, 0.34) == "val - train loss = +0.040\n(overfitting if it grows)"
+    assert gap_message("loss", 0.6, 0.55).startswith(
+        "val - train loss = -0.050\n< 0: validation better")
+    assert gap_message("accuracy", 0.80, 0.77, start_gap=-0.05) == (
+        "train - val accuracy = +0.030\ngrown from -0.050: overfitting starts")
+    assert gap_message("loss", 1.0, 1.1, start_gap=0.09) == (
+        "val - train loss = +0.100\n(overfitting if it grows)")  # +0.01: not growing
     out = save_history_plot({"loss": [1.0, 0.5]}, tmp_path / "c.png")  # no validation curve
     assert read_png(out).size
 
@@ -63,3 +76,31 @@ def test_core_does_not_import_matplotlib():
     code = ("import sys, filterbank, filterbank.train, filterbank.data, filterbank.viz; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_gap_is_shaded_where_validation_is_worse_and_written_above_the_panel():
+    history = {"loss": [1.0, 0.5, 0.3], "val_loss": [0.9, 0.6, 0.7]}
+    fig = plot_history(history)
+    ax = fig.axes[0]
+    (shade,) = ax.collections
+    assert shade.get_label() == "gap: validation worse"
+    xs = shade.get_paths()[0].vertices[:, 0]
+    assert xs.min() > 1.0 and xs.max() == 3.0  # epoch 1 (val better) is not shaded
+    fig.canvas.draw()
+    note = next(t for t in ax.texts if t.get_text().startswith("val - train loss"))
+    assert note.get_window_extent().y0 >= ax.get_window_extent().y1  # never over the curves
+    better = plot_history({"loss": [1.0, 0.6], "val_loss": [0.9, 0.5]})
+    assert "gap: validation worse" not in [t.get_text() for t in better.axes[0].get_legend()
+                                           .get_texts()]
+
+
+def test_learning_rate_panel():
+    history = {"loss": [1.0, 0.5, 0.4, 0.3], "lr": [0.1, 0.1, 0.01, 0.001]}
+    fig = plot_history(history, metrics=["loss"])  # as run.py calls it
+    lr_ax = fig.axes[1]
+    assert lr_ax.get_title(loc="left") == "learning rate" and lr_ax.get_yscale() == "log"
+    np.testing.assert_array_equal(lr_ax.lines[0].get_ydata(), history["lr"])
+    flat = plot_history({"loss": [1.0, 0.5], "lr": [0.05, 0.05]}).axes[1]
+    assert flat.get_yscale() == "linear" and flat.get_ylim()[0] == 0
+    assert len(plot_history(history, lr_panel=False).axes) == 1
+    assert len(plot_history({"loss": [1.0], "lr": [None]}).axes) == 1
