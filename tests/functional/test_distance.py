@@ -64,6 +64,11 @@ CASES += [
            [np.array([[0.0, 0.0, 0.0], [1.0, -2.0, 2.0]])],
            reference=lambda a: _np_normalize(a, dim=-1),
            torch_fn=lambda a: torch.nn.functional.normalize(a, dim=-1)),
+    # tied largest |x|: the max norm's gradient is shared evenly (as PyTorch)
+    OpCase("normalize_inf_ties", lambda a: F.normalize(a, p=float("inf")),
+           [np.array([[3.0, -3.0, 1.0], [2.0, 0.5, 2.0]])],
+           reference=lambda a: _np_normalize(a, float("inf")),
+           torch_fn=lambda a: torch.nn.functional.normalize(a, p=float("inf"))),
     OpCase("normalize_axis_alias", lambda a: F.normalize(a, axis=0), [_r(3, 2)],
            reference=lambda a: _np_normalize(a, dim=0),
            torch_fn=lambda a: torch.nn.functional.normalize(a, dim=0)),
@@ -95,9 +100,10 @@ CASES += [
 
 
 # Not the derivative of the value on purpose, so finite differences cannot check them (the
-# PyTorch comparison does): at a zero vector normalize is not differentiable, and PyTorch's
+# PyTorch comparison does): at a zero vector and at tied maxima normalize is not
+# differentiable (PyTorch picks a subgradient), and PyTorch's
 # cosine_similarity differentiates through the norms as if they were not clamped to eps.
-NOT_FD = {"normalize_zero_row", "cosine_similarity_large_eps",
+NOT_FD = {"normalize_zero_row", "normalize_inf_ties", "cosine_similarity_large_eps",
           "cosine_similarity_tiny_and_zero_vectors"}
 
 
