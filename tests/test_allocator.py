@@ -64,3 +64,10 @@ def test_env_opt_out(value):
     assert probe("print(_allocator.tune())", FILTERBANK_MALLOC_TUNING=value) == (
         "False", "False", "True")
 
+
+
+def test_public_as_filterbank_tune_allocator():
+    import filterbank as fb
+    from filterbank import _allocator
+
+    assert fb.tune_allocator is _allocator.tune
