@@ -411,7 +411,7 @@ def test_init_from_freeze_on_an_image_folder(trained, shoe_folder, tmp_path):
     assert code == 0, err
     assert "classifier head fc3 (Linear) is re-initialised" in err
     assert "--freeze conv*: 2,572 parameters frozen (4 tensors), 58,539 trainable" in err
-    assert "resizing all to 28x28" in err
+    assert "resizing all images to 28x28" in err
     config = json.loads((out / "config.json").read_text())
     assert config["classes"] == ["ankle boot", "sandal", "sneaker"]
     assert config["dataset"] == "shoes0" or config["dataset"].startswith("shoes")

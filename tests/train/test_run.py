@@ -338,23 +338,23 @@ def test_image_folder_flat_mixed_sizes_grey(tmp_path):
             _png(tmp_path / "d" / c / f"{i}.png", (12, 10) if i else (20, 16), value=i)
     notes = []
     train, val, test = fbrun.load_image_folder(tmp_path / "d", log=notes.append)
-    assert val is None and len(train) + len(test) == 10 and len(test) == 2
+    assert val is None and len(train) == 8 and len(test) == 2  # 20% of each class
     assert train.data.shape[1:] == (10, 12, 1) and train.data.dtype == np.uint8  # grey, mode
-    assert train.classes == ["cat", "dog"] and "2 size(s); resizing all to 10x12" in notes[0]
+    assert train.classes == ["cat", "dog"] and "2 sizes; resizing all to 10x12" in notes[0]
     again = fbrun.load_image_folder(tmp_path / "d", log=notes.append)
-    assert again[2].files == test.files  # the test split is the same every time
-    sized = fbrun.load_image_folder(tmp_path / "d", size=(8, 8))[0]
-    assert sized.data.shape[1:] == (8, 8, 1)
+    assert again[2].paths == test.paths  # the test split is the same every time
+    sized = fbrun.load_image_folder(tmp_path / "d", size=(8, 8), log=notes.append)[0]
+    assert sized.data.shape[1:] == (8, 8, 1) and "resizing all images to 8x8" in notes[-1]
 
 
 def test_image_folder_splits_and_colour(tmp_path):
-    for split in ("train", "val"):
+    for split in ("train", "val", "test"):
         for c in ("a", "b"):
             _png(tmp_path / split / c / "x.png", (6, 6), "RGB" if split == "val" else "L")
     train, val, test = fbrun.load_image_folder(tmp_path)
-    assert train.data.shape == (2, 6, 6, 3) and val is None and len(test) == 2  # val as test
+    assert train.data.shape == (2, 6, 6, 3) and len(val) == 2 and len(test) == 2  # one RGB
     (tmp_path / "train" / "a" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(ValueError, match="broken.png: not an image"):
+    with pytest.raises(ValueError, match="broken.png"):
         fbrun.load_image_folder(tmp_path)
 
 

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import sys
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -164,7 +163,7 @@ def _source(ds, root) -> str:
     """Where a data set's files are, for the log."""
     if getattr(ds, "sample", False):
         return "embedded sample"
-    if isinstance(ds, FolderImages):
+    if getattr(ds, "paths", None) is not None and getattr(ds, "root", None) is not None:
         return f"from {ds.root}"
     found = ds.find(root, ds.train) if hasattr(ds, "find") else None
     return f"from {found[0].parent}" if found else "from its data folder"
@@ -334,124 +333,39 @@ class ExtendedSchedule(Callback):
 
 
 # -------------------------------------------------------------------- image folders
-class FolderImages:
-    """An image folder's split held in memory as uint8 ``data`` (N, H, W, C), ``targets``
-    and ``classes``: what :func:`load_image_folder` returns for each split."""
-
-    sample = False
-
-    def __init__(self, data: np.ndarray, targets: np.ndarray, classes: list[str],
-                 files: list[str], root: Path):
-        self.data, self.targets, self.classes = data, targets, classes
-        self.files, self.root = files, root
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, i):
-        return self.data[i], int(self.targets[i])
-
-
 def is_folder_dataset(name: str | os.PathLike) -> bool:
     """Whether ``--dataset`` names a folder (an existing directory, or anything path-like)."""
     text = str(name)
     return Path(text).expanduser().is_dir() or os.sep in text or text.startswith((".", "~"))
 
 
-def _pil():
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError as e:
-        raise ImportError(f"image folders need Pillow: pip install 'filterbank[images]' ({e})") \
-            from None
-    return Image, UnidentifiedImageError
-
-
-_GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
-
-
-def _read_folder(root: Path, classes: list[str] | None = None):
-    from filterbank.data.datasets import ImageFolder
-
-    try:
-        folder = ImageFolder(root, mode=None, extensions=IMAGE_SUFFIXES)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(str(e).replace("ImageFolder: ", "")) from None
-    if classes is not None and folder.classes != classes:
-        raise ValueError(f"{root}: class folders {folder.classes} differ from the training "
-                         f"split's {classes}")
-    return folder
-
-
 def load_image_folder(path: str | os.PathLike, size: Sequence[int] | None = None,
-                      log: Log = _stderr) -> tuple[FolderImages, FolderImages | None,
-                                                   FolderImages]:
-    """``(train, val or None, test)`` of an image folder, decoded into memory.
+                      log: Log = _stderr) -> tuple[object, object | None, object]:
+    """``(train, val or None, test)`` of an image folder, decoded into memory by
+    :func:`filterbank.data.datasets.image_folder.image_folder_splits`.
 
-    Layouts: ``path/<class>/<image>`` (then a seeded :data:`FOLDER_TEST_SPLIT` of it is the
-    test split, the same every time), or ``path/train/<class>/...`` with ``path/test`` and/or
-    ``path/val`` beside it (a missing test split uses val, and the other way round).
-
-    Images are resized (bilinear) to ``size`` (H, W) when given, else images of mixed sizes
-    to the most common size among them; they are loaded grey (1 channel) when every image is
-    grey, else RGB.
+    Layouts: ``path/<class>/<image>``, or ``path/train/<class>/...`` with ``path/val`` and/or
+    ``path/test`` beside it. Without a test folder, a stratified :data:`FOLDER_TEST_SPLIT` of
+    the training images (seed 0, so the same every time: ``evaluate`` finds it again) is the
+    test split. Images are resized (bilinear) to ``size`` (H, W) when given, else to the most
+    common size among them; they are grey (1 channel) when every image is grey, else RGB.
     """
-    Image, Unidentified = _pil()
+    from filterbank.data.datasets.image_folder import image_folder_splits
+
     root = Path(path).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"--dataset {path}: no such folder (and not a registered data "
                                 f"set name; see 'filterbank datasets')")
-    splits = {s: root / s for s in ("train", "val", "test") if (root / s).is_dir()}
-    if "train" in splits:
-        folders = {"train": _read_folder(splits["train"])}
-        for s in ("val", "test"):
-            if s in splits:
-                folders[s] = _read_folder(splits[s], folders["train"].classes)
-        if len(folders) == 1:
-            raise FileNotFoundError(f"{root}: a train/ folder without test/ or val/ beside it")
-    else:
-        folders = {"all": _read_folder(root)}
-    headers = []
-    for folder in folders.values():
-        for f, _ in folder.samples:
-            try:
-                with Image.open(f) as im:
-                    headers.append((im.mode, im.size))
-            except (Unidentified, OSError) as e:
-                raise ValueError(f"{f}: not an image Pillow can read ({e})") from None
-    grey = all(m in _GREY_MODES for m, _ in headers)
-    sizes = Counter(size for _, size in headers)
-    w, h = (int(size[1]), int(size[0])) if size else sizes.most_common(1)[0][0]
-    if set(sizes) != {(w, h)}:
-        log(f"filterbank: {root}: images of {len(sizes)} size(s); resizing all to {h}x{w}")
-    mode, channels = ("L", 1) if grey else ("RGB", 3)
-
-    def decode(folder) -> FolderImages:
-        data = np.empty((len(folder), h, w, channels), np.uint8)
-        for i, (f, _) in enumerate(folder.samples):
-            with Image.open(f) as im:
-                im = im.convert(mode)
-                if im.size != (w, h):
-                    im = im.resize((w, h), Image.Resampling.BILINEAR)
-                data[i] = np.asarray(im, dtype=np.uint8).reshape(h, w, channels)
-        return FolderImages(data, folder.targets.copy(), list(folder.classes),
-                            [f for f, _ in folder.samples], folder.root)
-
-    out = {k: decode(v) for k, v in folders.items()}
-    if "all" in out:
-        full = out["all"]
-        idx = np.random.default_rng(0).permutation(len(full))
-        n_test = max(1, int(round(FOLDER_TEST_SPLIT * len(full))))
-        if n_test >= len(full):
-            raise ValueError(f"{root}: {len(full)} image(s) are too few to hold out a test "
-                             f"split")
-        parts = [np.sort(idx[n_test:]), np.sort(idx[:n_test])]
-        train, test = (FolderImages(full.data[i], full.targets[i], full.classes,
-                                    [full.files[j] for j in i], root) for i in parts)
-        return train, None, test
-    val = out.get("val")
-    test = out.get("test", val)
-    return out["train"], (val if "test" in out else None), test
+    splits = image_folder_splits(root, size=tuple(size) if size else "auto", mode="auto",
+                                 val_split=0.0, test_split=FOLDER_TEST_SPLIT, seed=0,
+                                 extensions=IMAGE_SUFFIXES)
+    h, w = splits["size"]
+    if size:
+        log(f"filterbank: {root}: resizing all images to {h}x{w}")
+    elif (splits["file_sizes"] or 1) > 1:
+        log(f"filterbank: {root}: images of {splits['file_sizes']} sizes; resizing all to "
+            f"{h}x{w} (the most common; --image-size S to choose)")
+    return splits["train"], splits["val"], splits["test"]
 
 
 def load_data(name: str | os.PathLike, root: str | os.PathLike | None = None,

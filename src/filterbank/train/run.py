@@ -48,7 +48,6 @@ from filterbank.train.recipe import (
     OPTIMIZERS,
     SCHEDULES,
     ExtendedSchedule,
-    FolderImages,
     Log,
     _images,
     _limit,
@@ -84,7 +83,7 @@ from filterbank.train.trainer import Trainer
 __all__ = [
     "AUGMENTATIONS", "CheckpointError", "DEFAULT_INPUT", "DEFAULT_LR", "FOLDER_TEST_SPLIT",
     "IMAGE_SUFFIXES", "ONECYCLE_WARMUP", "OPTIMIZERS", "RUN_FORMAT", "RUN_VERSION", "SCHEDULES",
-    "ExtendedSchedule", "FolderImages", "abbreviate", "build_model", "build_optimizer",
+    "ExtendedSchedule", "abbreviate", "build_model", "build_optimizer",
     "build_schedule", "channel_stats", "classifier_head", "confusion_table", "dataset_names",
     "datasets", "default_out", "evaluate", "find_run", "freeze", "image_files",
     "image_geometry", "init_from", "is_folder_dataset", "load_data", "load_dataset",
@@ -230,7 +229,7 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
     folder_size = (image_size, image_size) if image_size else None
     resolved, train_full, val_given, test_set = load_data(dataset, data_root, download,
                                                           folder_size, log)
-    if isinstance(train_full, FolderImages):
+    if is_folder_dataset(dataset):
         dataset = str(Path(dataset).expanduser().resolve())
     channels, size = image_geometry(train_full)
     resize = False
