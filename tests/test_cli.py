@@ -358,6 +358,16 @@ def test_debug_shows_the_exception():
         main(["summary", "--model", "foo", "--debug"])
 
 
+def test_the_cli_tunes_the_allocator(monkeypatch):
+    from filterbank import _allocator
+
+    calls = []
+    monkeypatch.setattr(_allocator, "tune", lambda: calls.append(1) or True)
+    code, _, err = call(["summary", "--model", "lenet5"])
+    assert code == 0, err
+    assert calls == [1]
+
+
 def test_python_dash_m_subprocess(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "filterbank", "--help"], capture_output=True,
                         text=True, timeout=60)

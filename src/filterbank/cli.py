@@ -234,6 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 error, 2 bad arguments,
     130 interrupted)."""
     args = build_parser().parse_args(argv)
+    from filterbank import _allocator
+
+    _allocator.tune()  # glibc mallopt for the whole run; FILTERBANK_MALLOC_TUNING=0 opts out
     try:
         _dispatch(args)
     except KeyboardInterrupt:
