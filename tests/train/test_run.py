@@ -358,8 +358,13 @@ def test_image_folder_splits_and_colour(tmp_path):
         fbrun.load_image_folder(tmp_path)
 
 
-def test_dataset_names_and_paths():
+def test_dataset_names_and_paths(tmp_path, monkeypatch):
     assert not fbrun.is_folder_dataset("fashion-mnist") and fbrun.is_folder_dataset("./x")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "photos").mkdir()
+    assert not fbrun.is_folder_dataset("mnist")  # a data root beside you is not a data set
+    assert fbrun.is_folder_dataset("photos") and fbrun.is_folder_dataset("./mnist")
     with pytest.raises(ValueError, match="unknown data set 'svhn'"):
         fbrun.load_data("svhn")
     with pytest.raises(FileNotFoundError, match="no such folder"):

@@ -334,9 +334,12 @@ class ExtendedSchedule(Callback):
 
 # -------------------------------------------------------------------- image folders
 def is_folder_dataset(name: str | os.PathLike) -> bool:
-    """Whether ``--dataset`` names a folder (an existing directory, or anything path-like)."""
+    """Whether ``--dataset`` names an image folder: anything path-like (``./x``, ``a/b``,
+    ``~/x``), or an existing directory whose name is not a registered data set's."""
     text = str(name)
-    return Path(text).expanduser().is_dir() or os.sep in text or text.startswith((".", "~"))
+    if os.sep in text or (os.altsep and os.altsep in text) or text.startswith((".", "~")):
+        return True
+    return _canonical_dataset(text) not in dataset_names() and Path(text).is_dir()
 
 
 def load_image_folder(path: str | os.PathLike, size: Sequence[int] | None = None,

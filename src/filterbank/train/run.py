@@ -318,7 +318,8 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
                      "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
                      "schedule": schedule.lower(), "augment": aug, "seed": seed,
                      "val_split": val_split, "limit": limit, "image_size": image_size,
-                     "warmup_steps": warmup, "freeze": freeze_list or None,
+                     "warmup_steps": warmup if schedule.lower() == "onecycle" else None,
+                     "freeze": freeze_list or None,
                      "init_from": (old or {}).get("training", {}).get("init_from")
                      or (init and init["run"])},
         "data": {"train_images": int(len(train_idx)), "val_images": int(n_val),
