@@ -13,6 +13,10 @@ from filterbank.functional import (
     neg, pad, permute, pow, relu, reshape, sigmoid, sin, softmax, split, sqrt, squeeze, stack,
     sub, sum, tanh, transpose, unsqueeze, var, where,
 )
+from filterbank.functional import (
+    amax, amin, argsort, kthvalue, median, prod, sort, std, topk,
+)
+from filterbank.functional.reduce import norm
 from filterbank.random import default_generator, manual_seed
 from filterbank.tensor import Tensor
 from filterbank.autograd.grad_mode import inference_mode
@@ -26,6 +30,7 @@ from filterbank.dtypes import (
 from filterbank.functional import (
     bmm, einsum, flip, gather, masked_fill, mm, scatter, scatter_add,
 )
+from filterbank._allocator import tune as tune_allocator
 
 # isort: split
 # layers build on the core above (importing nn first would be circular)

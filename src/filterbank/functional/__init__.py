@@ -25,10 +25,14 @@ from filterbank.functional.pool import (
     avg_pool3d, global_avg_pool2d, max_pool1d, max_pool2d, max_pool3d,
 )
 from filterbank.functional.reduce import (
-    argmax, argmin, logsumexp, log_softmax, max, mean, min, softmax, sum, var,
+    amax, amin, argmax, argmin, argsort, kthvalue, logsumexp, log_softmax, max, mean, median,
+    min, prod, softmax, sort, std, sum, topk, var,
 )
+# ``norm`` the function is ``filterbank.norm`` / ``Tensor.norm`` (as ``torch.norm``): here the
+# name is the module functional/norm.py (batch_norm, layer_norm, ...)
 from filterbank.functional.shape import (
-    broadcast_to, cat, chunk, concatenate, expand, flatten, getitem, pad, permute, reshape,
+    broadcast_to, cat, chunk, concatenate, expand, flatten, getitem, index_put, pad, permute,
+    reshape,
     split, squeeze, stack, transpose, unsqueeze, view,
 )
 from filterbank.functional.upsample import interpolate

@@ -9,6 +9,7 @@ import numpy as np
 
 from filterbank.autograd.function import Function
 from filterbank.backend import xp
+from filterbank.functional._dims import dim_alias
 from filterbank.tensor import Tensor
 
 
@@ -196,6 +197,7 @@ def transpose(x, dim0: int, dim1: int) -> Tensor:
     return Permute.apply(x, dims=tuple(dims))
 
 
+@dim_alias
 def squeeze(x, dim=None) -> Tensor:
     """Remove size-1 dims: all of them, or only ``dim`` (an int or tuple) where it has size 1.
 
@@ -220,6 +222,7 @@ def squeeze(x, dim=None) -> Tensor:
     return reshape(x, shape)
 
 
+@dim_alias
 def unsqueeze(x, dim: int) -> Tensor:
     """Insert a size-1 dim at position ``dim`` (negative counts from the end of the result).
 
@@ -311,6 +314,48 @@ def getitem(x, index) -> Tensor:
                          f"{x.shape}: {e}") from None
 
 
+class IndexPut(Function):
+    """``y = x`` with ``y[index] = v`` (a copy); backward: ``dx = g`` with ``g[index] = 0``,
+    ``dv = g[index]`` (summed back to ``v``'s shape by the broadcast rule)."""
+
+    def forward(self, x, v):
+        y = x.copy()
+        y[self.index] = v
+        return y
+
+    def backward(self, gy):
+        gx = gv = None
+        if self.needs_input_grad[0]:
+            gx = gy.copy()
+            gx[self.index] = 0
+        if self.needs_input_grad[1]:
+            gv = gy[self.index]
+        return gx, gv
+
+
+def index_put(x, index, value) -> Tensor:
+    """``x`` with ``x[index] = value``, out of place and differentiable in both (what
+    ``x[index] = value`` records when gradients are on, as PyTorch's ``index_put``).
+
+    Args:
+        x: input tensor.
+        index: anything :func:`getitem` accepts.
+        value: a tensor or number broadcastable to ``x[index]``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> fb.functional.index_put(fb.zeros(3), 1, 5.0).tolist()
+        [0.0, 5.0, 0.0]
+    """
+    index, _ = _convert_index(index)
+    try:
+        return IndexPut.apply(x, value, index=index)
+    except (IndexError, ValueError) as e:
+        raise IndexError(f"index_put: cannot set index {index!r} of a tensor of shape "
+                         f"{x.shape}: {e}") from None
+
+
+@dim_alias
 def concatenate(tensors, axis: int = 0) -> Tensor:
     """Join tensors along an existing ``axis`` (``cat`` is an alias).
 
@@ -346,6 +391,7 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
 cat = concatenate
 
 
+@dim_alias
 def stack(tensors, axis: int = 0) -> Tensor:
     """Join same-shape tensors along a new ``axis``.
 
@@ -365,6 +411,7 @@ def stack(tensors, axis: int = 0) -> Tensor:
     return Stack.apply(*tensors, axis=_dim(axis, tensors[0].ndim + 1, "stack"))
 
 
+@dim_alias
 def split(x, split_size_or_sections, dim: int = 0) -> list[Tensor]:
     """Split along ``dim`` into pieces of ``split_size`` (the last may be smaller) or of the
     given sizes, as ``torch.split``.
@@ -401,6 +448,7 @@ def split(x, split_size_or_sections, dim: int = 0) -> list[Tensor]:
     return out
 
 
+@dim_alias
 def chunk(x, chunks: int, dim: int = 0) -> list[Tensor]:
     """Split along ``dim`` into at most ``chunks`` pieces of ``ceil(n / chunks)`` (as
     ``torch.chunk``).
