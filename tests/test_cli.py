@@ -90,8 +90,8 @@ def test_train_writes_the_run_folder(trained):
         assert (folder / name).read_bytes()[:8] == PNG_MAGIC, name
     from PIL import Image
 
-    with Image.open(folder / "filters.png") as im:  # 6 kernels of 5x5, 8x scale, 3x2 grid
-        assert im.size == (3 * 41 + 1, 2 * 41 + 1)
+    with Image.open(folder / "filters.png") as im:  # matplotlib: 6 kernels 3x2 + colour bar
+        assert im.width >= 500 and im.height >= 350   # LeNet conv1 gives 588x384
     rows = _csv(folder / "metrics.csv")
     assert len(rows) == 1 and {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(rows[0])
     cm = json.loads((folder / "confusion.json").read_text())

@@ -19,6 +19,7 @@ from filterbank.functional import (
 from filterbank.functional.reduce import norm
 from filterbank.random import default_generator, manual_seed
 from filterbank.tensor import Tensor
+from filterbank.serialization import load, save
 from filterbank.autograd.grad_mode import inference_mode
 from filterbank.creation import (
     allclose, as_tensor, eye, from_numpy, linspace, randint, randperm,

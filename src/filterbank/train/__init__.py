@@ -28,6 +28,7 @@ from filterbank.train.metrics import (
     precision_recall_f1,
     top_k_accuracy,
 )
+from filterbank.train.runs import load_run
 from filterbank.train.trainer import History, NonFiniteLossError, Trainer
 
 __all__ = [
@@ -36,5 +37,5 @@ __all__ = [
     "NonFiniteLossError", "TopKAccuracy", "Trainer", "accuracy", "classification_report",
     "confusion_matrix", "load_checkpoint", "precision_recall_f1", "read_checkpoint",
     "save_checkpoint", "top_k_accuracy",
-    "BinaryAccuracy", "binary_accuracy", "default_metrics",
+    "BinaryAccuracy", "binary_accuracy", "default_metrics", "load_run",
 ]

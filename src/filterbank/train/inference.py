@@ -62,9 +62,9 @@ def save_plots(history, net, out: Path, log: Log) -> None:
     conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
     if conv is not None:
         try:
-            from filterbank.viz.filters import save_filter_grid
+            from filterbank.viz import save_filters_plot
 
-            save_filter_grid(conv.weight, out / "filters.png")
+            save_filters_plot(conv.weight, out / "filters.png")
         except ImportError as e:
             log(f"filterbank: no filters.png ({e})")
 
