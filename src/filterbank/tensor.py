@@ -17,21 +17,12 @@ import numpy as np
 from filterbank.autograd import grad_mode
 from filterbank.backend import DEFAULT_DTYPE, xp
 
-
-class _Version:
-    """The in-place version counter of one array, shared by every tensor that views it.
-
-    Each recorded op notes the counters of its inputs (``Function.apply``); an in-place op
-    bumps the counter and remembers the root array it wrote to. ``backward`` compares: a
-    changed counter whose array an op saved for its backward is PyTorch's "modified by an
-    inplace operation" error instead of a silently wrong gradient.
-    """
-
-    __slots__ = ("v", "ref")
-
-    def __init__(self):
-        self.v = 0
-        self.ref = None  # weakref to the root array last written in place
+# The in-place version counter of one array, shared by every tensor that views it: a
+# two-item list ``[version, weakref to the root array last written in place or None]`` (a list,
+# not a class, because every recorded op creates one: 50 ns instead of 170 ns). Each recorded
+# op notes the counters of its inputs and output (``Function.apply``); an in-place op bumps the
+# counter; ``backward`` compares, and a changed counter whose array an op saved for backward is
+# PyTorch's "modified by an inplace operation" error instead of a silently wrong gradient.
 
 
 def _root(arr):
@@ -368,23 +359,23 @@ class Tensor:
         return _HookHandle(hooks, hook)
 
     # ------------------------------------------------------------------ in-place ops
-    def _version_counter(self) -> _Version:
+    def _version_counter(self) -> list:
         vc = self._vc
         if vc is None:
-            vc = self._vc = _Version()
+            vc = self._vc = [0, None]
         return vc
 
     @property
     def _version(self) -> int:
         """How many times this tensor's data was modified in place (PyTorch's ``_version``)."""
-        return 0 if self._vc is None else self._vc.v
+        return 0 if self._vc is None else self._vc[0]
 
     def _mark_modified(self) -> None:
         """Bump the version counter (shared with the views of this array) and remember the
         array written to, for backward's check."""
         vc = self._version_counter()
-        vc.v += 1
-        vc.ref = weakref.ref(_root(self.data))
+        vc[0] += 1
+        vc[1] = weakref.ref(_root(self.data))
 
     def _write(self, arr, name: str) -> None:
         """Write ``arr`` (already computed) into this tensor's own array."""
@@ -937,9 +928,9 @@ def _check_versions(ctx) -> None:
     """Raise PyTorch's error when an array ``ctx`` saved for backward was modified in place
     after the op ran (an input, or its own output)."""
     for vc, v in ctx._saved_versions:
-        if vc.v == v:
+        if vc[0] == v:
             continue
-        root = vc.ref() if vc.ref is not None else None
+        root = vc[1]() if vc[1] is not None else None
         if root is None:
             continue  # the modified array is gone, so this op did not save it
         a = _saved_array(ctx, root)
@@ -947,7 +938,7 @@ def _check_versions(ctx) -> None:
             raise RuntimeError(
                 f"one of the variables needed for gradient computation has been modified by "
                 f"an inplace operation: [{a.dtype} {tuple(a.shape)}], saved by "
-                f"{ctx.name}Backward, is at version {vc.v}; expected version {v} instead. "
+                f"{ctx.name}Backward, is at version {vc[0]}; expected version {v} instead. "
                 f"Use out-of-place ops (or .clone()) before modifying it in place")
 
 
@@ -1036,7 +1027,7 @@ def _run_backward(root: Tensor, seed, retain_graph: bool) -> None:
         if hooks:
             g = _call_hooks(hooks, g)
         for vc, v in ctx._saved_versions:
-            if vc.v != v:
+            if vc[0] != v:
                 _check_versions(ctx)
                 break
         retained = d.get("_retained_ref")

@@ -111,12 +111,12 @@ class Function:
                 if isinstance(t, Tensor):
                     vc = t._vc
                     if vc is None:
-                        vc = t._vc = _Version()
-                    saved.append((vc, vc.v))
+                        vc = t._vc = [0, None]  # see tensor.py: [version, written array]
+                    saved.append((vc, vc[0]))
             vc = result._vc
             if vc is None:
-                vc = result._vc = _Version()
-            saved.append((vc, vc.v))
+                vc = result._vc = [0, None]
+            saved.append((vc, vc[0]))
             fn._saved_versions = saved
             # A computed input is linked through the Function that made it, never the tensor:
             # the tensor would keep its array alive until backward, although the ops that
@@ -179,4 +179,4 @@ def unbroadcast(grad, shape):
     return grad
 
 
-from filterbank.tensor import Tensor, _Version  # noqa: E402  (tensor.py imports this module first)
+from filterbank.tensor import Tensor  # noqa: E402  (tensor.py imports this module first)
