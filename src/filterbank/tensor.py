@@ -421,6 +421,10 @@ class Tensor:
         old._ctx = self._ctx
         out = fn(old, *args)
         self._write(out.data, name)
+        if self._retain_grad and self._ctx is not None:
+            # .grad follows the tensor to its new value (PyTorch): the old creator must not
+            # also write the old value's gradient into it
+            self._ctx.__dict__.pop("_retained_ref", None)
         self._ctx = out._ctx
         self._requires_grad = out._requires_grad
         if self._retain_grad and self._ctx is not None:

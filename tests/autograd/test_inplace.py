@@ -320,3 +320,24 @@ def test_inplace_on_a_view_while_recording_is_refused_not_wrong():
     y[1:] = 0.0                 # through the base: recorded
     y.sum().backward()
     assert a.grad.tolist() == [[2.0, 2.0], [0.0, 0.0], [0.0, 0.0]]
+
+
+def _retain_then_inplace(lib):
+    x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 2
+    y.retain_grad()
+    y.mul_(3)               # .grad follows y to its new value
+    (y * y).sum().backward()
+    return x.grad.tolist(), y.grad.tolist()
+
+
+def test_retain_grad_follows_an_inplace_op():
+    # only d(sum y_new^2)/dy_new = 2 * y_new, not also the old value's gradient
+    assert _retain_then_inplace(fb) == ([72.0, 144.0, 216.0], [12.0, 24.0, 36.0])
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="PyTorch (the oracle) is not installed")
+def test_retain_grad_follows_an_inplace_op_as_in_pytorch():
+    import torch
+
+    assert _retain_then_inplace(fb) == _retain_then_inplace(torch)
