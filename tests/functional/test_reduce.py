@@ -309,3 +309,13 @@ def test_reductions_with_indices_errors_name_the_function():
         F.max(x, (0, 1))
     with pytest.raises(ValueError, match=r"norm: p must be"):
         fb.norm(x, 0.5)
+
+
+def test_std_of_a_constant_slice_has_zero_gradient_like_pytorch():
+    # d std / dx = (x - mean) / ((N - c) std) is 0/0 there; PyTorch masks it to 0
+    x = fb.tensor([[1.0, 5.0, 5.0], [2.0, 2.0, 2.0]], requires_grad=True)
+    x.std(dim=1).sum().backward()
+    assert np.allclose(x.grad.data, [[-(3**-0.5), 3**-0.5 / 2, 3**-0.5 / 2], [0.0, 0.0, 0.0]])
+    x.grad = None
+    F.std(x[1], correction=0).backward()
+    assert x.grad.tolist() == [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]

@@ -659,11 +659,22 @@ def std(x, axis=None, keepdims: bool = False, correction: int = 1, *,
     """
     if unbiased is not None:
         correction = 1 if unbiased else 0
-    from filterbank.functional.elementwise import sqrt
-
     x = _x(x)
     normalize_axes(axis, x.ndim, "std")  # errors name std, not var
-    return sqrt(var(x, axis, keepdims, correction))
+    return _StdSqrt.apply(var(x, axis, keepdims, correction))
+
+
+class _StdSqrt(Function):
+    """sqrt(var) for std: where std is 0 (a constant slice) the gradient is 0, not 0/0 = nan,
+    as PyTorch's std backward masks it."""
+
+    def forward(self, v):
+        self.y = xp.sqrt(v)
+        return self.y
+
+    def backward(self, gy):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return xp.where(self.y == 0, 0, gy / (2 * self.y)).astype(gy.dtype, copy=False)
 
 
 class Prod(Function):
