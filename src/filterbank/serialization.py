@@ -46,7 +46,9 @@ _NUMPY_TYPES = frozenset(_DTYPES.values())
 
 
 # ------------------------------------------------------------------------- writing
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename inside ``directory`` durable (best effort: not every platform can open a
+    directory; the data itself is synced before the rename)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # some platforms cannot open directories; the data itself is synced
@@ -86,7 +88,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except OSError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 # -------------------------------------------------------------------- tree encoding

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from filterbank.serialization import fsync_dir as _fsync_dir
+
 #: Environment variable naming a data directory (searched after an explicit ``root``).
 ENV_VAR = "FILTERBANK_DATA"
 _CHUNK = 1 << 20
@@ -103,20 +105,6 @@ def _fetch(url: str, dest: Path, sha256: str | None, progress: bool, timeout: fl
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(dest.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform (Windows), so best effort.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def download_url(urls: str | Sequence[str], dest: str | os.PathLike, sha256: str | None = None,
