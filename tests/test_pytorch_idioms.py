@@ -9,6 +9,9 @@ test skips by itself when it is missing.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from harness import HAS_TORCH, assert_close
@@ -237,6 +240,18 @@ def test_nn_functional_is_functional():
     import filterbank.functional
 
     assert fbF is filterbank.functional
+
+
+def test_nn_functional_is_an_attribute_of_nn_without_its_own_import():
+    # `import torch.nn as nn` then `nn.functional.relu(x)`: a fresh interpreter, since this
+    # module's own `import filterbank.nn.functional` would set the attribute
+    code = ("import filterbank.nn as nn, filterbank.functional as F\n"
+            "assert nn.functional is F\n"
+            "print(nn.functional.relu(nn.functional.one_hot(__import__('filterbank')"
+            ".tensor([1]), 2)).tolist())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[[0, 1]]"
 
 
 @needs_torch

@@ -2,6 +2,7 @@
 
 from filterbank.nn import init
 from filterbank.nn import utils
+from filterbank.nn import functional  # PyTorch's nn.functional (filterbank.functional itself)
 from filterbank.nn.activation import (
     ELU, GELU, SELU, Hardtanh, LeakyReLU, LogSoftmax, Maxout, PReLU, ReLU, ReLU6, Sigmoid, SiLU,
     Softmax, Softplus, Swish, Tanh,
