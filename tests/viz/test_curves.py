@@ -104,3 +104,13 @@ def test_learning_rate_panel():
     assert flat.get_yscale() == "linear" and flat.get_ylim()[0] == 0
     assert len(plot_history(history, lr_panel=False).axes) == 1
     assert len(plot_history({"loss": [1.0], "lr": [None]}).axes) == 1
+
+
+def test_gap_message_does_not_call_a_shrinking_negative_gap_overfitting():
+    from filterbank.viz import gap_message
+
+    # training accuracy catching up with validation: -0.186 -> -0.032 (validation still better)
+    msg = gap_message("accuracy", 0.533, 0.565, start_gap=-0.186)
+    assert "overfitting" not in msg.split("\n", 1)[1] and "validation better" in msg
+    # validation worse and the gap has grown: that is overfitting
+    assert "overfitting" in gap_message("accuracy", 0.95, 0.80, start_gap=0.01)

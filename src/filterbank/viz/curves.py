@@ -51,7 +51,9 @@ def gap_message(metric: str, train: float, val: float, start_gap: float | None =
     lower_is_better = "loss" in metric
     gap = (val - train) if lower_is_better else (train - val)
     head = f"{'val - train' if lower_is_better else 'train - val'} {metric} = {gap:+.3f}"
-    growing = start_gap is not None and _is_big(metric, gap - start_gap, train)
+    # overfitting is validation worse *and* worse than it was: a negative gap that shrinks
+    # (training catching up with validation) is not
+    growing = start_gap is not None and gap > 0 and _is_big(metric, gap - start_gap, train)
     if _is_big(metric, gap, train):
         note = (f"big gap, grown from {start_gap:+.3f}: overfitting" if growing
                 else "big gap = overfitting")
