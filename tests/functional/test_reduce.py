@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from harness import (
+    HAS_TORCH,
     OpCase,
     check_float32,
     check_gradcheck,
@@ -319,3 +320,33 @@ def test_std_of_a_constant_slice_has_zero_gradient_like_pytorch():
     x.grad = None
     F.std(x[1], correction=0).backward()
     assert x.grad.tolist() == [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+
+
+
+MEDIAN_TIES = [([2.0, 2.0, 2.0], 2.0, [1 / 3] * 3),
+               ([[1.0, 5.0], [5.0, 5.0]], 5.0, [[0.0, 1 / 3], [1 / 3, 1 / 3]]),
+               ([1.0, np.nan, np.nan], np.nan, [0.0, 0.5, 0.5])]
+
+
+def _median_all(lib, a):
+    x = lib.tensor(a, requires_grad=True)
+    m = x.median()
+    m.backward()
+    return m.item(), x.grad.tolist()
+
+
+@pytest.mark.parametrize(("a", "value", "grad"), MEDIAN_TIES, ids=["all", "three", "nan"])
+def test_median_of_all_shares_the_gradient_among_ties_and_propagates_nan(a, value, grad):
+    got_value, got_grad = _median_all(fb, a)
+    np.testing.assert_allclose(got_value, value)
+    np.testing.assert_allclose(got_grad, grad, rtol=1e-6)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="PyTorch (the oracle) is not installed")
+@pytest.mark.parametrize(("a", "value", "grad"), MEDIAN_TIES, ids=["all", "three", "nan"])
+def test_median_of_all_ties_and_nan_match_pytorch(a, value, grad):
+    import torch
+
+    (v, g), (tv, tg) = _median_all(fb, a), _median_all(torch, a)
+    np.testing.assert_allclose(v, tv)
+    np.testing.assert_allclose(g, tg, rtol=1e-6)

@@ -609,11 +609,24 @@ def kthvalue(x, k: int, dim: int = -1, keepdim: bool = False):
     return _indexed("kthvalue", x, idx, d, keepdim)
 
 
+class _ValueOf(Function):
+    """A full reduction to ``value``, one of x's elements (the median): the gradient is shared
+    equally by the elements equal to it (PyTorch's ``evenly_distribute_backward``)."""
+
+    def forward(self, x):
+        self.mask = xp.isnan(x) if self.value != self.value else x == self.value
+        return xp.asarray(self.value, dtype=x.dtype)
+
+    def backward(self, gy):
+        return self.mask * (gy / self.mask.sum()).astype(gy.dtype, copy=False)
+
+
 @dim_alias
 def median(x, dim=None, keepdim: bool = False):
     """The median: for an even count the lower of the two middle values (as PyTorch, no
     averaging). ``median(x)`` is a 0-d tensor; ``median(x, dim)`` gives ``(values, indices)``.
-    The gradient goes to the median element.
+    The gradient of ``median(x)`` is shared equally by the elements equal to the median (as
+    PyTorch's full reductions); over a dim it goes to the returned index.
 
     Example:
         >>> import filterbank as fb
@@ -626,8 +639,11 @@ def median(x, dim=None, keepdim: bool = False):
     if dim is None:
         if keepdim:
             raise TypeError("median(): keepdim needs a dim")
-        flat = x.reshape(-1) if x.ndim != 1 else x
-        return kthvalue(flat, (flat.shape[0] + 1) // 2).values
+        flat = x.data.reshape(-1)
+        k = (flat.shape[0] + 1) // 2
+        nan = xp.isnan(flat).any() if flat.dtype.kind == "f" else False
+        value = flat.dtype.type(np.nan) if nan else np.partition(flat, k - 1)[k - 1]
+        return _ValueOf.apply(x, value=value)  # NaN if any element is NaN, as PyTorch
     d = _one_axis(dim, x.ndim, "median")
     n = x.shape[d] if x.ndim else 1
     out = kthvalue(x, (n + 1) // 2, d, keepdim)
