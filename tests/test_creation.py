@@ -239,3 +239,25 @@ def test_allclose_follows_torch():
     assert fb.allclose(fb.tensor([1.0]), fb.tensor([1.5]), atol=0.6)
     with pytest.raises(ValueError, match=r"allclose: shapes \(2,\) and \(3,\) do not broadcast"):
         fb.allclose(fb.ones(2), fb.ones(3))
+
+
+FACTORIES = [
+    lambda **k: fb.tensor([1.0], **k), lambda **k: fb.zeros(2, **k), lambda **k: fb.ones(2, **k),
+    lambda **k: fb.empty(2, **k), lambda **k: fb.full((2,), 3.0, **k),
+    lambda **k: fb.arange(3, **k), lambda **k: fb.randn(2, **k), lambda **k: fb.rand(2, **k),
+    lambda **k: fb.zeros_like(fb.ones(2), **k), lambda **k: fb.ones_like(fb.ones(2), **k),
+    lambda **k: fb.empty_like(fb.ones(2), **k), lambda **k: fb.full_like(fb.ones(2), 1, **k),
+    lambda **k: fb.randn_like(fb.ones(2), **k), lambda **k: fb.rand_like(fb.ones(2), **k),
+    lambda **k: fb.as_tensor([1, 2], **k), lambda **k: fb.eye(2, **k),
+    lambda **k: fb.linspace(0, 1, 3, **k), lambda **k: fb.randint(0, 5, (2,), **k),
+    lambda **k: fb.randperm(3, **k),
+]
+
+
+@pytest.mark.parametrize("make", FACTORIES)
+def test_factories_take_pytorchs_device_keyword(make):
+    # `torch.zeros(..., device=device)` with device = "cpu": the tutorial line runs as written
+    for dev in ("cpu", fb.device("cpu"), "cpu:0", None):
+        assert make(device=dev).device == "cpu"
+    with pytest.raises(ValueError, match="'cuda' is not available"):
+        make(device="cuda")

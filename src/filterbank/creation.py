@@ -6,17 +6,34 @@ Floating results are float32 unless ``dtype`` says otherwise; random ones draw f
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from filterbank import random as _random
 from filterbank.backend import DEFAULT_DTYPE, xp
+from filterbank.device import device as _device
 from filterbank.tensor import Tensor, _shape_args
+
+
+def _cpu_only(fn):
+    """PyTorch's ``device=`` keyword on a factory: ``'cpu'`` (or None, or ``fb.device('cpu')``)
+    is the one device there is; any other raises ``filterbank.device``'s error."""
+
+    @functools.wraps(fn)
+    def factory(*args, device=None, **kwargs):
+        if device is not None:
+            _device(device)
+        return fn(*args, **kwargs)
+
+    return factory
 
 
 def _dtype(dtype):
     return DEFAULT_DTYPE if dtype is None else np.dtype(dtype)
 
 
+@_cpu_only
 def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (like ``torch.tensor``).
 
@@ -47,6 +64,7 @@ def _new(arr, requires_grad: bool) -> Tensor:
     return Tensor(arr, requires_grad=requires_grad, dtype=arr.dtype)
 
 
+@_cpu_only
 def zeros(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros; ``shape`` as varargs or one tuple; float32 unless ``dtype``.
 
@@ -58,6 +76,7 @@ def zeros(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
     return _new(xp.zeros(_shape_args(shape), _dtype(dtype)), requires_grad)
 
 
+@_cpu_only
 def ones(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones; ``shape`` as varargs or one tuple; float32 unless ``dtype``.
 
@@ -69,11 +88,13 @@ def ones(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
     return _new(xp.ones(_shape_args(shape), _dtype(dtype)), requires_grad)
 
 
+@_cpu_only
 def empty(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
     """An uninitialised tensor (contents arbitrary); float32 unless ``dtype``."""
     return _new(xp.empty(_shape_args(shape), _dtype(dtype)), requires_grad)
 
 
+@_cpu_only
 def full(shape, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
     """A tensor filled with ``fill_value``. Without ``dtype``: bool for a bool, int64 for an
     int, float32 for a float (as ``torch.full``).
@@ -92,6 +113,7 @@ def full(shape, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
     return _new(xp.full(shape, fill_value, _dtype(dtype)), requires_grad)
 
 
+@_cpu_only
 def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> Tensor:
     """Values from ``start`` (default 0) up to, not including, ``end`` in steps of ``step``.
 
@@ -117,6 +139,7 @@ def _float_dtype(name: str, dtype):
     return dt
 
 
+@_cpu_only
 def randn(*shape, dtype=None, generator: np.random.Generator | None = None,
           requires_grad: bool = False) -> Tensor:
     """Standard normal samples drawn from ``generator`` (default: the global one, see
@@ -134,6 +157,7 @@ def randn(*shape, dtype=None, generator: np.random.Generator | None = None,
     return _new(arr, requires_grad)
 
 
+@_cpu_only
 def rand(*shape, dtype=None, generator: np.random.Generator | None = None,
          requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) drawn from ``generator`` (default: the global one).
@@ -154,32 +178,38 @@ def _like_dtype(t, dtype):
     return t.dtype if dtype is None else dtype
 
 
+@_cpu_only
 def zeros_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
     """Zeros with ``t``'s shape and (unless given) dtype."""
     return zeros(t.shape, dtype=_like_dtype(t, dtype), requires_grad=requires_grad)
 
 
+@_cpu_only
 def ones_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
     """Ones with ``t``'s shape and (unless given) dtype."""
     return ones(t.shape, dtype=_like_dtype(t, dtype), requires_grad=requires_grad)
 
 
+@_cpu_only
 def empty_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
     """Uninitialised, with ``t``'s shape and (unless given) dtype."""
     return empty(t.shape, dtype=_like_dtype(t, dtype), requires_grad=requires_grad)
 
 
+@_cpu_only
 def full_like(t: Tensor, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
     """``fill_value`` everywhere, with ``t``'s shape and (unless given) dtype."""
     return full(t.shape, fill_value, dtype=_like_dtype(t, dtype), requires_grad=requires_grad)
 
 
+@_cpu_only
 def randn_like(t: Tensor, dtype=None, generator=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples with ``t``'s shape and (unless given) dtype."""
     return randn(t.shape, dtype=_like_dtype(t, dtype), generator=generator,
                  requires_grad=requires_grad)
 
 
+@_cpu_only
 def rand_like(t: Tensor, dtype=None, generator=None, requires_grad: bool = False) -> Tensor:
     """Uniform [0, 1) samples with ``t``'s shape and (unless given) dtype."""
     return rand(t.shape, dtype=_like_dtype(t, dtype), generator=generator,
@@ -211,6 +241,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._wrap(array)
 
 
+@_cpu_only
 def as_tensor(data, dtype=None) -> Tensor:
     """``data`` as a tensor, without a copy when possible (like ``torch.as_tensor``).
 
@@ -239,6 +270,7 @@ def as_tensor(data, dtype=None) -> Tensor:
     return tensor(data, dtype=dtype)
 
 
+@_cpu_only
 def eye(n: int, m: int | None = None, dtype=None, requires_grad: bool = False) -> Tensor:
     """The ``n x m`` identity matrix (ones on the diagonal); ``m`` defaults to ``n``.
 
@@ -254,6 +286,7 @@ def eye(n: int, m: int | None = None, dtype=None, requires_grad: bool = False) -
     return _new(xp.eye(int(n), int(m), dtype=_dtype(dtype)), requires_grad)
 
 
+@_cpu_only
 def linspace(start, end, steps: int, dtype=None, requires_grad: bool = False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end``, both included.
 
@@ -293,6 +326,7 @@ def linspace(start, end, steps: int, dtype=None, requires_grad: bool = False) ->
     return _new(out.astype(dt, copy=False), requires_grad)
 
 
+@_cpu_only
 def randint(low, high=None, size=None, *, generator: np.random.Generator | None = None,
             dtype=None, requires_grad: bool = False) -> Tensor:
     """Uniform random integers in ``[low, high)``, drawn from ``generator`` (default: the
@@ -327,6 +361,7 @@ def randint(low, high=None, size=None, *, generator: np.random.Generator | None 
     return _new(arr, requires_grad)
 
 
+@_cpu_only
 def randperm(n: int, *, generator: np.random.Generator | None = None, dtype=None,
              requires_grad: bool = False) -> Tensor:
     """A random permutation of ``0 .. n-1`` (int64), drawn from ``generator``.
