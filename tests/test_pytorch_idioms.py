@@ -154,6 +154,25 @@ def _steps_optimizer_loop(lib, nn, F, x_np, y_np, weights, steps=4):
     return losses, {k: _np(v) for k, v in model.state_dict().items()}
 
 
+def _steps_data_update(lib, nn, F, x_np, y_np, weights, lr=0.1, steps=3):
+    """The older tutorials: ``p.data -= lr * p.grad`` and ``p.grad.data.zero_()``-free resets,
+    the device chosen with ``cuda.is_available()``, ``masked_fill_`` on a mask."""
+    device = "cuda" if lib.cuda.is_available() else "cpu"
+    model = _mlp(lib, nn, weights).to(device)
+    x, y = lib.tensor(x_np, device=device), lib.tensor(y_np, device=device)
+    losses = []
+    for _ in range(steps):
+        loss = F.cross_entropy(model(x), y)
+        model.zero_grad()
+        loss.backward()
+        for p in model.parameters():
+            p.data -= lr * p.grad
+        losses.append(loss.item())
+    out = model(x).detach()
+    out.masked_fill_(out < 0, 0.0)
+    return losses, _np(out), {k: _np(v) for k, v in model.state_dict().items()}
+
+
 # ---------------------------------------------------------------------------- the tests
 @needs_torch
 def test_manual_sgd_loop_matches_pytorch():
@@ -167,6 +186,30 @@ def test_manual_sgd_loop_matches_pytorch():
     for k in w:
         assert_close(got[2][k], want[2][k], what=k)
     assert not np.allclose(got[2]["0.weight"], w["0.weight"])  # the weights did move
+
+
+@needs_torch
+def test_data_update_loop_matches_pytorch():
+    (f, fnn, fF), (t, tnn, tF) = _libs()
+    x, y = _data(seed=8)
+    w = _mlp_weights(seed=9)
+    got = _steps_data_update(f, fnn, fF, x, y, w)
+    want = _steps_data_update(t, tnn, tF, x, y, w)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-6)
+    assert_close(got[1], want[1])
+    for k in w:
+        assert_close(got[2][k], want[2][k], what=k)
+
+
+def test_data_update_keeps_data_an_array():
+    w = fb.tensor([1.0, 2.0], requires_grad=True)
+    (w * w).sum().backward()
+    w.data -= 0.25 * w.grad
+    assert isinstance(w.data, np.ndarray) and w.tolist() == [0.5, 1.0]
+    assert w.requires_grad and w.is_leaf
+    a = np.ones(2, np.float32)
+    assert isinstance(a * w, fb.Tensor) and (a * w).requires_grad  # still recorded
+    assert isinstance(np.exp(w), np.ndarray)                       # as through __array__
 
 
 @needs_torch

@@ -36,6 +36,6 @@ from filterbank._allocator import tune as tune_allocator
 # isort: split
 # layers build on the core above (importing nn first would be circular)
 from filterbank import nn  # isort: skip
-from filterbank import data, functional, models, optim, train, viz  # isort: skip
+from filterbank import cuda, data, functional, models, optim, train, viz  # isort: skip
 
 __version__ = "0.1.0"

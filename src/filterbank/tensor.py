@@ -591,6 +591,24 @@ class Tensor:
         _run_backward(self, seed, retain_graph)
 
     # --------------------------------------------------------------------- operators
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy ufuncs with a Tensor operand.
+
+        With ``out=`` (``arr -= t``, the older tutorials' ``w.data -= lr * w.grad``) the ufunc
+        runs on the arrays and writes into ``out``, so ``w.data`` stays an array. Without it,
+        arithmetic and comparisons run the Tensor op (``arr * t`` is recorded, as ``t * arr``
+        is); any other ufunc (``np.exp(t)``) gets the arrays, as through ``__array__``.
+        """
+        if method == "__call__" and not kwargs:
+            op = _ufunc_ops().get(ufunc)
+            if op is not None:
+                return op(*inputs)
+        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        out = kwargs.get("out")
+        if out is not None:
+            kwargs["out"] = tuple([o.data if isinstance(o, Tensor) else o for o in out])
+        return getattr(ufunc, method)(*arrays, **kwargs)
+
     def __add__(self, other):
         return _ew.add(self, other)
 
@@ -850,6 +868,17 @@ class Tensor:
 
         return masked_fill(self, mask, value)
 
+    def masked_fill_(self, mask, value):
+        """:meth:`masked_fill` in place (the in-place rules of :meth:`_inplace`)."""
+        return self._inplace("masked_fill_", lambda s, v: s.masked_fill(mask, v), value)
+
+    def scatter_(self, dim, index, src=None, *, value=None):
+        return self._inplace("scatter_", lambda s, o: s.scatter(dim, index, o, value=value),
+                             src)
+
+    def scatter_add_(self, dim, index, src):
+        return self._inplace("scatter_add_", lambda s, o: s.scatter_add(dim, index, o), src)
+
     def flip(self, *dims, **kwargs):
         if dims:
             return _shape.flip(self, _shape_args(dims), **kwargs)
@@ -877,6 +906,25 @@ class Tensor:
 
     def bmm(self, other):
         return _mm.bmm(self, other)
+
+
+_UFUNC_OPS: dict = {}
+
+
+def _ufunc_ops() -> dict:
+    """NumPy ufunc -> the Tensor op that ``ndarray OP tensor`` runs (see ``__array_ufunc__``)."""
+    if not _UFUNC_OPS:
+        _UFUNC_OPS.update({
+            np.add: _ew.add, np.subtract: _ew.sub, np.multiply: _ew.mul,
+            np.true_divide: _ew.div, np.power: _ew.pow, np.maximum: _ew.maximum,
+            np.minimum: _ew.minimum, np.negative: _ew.neg, np.matmul: _mm.matmul,
+            np.less: _ew.lt, np.less_equal: _ew.le, np.greater: _ew.gt,
+            np.greater_equal: _ew.ge, np.equal: _ew.eq, np.not_equal: _ew.ne,
+            np.bitwise_and: lambda a, b: _ew._compare(np.bitwise_and, a, b),
+            np.bitwise_or: lambda a, b: _ew._compare(np.bitwise_or, a, b),
+            np.bitwise_xor: lambda a, b: _ew._compare(np.bitwise_xor, a, b),
+        })
+    return _UFUNC_OPS
 
 
 _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
