@@ -350,3 +350,20 @@ def test_median_of_all_ties_and_nan_match_pytorch(a, value, grad):
     (v, g), (tv, tg) = _median_all(fb, a), _median_all(torch, a)
     np.testing.assert_allclose(v, tv)
     np.testing.assert_allclose(g, tg, rtol=1e-6)
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch (the oracle) is not installed")
+def test_median_over_a_dim_propagates_nan_like_pytorch():
+    a = np.array([[3.0, np.nan, 1.0, np.nan], [4.0, 2.0, 1.0, 3.0]], np.float32)
+    got = F.median(fb.tensor(a), dim=1)
+    want = torch.median(torch.from_numpy(a), dim=1)
+    np.testing.assert_array_equal(got.values.numpy(), want.values.numpy())
+    assert got.indices.tolist() == want.indices.tolist() == [1, 1]
+
+
+def test_median_over_a_dim_nan_row_gets_the_gradient_at_its_nan():
+    x = fb.tensor([[3.0, np.nan, 1.0], [4.0, 2.0, 1.0]], requires_grad=True)
+    values, indices = F.median(x, dim=1)
+    assert np.isnan(values.data[0]) and values.data[1] == 2.0
+    values[1:].sum().backward()
+    assert x.grad.tolist() == [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]

@@ -645,9 +645,16 @@ def median(x, dim=None, keepdim: bool = False):
         value = flat.dtype.type(np.nan) if nan else np.partition(flat, k - 1)[k - 1]
         return _ValueOf.apply(x, value=value)  # NaN if any element is NaN, as PyTorch
     d = _one_axis(dim, x.ndim, "median")
-    n = x.shape[d] if x.ndim else 1
-    out = kthvalue(x, (n + 1) // 2, d, keepdim)
-    return RETURN_TYPES["median"](*out)
+    if x.ndim == 0:
+        return _indexed("median", x, None, 0, keepdim)
+    k = (x.shape[d] + 1) // 2
+    idx = _argsort(x, d, False)[(builtins.slice(None),) * d + (builtins.slice(k - 1, k),)]
+    if x.dtype.kind == "f":
+        isnan = xp.isnan(x.data)
+        if isnan.any():  # a row with a NaN has median NaN, at its first NaN (as PyTorch)
+            idx = xp.where(isnan.any(axis=d, keepdims=True),
+                           xp.argmax(isnan, axis=d, keepdims=True), idx)
+    return _indexed("median", x, idx, d, keepdim)
 
 
 # ------------------------------------------------------------------ std, prod, norm
