@@ -231,3 +231,28 @@ def test_model_checkpoint_keras_filepath(tmp_path):
     with pytest.raises(ValueError, match=r"cannot fill the checkpoint name .*available fields: "
                                          r"\['epoch', 'loss', 'val_loss'\]"):
         bad.on_epoch_end(t, 0, {"loss": 1.0, "val_loss": 0.5})
+
+
+def test_callbacks_take_keras_verbose():
+    t = fake_trainer()
+    t.log = t.messages.append
+    quiet = EarlyStopping("val_loss", patience=1, verbose=0)
+    feed(quiet, t, [1.0, 2.0])
+    assert t.stop_training and t.messages == []
+    t.stop_training = False
+    feed(EarlyStopping("val_loss", patience=1), t, [1.0, 2.0])  # default: says why it stopped
+    assert len(t.messages) == 1 and "stopping after epoch 2" in t.messages[0]
+    t.messages.clear()
+    t.stop_training = False
+    t.save_checkpoint = lambda p: t.saved.append(p)
+    loud = ModelCheckpoint(filepath="ck-{epoch}", monitor="val_loss", save_best_only=True,
+                           verbose=1)
+    feed(loud, t, [1.0, 2.0, 0.5])
+    assert t.messages == ["ModelCheckpoint: epoch 1: saved ck-1",
+                          "ModelCheckpoint: epoch 3: saved ck-3"]
+    t.messages.clear()
+    feed(ModelCheckpoint(filepath="ck-{epoch}"), t, [1.0])  # default 0: silent
+    assert t.messages == []
+    for cb in (EarlyStopping, ModelCheckpoint):
+        with pytest.raises(ValueError, match=rf"{cb.__name__}: verbose must be 0, 1 or 2"):
+            cb(filepath="x", verbose=3) if cb is ModelCheckpoint else cb(verbose=3)

@@ -51,6 +51,13 @@ class Callback:
         return f"{type(self).__name__}()"
 
 
+def _verbosity(verbose, where: str) -> int:
+    """Keras's ``verbose=`` of a callback: 0 silent, 1 (or 2) its messages."""
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ValueError(f"{where}: verbose must be 0, 1 or 2, got {verbose!r}")
+    return int(verbose)
+
+
 def _mode(mode: str, monitor: str, where: str) -> str:
     """'min' or 'max'; 'auto' as Keras: max for accuracy-like names (acc, auc, f1, precision,
     recall), min for the rest (losses, errors)."""
@@ -110,6 +117,7 @@ class EarlyStopping(Callback):
         min_delta: smallest change that counts as an improvement.
         restore_best_weights: load the best epoch's weights back into the model when training
             ends. ``restore_best`` is the same option under its older name.
+        verbose: 1 (default; Keras: 0) says when and why training stops, 0 says nothing.
 
     Example:
         >>> cb = EarlyStopping(monitor="val_accuracy", patience=3, restore_best_weights=True)
@@ -119,7 +127,8 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, mode: str = "auto",
                  min_delta: float = 0.0, restore_best: bool = False, *,
-                 restore_best_weights: bool | None = None):
+                 restore_best_weights: bool | None = None, verbose: int = 1):
+        self.verbose = _verbosity(verbose, "EarlyStopping")
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ValueError(f"EarlyStopping: patience must be an int >= 0, got {patience!r}")
         if isinstance(min_delta, bool) or not isinstance(min_delta, int | float):
@@ -158,9 +167,10 @@ class EarlyStopping(Callback):
             if self.wait >= self.patience:
                 self.stopped_epoch = epoch + 1
                 trainer.stop_training = True
-                trainer.log(f"EarlyStopping: {self.monitor} did not improve for {self.wait} "
-                            f"epochs (best {self.best:.6g} at epoch {self.best_epoch}); "
-                            f"stopping after epoch {epoch + 1}")
+                if self.verbose:
+                    trainer.log(f"EarlyStopping: {self.monitor} did not improve for {self.wait} "
+                                f"epochs (best {self.best:.6g} at epoch {self.best_epoch}); "
+                                f"stopping after epoch {epoch + 1}")
 
     def on_train_end(self, trainer):
         if self.restore_best and self.best_weights is not None:
@@ -215,6 +225,7 @@ class ModelCheckpoint(Callback):
         filepath: Keras-style checkpoint name (instead of ``dirpath``).
         save_best_only: Keras's option: save only when the monitored value improved
             (with ``dirpath``: ``best`` only, no ``last``).
+        verbose: 1 or 2 logs each save (Keras's option; default 0).
 
     Example:
         >>> cb = ModelCheckpoint("runs/exp1", monitor="val_accuracy", mode="max")
@@ -228,7 +239,9 @@ class ModelCheckpoint(Callback):
 
     def __init__(self, dirpath: str | os.PathLike | None = None, monitor: str = "val_loss",
                  mode: str = "auto", save_best: bool = True, save_last: bool = True, *,
-                 filepath: str | os.PathLike | None = None, save_best_only: bool | None = None):
+                 filepath: str | os.PathLike | None = None, save_best_only: bool | None = None,
+                 verbose: int = 0):
+        self.verbose = _verbosity(verbose, "ModelCheckpoint")
         if (dirpath is None) == (filepath is None):
             raise ValueError(f"ModelCheckpoint: pass a folder (dirpath) or a Keras-style "
                              f"checkpoint name (filepath=), exactly one; got dirpath={dirpath!r}"
@@ -284,6 +297,8 @@ class ModelCheckpoint(Callback):
             path = self._formatted(epoch, logs)
             trainer.save_checkpoint(path)
             self.last_saved = path
+            if self.verbose:
+                trainer.log(f"ModelCheckpoint: epoch {epoch + 1}: saved {path}")
             return
         improved = False
         if self.save_best:
@@ -297,6 +312,10 @@ class ModelCheckpoint(Callback):
             trainer.save_checkpoint(self.dirpath / "last")
         if improved:
             trainer.save_checkpoint(self.dirpath / "best")
+        if self.verbose and (improved or self.save_last):
+            what = ["last"] * self.save_last + ["best"] * improved
+            trainer.log(f"ModelCheckpoint: epoch {epoch + 1}: saved {' and '.join(what)} in "
+                        f"{self.dirpath}")
 
     def state_dict(self):
         return {"best": self._best.best, "best_epoch": self.best_epoch}
