@@ -793,7 +793,8 @@ class RandomResizedCrop(Transform):
 
 
 # ------------------------------------------------------------------------------ colour
-#: ITU-R 601-2 luma weights of R, G, B (as PIL's convert('L') and torchvision).
+#: ITU-R 601-2 luma weights of R, G, B (as PIL's convert('L'); torchvision's tensor path
+#: rounds the red weight to 0.2989, a difference of at most 1e-4 of the range).
 LUMA = (0.299, 0.587, 0.114)
 
 
