@@ -81,7 +81,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "_requires_grad", "grad", "_ctx", "_retain_grad", "_vc", "_hooks",
-                 "_is_view", "__weakref__")
+                 "_view_of", "__weakref__")
     __array_priority__ = 1000  # so ndarray OP tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -92,7 +92,7 @@ class Tensor:
         self._requires_grad = False
         self._vc = None
         self._hooks = None
-        self._is_view = False
+        self._view_of = None
         if requires_grad:
             self.requires_grad = True
 
@@ -107,7 +107,7 @@ class Tensor:
         t._requires_grad = requires_grad
         t._vc = None
         t._hooks = None
-        t._is_view = False
+        t._view_of = None
         return t
 
     # ----------------------------------------------------------------- properties
@@ -410,17 +410,24 @@ class Tensor:
             raise RuntimeError(
                 f"{name}: a leaf Variable that requires grad is being used in an in-place "
                 f"operation. Wrap the update in `with fb.no_grad():` (as optimizers do)")
-        if self._is_view:
-            # PyTorch rewrites the base's history here; filterbank does not track bases, so
-            # the base would keep a stale graph: refuse instead of a wrong gradient
+        view_of = self._view_of
+        if view_of is True:
+            # PyTorch rewrites the base's history here; filterbank tracks the bases of slices
+            # only, so another view's base would keep a stale graph: refuse, not a wrong grad
             raise RuntimeError(
-                f"{name}: in-place operation on a view (a slice, reshape, transpose, ...) while "
-                f"gradients are recorded is not supported; assign through the base tensor "
-                f"(x[index] = value) or use out-of-place ops")
+                f"{name}: in-place operation on a view made by reshape, view, transpose, "
+                f"expand, ... while gradients are recorded is not supported; use out-of-place "
+                f"ops, or modify a slice (x[index]) of the base, which is supported")
         old = Tensor._wrap(self.data.copy(), self._requires_grad)
         old._ctx = self._ctx
         out = fn(old, *args)
-        self._write(out.data, name)
+        if view_of is not None:
+            # a slice x[index]: the new value goes into its base through x[index] = new (an
+            # index_put on the base's graph, which also writes the shared array), as PyTorch
+            base, index = view_of
+            base[index] = out
+        else:
+            self._write(out.data, name)
         if self._retain_grad and self._ctx is not None:
             # .grad follows the tensor to its new value (PyTorch): the old creator must not
             # also write the old value's gradient into it

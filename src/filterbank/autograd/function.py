@@ -101,7 +101,7 @@ class Function:
             for t in inputs:
                 if isinstance(t, Tensor) and np.may_share_memory(out, t.data):
                     result._vc = t._version_counter()
-                    result._is_view = True
+                    result._view_of = True  # getitem records which base and index
                     break
         if record:
             # the in-place versions of the inputs and the output now, checked again by

@@ -79,7 +79,9 @@ class Div(Function):
     def forward(self, a, b):
         if a.shape != b.shape and a.ndim and b.ndim:  # a 0-d operand always broadcasts
             _check_broadcast("div", a, b)
-        self.a, self.b = a, b
+        # keep only what the wanted gradients read (an in-place change of an array that is
+        # not kept is then no error at backward, as in PyTorch)
+        self.a, self.b = (a if self.needs_input_grad[1] else None), b
         return a / b
 
     def backward(self, gy):
@@ -96,8 +98,9 @@ class Pow(Function):
         if a.shape != b.shape and a.ndim and b.ndim:  # a 0-d operand always broadcasts
             _check_broadcast("pow", a, b)
         self.a, self.b = a, b
-        self.y = a**b
-        return self.y
+        y = a**b
+        self.y = y if self.needs_input_grad[1] else None  # only d/db reads the output
+        return y
 
     def backward(self, gy):
         na, nb = self.needs_input_grad

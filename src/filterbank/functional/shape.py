@@ -308,10 +308,13 @@ def getitem(x, index) -> Tensor:
     """
     index, scatter = _convert_index(index)
     try:
-        return GetItem.apply(x, index=index, scatter=scatter)
+        out = GetItem.apply(x, index=index, scatter=scatter)
     except IndexError as e:
         raise IndexError(f"getitem: index {index!r} is invalid for a tensor of shape "
                          f"{x.shape}: {e}") from None
+    if out._view_of is True and isinstance(x, Tensor):
+        out._view_of = (x, index)  # an in-place op on the slice updates x's graph too
+    return out
 
 
 class IndexPut(Function):
