@@ -3,7 +3,12 @@ prefetching, batch transforms."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
+import time
+import weakref
 from collections import namedtuple
 
 import numpy as np
@@ -12,6 +17,8 @@ import pytest
 import filterbank as fb
 from filterbank.data import DataLoader, Dataset, TensorDataset, collate_numpy, default_collate
 from filterbank.data.transforms import RandomHorizontalFlip
+
+LEAK_LIMIT = 700 * 2**20  # bytes of address space for the leak subprocess
 
 
 class ItemDataset(Dataset):
@@ -210,6 +217,66 @@ def test_prefetch_propagates_errors_and_stops_thread_on_break():
     next(it)
     it.close()
     assert threading.active_count() == before
+
+
+def _threads_settle(limit: int, timeout: float = 5.0) -> int:
+    """threading.active_count() once it is <= limit (stopped workers take up to 0.1 s)."""
+    deadline = time.monotonic() + timeout
+    while threading.active_count() > limit and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return threading.active_count()
+
+
+def test_an_abandoned_prefetch_iterator_is_collected_and_stops_its_thread():
+    """Issue 15 item 10: the worker thread held the iterator (a bound method as target), so
+    an iterator dropped after one batch lived on, its thread blocked on a full queue."""
+    before = threading.active_count()
+    ld = DataLoader(TensorDataset(*data(64)), batch_size=4, shuffle=True, generator=0,
+                    prefetch=2)
+    it = iter(ld)
+    next(it)
+    ref = weakref.ref(it)
+    del it
+    assert ref() is None  # nothing else (the thread) keeps it alive
+    for _ in range(50):
+        next(iter(ld))
+    assert _threads_settle(before) == before
+
+
+def test_abandoned_prefetch_iterators_do_not_leak_memory():
+    """Issue 15 item 10's reproduction: 200 x next(iter(loader)) made 201 threads and grew
+    from 38 to 994 MiB. Run under a 700 MiB address-space limit in a subprocess (each leaked
+    thread kept 2 batches of 1.6 MB and its stack)."""
+    code = textwrap.dedent("""
+        import resource, threading, time
+        import numpy as np
+        resource.setrlimit(resource.RLIMIT_AS, (MAXBYTES, MAXBYTES))
+        from filterbank.data import DataLoader, TensorDataset
+        ld = DataLoader(TensorDataset(np.zeros((6000, 1, 28, 28), np.float32),
+                                      np.zeros(6000, np.int64)),
+                        batch_size=512, shuffle=True, generator=0, prefetch=2)
+        for _ in range(200):
+            next(iter(ld))
+        deadline = time.monotonic() + 5
+        while threading.active_count() > 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        print(threading.active_count())
+    """).replace("MAXBYTES", str(LEAK_LIMIT))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["1"]
+
+
+def test_close_stops_the_thread_and_frees_its_batches():
+    before = threading.active_count()
+    it = iter(DataLoader(TensorDataset(*data(64)), batch_size=4, prefetch=3))
+    next(it)
+    it.close()
+    assert threading.active_count() == before
+    assert it._queue.empty()
+    with pytest.raises(StopIteration):
+        next(it)
 
 
 @pytest.mark.parametrize("kwargs, err, match", [

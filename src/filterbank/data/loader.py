@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -258,38 +259,64 @@ class DataLoader:
 _DONE = object()
 
 
+def _put(q: queue.Queue, stop: threading.Event, item) -> bool:
+    """Put ``item`` unless ``stop`` is set first (checked every 0.1 s while the queue is full)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _produce(loader: DataLoader, batches: list[np.ndarray], q: queue.Queue,
+             stop: threading.Event) -> None:
+    # a plain function of the queue and the event: the thread must not hold the iterator,
+    # or an abandoned iterator would never be collected and its thread never stopped
+    try:
+        for idx in batches:
+            if stop.is_set() or not _put(q, stop, ("ok", loader._fetch(idx))):
+                return
+    except BaseException as e:  # re-raised in the consuming thread
+        _put(q, stop, ("error", e))
+        return
+    _put(q, stop, ("done", _DONE))
+
+
+def _stop_worker(stop: threading.Event, q: queue.Queue) -> None:
+    """Tell the worker to stop and drop the batches it prepared (frees their memory and
+    wakes a worker blocked on a full queue)."""
+    stop.set()
+    _drain(q)
+
+
+def _drain(q: queue.Queue) -> None:
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
+
+
 class _PrefetchIterator:
     """Runs ``loader._fetch`` in one background thread, ``prefetch`` batches ahead.
 
     One producer thread keeps the order (and the random draws) identical to ``prefetch=0``.
+    The thread holds only the queue and a stop event, never the iterator: an iterator dropped
+    before the end is collected, and its finalizer stops the thread; ``close()`` does it at
+    once (``Trainer.fit`` calls it on every exit path).
     """
 
     def __init__(self, loader: DataLoader, batches: list[np.ndarray]):
         self._queue: queue.Queue = queue.Queue(maxsize=loader.prefetch)
         self._stop = threading.Event()
         self._finished = False
-        self._thread = threading.Thread(target=self._produce, args=(loader, batches),
+        self._thread = threading.Thread(target=_produce,
+                                        args=(loader, batches, self._queue, self._stop),
                                         name="filterbank-prefetch", daemon=True)
+        self._finalizer = weakref.finalize(self, _stop_worker, self._stop, self._queue)
         self._thread.start()
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _produce(self, loader, batches):
-        try:
-            for idx in batches:
-                if not self._put(("ok", loader._fetch(idx))):
-                    return
-        except BaseException as e:  # re-raised in the consuming thread
-            self._put(("error", e))
-            return
-        self._put(("done", _DONE))
 
     def __iter__(self):
         return self
@@ -306,14 +333,10 @@ class _PrefetchIterator:
         raise StopIteration
 
     def close(self) -> None:
-        """Stop the worker thread (called on exhaustion, on errors and when dropped early)."""
+        """Stop the worker thread and free the batches it prepared (called on exhaustion and
+        on errors; call it when leaving a loop early)."""
         self._finished = True
-        self._stop.set()
+        self._finalizer()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: nothing left to clean up
-            pass
+            _drain(self._queue)  # a batch the worker put while it was being stopped
