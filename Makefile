@@ -48,7 +48,7 @@ lint: $(DEV)
 	$(VENV)/bin/ruff check src tests bench examples
 
 test: lint
-	$(PY) -m pytest -q
+	FILTERBANK_REQUIRE_ORACLES=1 $(PY) -m pytest -q
 
 # Every benchmark against PyTorch (autodiff, layers, conv_algos, train, scaling, footprint): one summary
 # table; JSON + PNG per benchmark in bench/results/. BENCH_ARGS=--quick for a short run,

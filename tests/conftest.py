@@ -1,0 +1,44 @@
+"""Session-wide test setup: the oracles.
+
+Tests that compare against PyTorch (or need Pillow or matplotlib) skip one by one where it is
+not installed, so the rest of the suite still runs anywhere. ``make test`` installs all three
+and sets ``FILTERBANK_REQUIRE_ORACLES=1``: then a missing or broken one stops the session
+before any test runs, instead of turning hundreds of checks into quiet skips.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import pytest
+
+#: module -> what the tests use it for
+ORACLES = {
+    "torch": "PyTorch, the reference of every *_vs_torch / *_matches_torch test",
+    "PIL": "Pillow, for the image-file tests",
+    "matplotlib": "matplotlib, for the plotting tests",
+}
+
+
+def missing_oracles() -> list[str]:
+    """The oracles that do not import, each with why."""
+    missing = []
+    for module, use in ORACLES.items():
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # an ImportError, or a broken install failing as it loads
+            missing.append(f"{module} ({use}): {type(e).__name__}: {e}")
+    return missing
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("FILTERBANK_REQUIRE_ORACLES", "") in ("", "0"):
+        return
+    missing = missing_oracles()
+    if missing:
+        raise pytest.UsageError(
+            "FILTERBANK_REQUIRE_ORACLES is set (make test sets it) but these test oracles do "
+            "not import, so their tests would be skipped: " + "; ".join(missing)
+            + ". Install them (make test installs them into .venv: delete .venv/.installed-dev "
+            "to reinstall) or unset FILTERBANK_REQUIRE_ORACLES to run without them.")
