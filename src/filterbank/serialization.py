@@ -18,16 +18,21 @@ safetensors readers (``safetensors.numpy.load_file``, ``safetensors.torch.load_f
 them by name.
 
 Writing is atomic (temporary file in the same folder, fsync, ``os.replace``): a crash leaves
-the old file or the new one. Loading validates the header before any array is allocated
-(header length, dtypes, shapes against byte ranges, ranges against the file size) and the
-structure while decoding it; anything else raises :class:`ValueError` naming the file.
+the old file or the new one. Loading trusts nothing in the file: it must be a regular file
+(not a FIFO, a device or a link to one, checked with ``stat`` before it is opened); the header
+length, dtypes, shapes and byte ranges are checked against the file's size before any array
+is read, and only the bytes the header declares are read; the structure may nest at most
+:data:`MAX_DEPTH` levels and is checked while it is decoded. Anything else raises
+:class:`ValueError` naming the file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,10 @@ FORMAT = "filterbank-save"
 FORMAT_VERSION = 1
 #: Largest safetensors header accepted by :func:`load` (the JSON part, not the arrays).
 MAX_HEADER_BYTES = 64 * 2**20
+#: Deepest nesting of lists and dicts in a saved structure (JSON levels, tags included).
+MAX_DEPTH = 100
+#: What the readers raise: an exception class or any callable making one from a message.
+ErrorType = Callable[[str], Exception]
 
 # safetensors dtype names -> NumPy (those NumPy has)
 _DTYPES = {"BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "U16": np.uint16,
@@ -89,6 +98,106 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             pass
         raise
     fsync_dir(path.parent)
+
+
+# ------------------------------------------------------------------------- reading
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_regular(path: str | os.PathLike, error: ErrorType = ValueError) -> os.stat_result:
+    """``os.stat`` of ``path`` (links followed), raising ``error`` unless it is a regular file.
+
+    FIFOs would block a reader forever and devices (``/dev/zero``) never end, so they are
+    refused before anything opens them. A missing file raises :class:`FileNotFoundError`.
+    """
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        link = f" (a link to {os.path.realpath(path)})" if os.path.islink(path) else ""
+        raise error(f"{path}: expected a regular file, got {_kind(st.st_mode)}{link}")
+    return st
+
+
+class RegularFile:
+    """A regular file opened for reading, after :func:`check_regular`: ``size`` is its size
+    when opened; :meth:`read` returns exactly ``n`` bytes or raises ``error`` (never blocks,
+    never reads more than asked)."""
+
+    def __init__(self, path: str | os.PathLike, error: ErrorType = ValueError):
+        self.path, self.error = path, error
+        check_regular(path, error)
+        # O_NONBLOCK: should the path be swapped for a FIFO after the stat, open does not wait
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise error(f"{path}: expected a regular file, got {_kind(st.st_mode)}")
+            self.file = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        self.size = st.st_size
+
+    def read(self, n: int) -> bytes:
+        data = self.file.read(n)
+        if len(data) != n:
+            raise self.error(f"{self.path}: the file changed while it was read (expected "
+                             f"{n:,} more bytes, got {len(data):,})")
+        return data
+
+    def __enter__(self) -> RegularFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
+
+def read_regular_file(path: str | os.PathLike, max_bytes: int,
+                      error: ErrorType = ValueError, what: str = "file") -> bytes:
+    """The bytes of the regular file ``path``, refused (``error``) before reading when it is
+    not a regular file or larger than ``max_bytes``."""
+    with RegularFile(path, error) as f:
+        if f.size > max_bytes:
+            raise error(f"{path}: {f.size:,} bytes, more than the {max_bytes:,} a {what} may "
+                        f"have")
+        return f.read(f.size)
+
+
+def json_depth(obj) -> int:
+    """Nesting depth of lists and dicts in ``obj`` (a scalar: 0), without recursion."""
+    depth, stack = 0, [(obj, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        depth = max(depth, level)
+        stack.extend((c, level + 1) for c in children if isinstance(c, dict | list | tuple))
+    return depth
+
+
+def parse_json(data: bytes | str, where: str, error: ErrorType = ValueError,
+               max_depth: int = MAX_DEPTH):
+    """``json.loads(data)``; invalid text or UTF-8, or nesting deeper than ``max_depth``,
+    raise ``error`` starting with ``where`` (never a RecursionError)."""
+    try:
+        obj = json.loads(data)
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an int of 5000 digits
+        raise error(f"{where}: not valid JSON ({str(e)[:80]})") from None
+    except RecursionError:
+        raise error(f"{where}: nested deeper than {max_depth} levels") from None
+    if json_depth(obj) > max_depth:
+        raise error(f"{where}: nested deeper than {max_depth} levels")
+    return obj
 
 
 # -------------------------------------------------------------------- tree encoding
@@ -157,7 +266,7 @@ def encode_tree(obj, key: str, tensors: dict, where: str, error: type[Exception]
                 f"(tensors, arrays, numbers, strings, None, lists, tuples and dicts only)")
 
 
-def decode_tree(obj, tensors: dict, where: str, error: type[Exception] = ValueError,
+def decode_tree(obj, tensors: dict, where: str, error: ErrorType = ValueError,
                 as_tensors: bool = True, copy: bool = True):
     """Inverse of :func:`encode_tree`; every node is checked (a hostile structure raises
     ``error``, it never builds anything but arrays, tensors, numbers, strings and containers).
@@ -263,6 +372,8 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     tensors: dict[str, np.ndarray] = {}
     structure = encode_tree(obj, "", tensors, "save", TypeError, unique=True)
+    if json_depth(structure) > MAX_DEPTH:  # load would refuse it
+        raise ValueError(f"save: the structure nests deeper than {MAX_DEPTH} levels")
     text = json.dumps(structure, allow_nan=True, separators=(",", ":"))
     blob = safetensors.numpy.save(tensors, metadata={"format": FORMAT,
                                                      "version": str(FORMAT_VERSION),
@@ -275,39 +386,77 @@ def _bad(path, why: str) -> ValueError:
     return ValueError(f"load: {path} is not a file written by filterbank.save ({why})")
 
 
-def _check_header(path: Path, blob: bytes) -> dict:
-    """The parsed safetensors header of ``blob``, every size checked against the file."""
-    if len(blob) < 8:
-        raise _bad(path, f"{len(blob)} bytes, too short for a safetensors header")
-    n = int.from_bytes(blob[:8], "little")
-    if n > len(blob) - 8 or n > MAX_HEADER_BYTES:
-        raise _bad(path, f"its header claims {n:,} bytes, the file has {len(blob) - 8:,} after "
-                         f"the length field (truncated, or not safetensors)")
+def check_header(path, header_bytes: bytes, data_len: int,
+                 error: ErrorType = ValueError) -> dict:
+    """The parsed safetensors header (the JSON after the length field), every entry checked:
+    a known dtype, a shape of non-negative ints whose byte count is its byte range's, and
+    ranges that cover the ``data_len`` bytes after the header exactly (so nothing but what
+    the header declares is ever read)."""
+    def bad(why):
+        return error(f"{path}: not a safetensors file written by filterbank ({why})")
+
     try:
-        header = json.loads(blob[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise _bad(path, f"the header is not JSON: {str(e)[:80]}") from None
+        header = json.loads(header_bytes)
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise bad(f"the header is not JSON: {str(e)[:80]}") from None
+    except RecursionError:
+        raise bad("the header is nested too deeply") from None
     if not isinstance(header, dict):
-        raise _bad(path, "the header is not a JSON object")
-    data_len = len(blob) - 8 - n
+        raise bad("the header is not a JSON object")
+    end = 0
     for name, info in header.items():
         if name == "__metadata__":
+            if not (isinstance(info, dict) and all(isinstance(v, str) for v in info.values())):
+                raise bad("__metadata__ must map names to strings")
             continue
         if not isinstance(info, dict) or info.get("dtype") not in _DTYPES:
-            raise _bad(path, f"array {name!r}: unsupported or missing dtype")
+            raise bad(f"array {name!r}: unsupported or missing dtype")
         shape, offsets = info.get("shape"), info.get("data_offsets")
         if not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
-            raise _bad(path, f"array {name!r}: bad shape {shape!r:.60}")
+            raise bad(f"array {name!r}: bad shape {shape!r:.60}")
         if not (isinstance(offsets, list) and len(offsets) == 2
                 and all(type(o) is int for o in offsets)
                 and 0 <= offsets[0] <= offsets[1] <= data_len):
-            raise _bad(path, f"array {name!r}: byte range {offsets!r:.60} outside the "
-                             f"{data_len:,} bytes of data (truncated?)")
+            raise bad(f"array {name!r}: byte range {offsets!r:.60} outside the {data_len:,} "
+                      f"bytes of data (truncated?)")
         size = int(np.prod(shape, dtype=object)) * np.dtype(_DTYPES[info["dtype"]]).itemsize
         if size != offsets[1] - offsets[0]:
-            raise _bad(path, f"array {name!r}: shape {shape} needs {size:,} bytes, its range "
-                             f"has {offsets[1] - offsets[0]:,}")
+            raise bad(f"array {name!r}: shape {shape} needs {size:,} bytes, its range has "
+                      f"{offsets[1] - offsets[0]:,}")
+        end = max(end, offsets[1])
+    if end != data_len:
+        raise bad(f"its arrays end at byte {end:,} of the {data_len:,} after the header")
     return header
+
+
+def read_safetensors(path, error: ErrorType = ValueError, expected_size: int | None = None,
+                     expected_by: str = "") -> tuple[dict, bytes]:
+    """(checked header, the whole file's bytes) of the safetensors file ``path``.
+
+    The file's type and size are checked before it is read (a regular file; ``expected_size``
+    bytes when given, ``expected_by`` says who expects it), then its header, then only the
+    bytes that header declares are read.
+    """
+    with RegularFile(path, error) as f:
+        if expected_size is not None and f.size != expected_size:
+            by = f" ({expected_by})" if expected_by else ""
+            raise error(f"{path}: truncated or replaced: expected {expected_size:,} bytes{by}, "
+                        f"the file has {f.size:,}")
+        if f.size < 8:
+            raise error(f"{path}: not a safetensors file ({f.size} bytes, too short for a "
+                        f"safetensors header)")
+        head = f.read(8)
+        n = int.from_bytes(head, "little")
+        if n > f.size - 8 or n > MAX_HEADER_BYTES:
+            raise error(f"{path}: not a safetensors file (its header claims {n:,} bytes, the "
+                        f"file has {f.size - 8:,} after the length field; truncated?)")
+        header_bytes = f.read(n)
+        header = check_header(path, header_bytes, f.size - 8 - n, error)
+        return header, head + header_bytes + f.read(f.size - 8 - n)
+
+
+def _bad(path, why: str) -> ValueError:
+    return ValueError(f"load: {path} is not a file written by filterbank.save ({why})")
 
 
 def load(path: str | os.PathLike) -> Any:
@@ -342,10 +491,9 @@ def load(path: str | os.PathLike) -> Any:
     import safetensors.numpy
 
     path = Path(path)
-    if not path.is_file():
+    if not os.path.exists(path):
         raise FileNotFoundError(f"load: {path}: no such file")
-    blob = path.read_bytes()
-    header = _check_header(path, blob)
+    header, blob = read_safetensors(path, _load_error)
     meta = header.get("__metadata__")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _bad(path, f"no \"format\": \"{FORMAT}\" in its safetensors metadata; a plain "
@@ -358,15 +506,13 @@ def load(path: str | os.PathLike) -> Any:
     text = meta.get("structure")
     if not isinstance(text, str):
         raise _bad(path, "no structure in its metadata")
-    try:
-        structure = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as e:
-        raise _bad(path, f"its structure is not JSON: {str(e)[:80]}") from None
+    structure = parse_json(text, f"load: {path}: its structure", ValueError)
     try:
         arrays = safetensors.numpy.load(blob)
     except (safetensors.SafetensorError, ValueError, TypeError) as e:
         raise _bad(path, f"unreadable arrays: {str(e)[:120]}") from None
-    try:
-        return decode_tree(structure, arrays, f"load: {path}", ValueError, copy=False)
-    except RecursionError:
-        raise _bad(path, "its structure is nested too deeply") from None
+    return decode_tree(structure, arrays, f"load: {path}", ValueError, copy=False)
+
+
+def _load_error(message: str) -> ValueError:
+    return ValueError(f"load: {message}")

@@ -14,6 +14,13 @@ after the new sidecar is in place. Loading checks everything (format, version, s
 keys, shapes) before it touches the model, and restores the previous state if applying fails
 half-way.
 
+Nothing in the files is trusted: both must be regular files (a FIFO, a device or a link to one
+is refused after a ``stat``, before it is opened); the sidecar is read only if it is at most
+:data:`~filterbank.train.schema.MAX_JSON_BYTES` and is checked against
+:data:`~filterbank.train.schema.CHECKPOINT` (types, required keys, nesting depth); the tensor
+file only if its size is the one the sidecar records, and then only the bytes its header
+declares. Every problem is a :class:`CheckpointError` naming the file and the field.
+
 Nested Python structures (optimizer and scheduler states, RNG states, History) are stored as
 JSON in which each array is replaced by ``{"__tensor__": key}`` pointing into the safetensors
 file; NumPy scalars, tuples and dicts with non-string keys are tagged so they come back with
@@ -34,8 +41,15 @@ import safetensors
 import safetensors.numpy
 
 from filterbank import random as _random
-from filterbank.serialization import atomic_write_bytes, decode_tree, encode_tree
+from filterbank.serialization import (
+    atomic_write_bytes,
+    check_regular,
+    decode_tree,
+    encode_tree,
+    read_safetensors,
+)
 from filterbank.serialization import c_order as _c_order
+from filterbank.train import schema
 
 __all__ = ["CheckpointError", "atomic_write_bytes", "checkpoint_paths", "load_checkpoint",
            "read_checkpoint", "resolve", "save_checkpoint"]
@@ -72,7 +86,12 @@ def resolve(path: str | os.PathLike) -> str | os.PathLike:
     p = Path(path).expanduser()
     if p.is_dir():
         for cand in (p / "model.json", p / "checkpoints" / "last.json"):
-            if cand.is_file():
+            if os.path.lexists(cand):  # a FIFO or device in its place is refused, not skipped
+                try:
+                    check_regular(cand, CheckpointError)
+                except FileNotFoundError:  # a dangling link
+                    raise CheckpointError(f"{cand}: a link to {os.path.realpath(cand)}, "
+                                          f"which does not exist") from None
                 return cand
         raise FileNotFoundError(f"{path}: a folder without a checkpoint (no model.json or "
                                 f"checkpoints/last.json in it)")
@@ -175,44 +194,48 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
     """
     path = resolve(path)
     sidecar, _ = checkpoint_paths(path)
-    if not sidecar.exists():
+    if not os.path.lexists(sidecar):
         given = Path(path)
         if given.exists() and given != sidecar:
             raise CheckpointError(f"{given}: not a filterbank checkpoint (its JSON sidecar "
                                   f"{sidecar.name} is missing)")
         raise FileNotFoundError(f"{sidecar}: no checkpoint found")
     try:
-        meta = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{sidecar}: not a filterbank checkpoint (the sidecar is not "
-                              f"valid JSON: {e})") from None
+        check_regular(sidecar, CheckpointError)  # FIFOs and devices: refused as they are
+        meta = schema.read_json(sidecar, CheckpointError, "checkpoint sidecar")
+    except FileNotFoundError:  # a dangling link
+        raise CheckpointError(f"{sidecar}: a link to {os.path.realpath(sidecar)}, which does "
+                              f"not exist") from None
+    except CheckpointError as e:
+        if "expected a regular file" in str(e):
+            raise
+        raise CheckpointError(f"{sidecar}: not a filterbank checkpoint "
+                              f"({str(e).removeprefix(f'{sidecar}: ')})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{sidecar}: not a filterbank checkpoint (expected "
                               f"\"format\": \"{FORMAT}\" in the sidecar)")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION \
+            or version < 1:
         raise CheckpointError(f"{sidecar}: checkpoint format version {version!r} is not "
                               f"supported (this filterbank reads versions 1..{FORMAT_VERSION})")
-    for field in ("tensor_file", "tensor_bytes", "tensor_sha256"):
-        if field not in meta:
-            raise CheckpointError(f"{sidecar}: damaged sidecar (no {field!r} entry)")
+    schema.validate(meta, schema.CHECKPOINT, str(sidecar), CheckpointError)
     name = meta["tensor_file"]
-    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+    if Path(name).name != name or name in ("", ".", ".."):
         raise CheckpointError(f"{sidecar}: damaged sidecar (tensor_file must be a file name "
                               f"in the same folder, got {name!r})")
     tfile = sidecar.with_name(name)
-    if not tfile.exists():
-        raise CheckpointError(f"{sidecar}: its tensor file {tfile.name} is missing")
-    blob = tfile.read_bytes()
-    if len(blob) != meta["tensor_bytes"]:
-        raise CheckpointError(f"{tfile}: truncated or replaced: the sidecar expects "
-                              f"{meta['tensor_bytes']} bytes, the file has {len(blob)}")
+    try:
+        header, blob = read_safetensors(tfile, CheckpointError, meta["tensor_bytes"],
+                                        f"recorded in {sidecar.name}")
+    except FileNotFoundError:
+        raise CheckpointError(f"{sidecar}: its tensor file {tfile.name} is missing") from None
     if hashlib.sha256(blob).hexdigest() != meta["tensor_sha256"]:
         raise CheckpointError(f"{tfile}: corrupted or mismatched: its SHA-256 differs from "
                               f"the one recorded in {sidecar.name}")
     try:
         arrays = safetensors.numpy.load(blob)
-    except safetensors.SafetensorError as e:
+    except (safetensors.SafetensorError, ValueError, TypeError) as e:
         raise CheckpointError(f"{tfile}: not a readable safetensors file ({e})") from None
     return meta, arrays
 
@@ -292,13 +315,14 @@ def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None, schedul
         if "scheduler" not in meta:
             raise CheckpointError(f"{sidecar}: the checkpoint holds no scheduler state")
         sched_state = _decode(meta["scheduler"]["state"], arrays, str(sidecar))
-    loader_states = meta.get("rng", {}).get("loaders", {})
+    loader_states = meta.get("rng", {}).get("loaders", {})  # types checked by the schema
     if missing_loaders == "ignore":
         loaders = {k: v for k, v in (loaders or {}).items() if k in loader_states}
     for name in loaders or {}:
         if name not in loader_states:
             raise CheckpointError(f"{sidecar}: no state for data loader {name!r} (saved: "
                                   f"{sorted(loader_states)})")
+    decoded = _decode_all(sidecar, meta, arrays)  # a damaged tree fails before any change
 
     # apply; should anything still fail, put every object back as it was
     backups = []
@@ -327,7 +351,16 @@ def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None, schedul
     out = {k: meta.get(k) for k in ("epoch", "global_step", "rng", "format_version",
                                     "filterbank_version", "tensor_file")}
     out["sidecar"] = str(sidecar)
-    out["history"] = _decode(meta.get("history", {}), arrays, str(sidecar))
-    out["callbacks"] = _decode(meta.get("callbacks", {}), arrays, str(sidecar))
-    out["extra"] = _decode(meta.get("extra"), arrays, str(sidecar))
+    out.update(decoded)
+    return out
+
+
+def _decode_all(sidecar, meta: dict, arrays: dict) -> dict:
+    """history, callbacks and extra decoded (history and callbacks must stay objects)."""
+    out = {}
+    for key, default in (("history", {}), ("callbacks", {}), ("extra", None)):
+        out[key] = _decode(meta.get(key, default), arrays, str(sidecar))
+        if key != "extra" and not isinstance(out[key], dict):
+            raise CheckpointError(f"{sidecar}: {key}: expected an object, got a "
+                                  f"{type(out[key]).__name__} once decoded")
     return out

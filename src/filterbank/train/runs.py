@@ -25,6 +25,7 @@ from pathlib import Path
 
 from filterbank import nn
 from filterbank.serialization import atomic_write_bytes
+from filterbank.train import schema
 from filterbank.train.checkpoint import CheckpointError, load_checkpoint
 from filterbank.train.checkpoint import resolve as _resolve
 from filterbank.train.recipe import build_model, model_kwargs, model_name
@@ -48,7 +49,10 @@ def find_run(path: str | os.PathLike) -> tuple[Path, dict]:
 
     A folder means its final ``model.json`` (else ``checkpoints/last.json``). The config comes
     from the checkpoint itself (``model.json`` embeds it) or from ``config.json`` in the
-    checkpoint's folder or the one above (``checkpoints/..``).
+    checkpoint's folder or the one above (``checkpoints/..``). Both files are read safely and
+    the config is checked against :data:`~filterbank.train.schema.RUN_CONFIG`, so every
+    reader of a run (``evaluate``, ``predict``, ``--resume``, ``--init-from``, :func:`load_run`)
+    gets a :class:`CheckpointError` naming the file and the field for a damaged one.
     """
     try:
         p = _resolve(path)
@@ -56,19 +60,22 @@ def find_run(path: str | os.PathLike) -> tuple[Path, dict]:
         raise FileNotFoundError(f"{path}: not a run folder (no model.json or "
                                 f"checkpoints/last.json in it)") from None
     meta = load_checkpoint(p)  # verifies the files; raises FileNotFoundError/CheckpointError
+    sidecar = Path(meta["sidecar"])
     extra = meta.get("extra")
     config = extra.get("config") if isinstance(extra, dict) else None
+    where, prefix = sidecar, "extra.config"
     if config is None:
-        folder = Path(meta["sidecar"]).parent
-        for cand in (folder / "config.json", folder.parent / "config.json"):
-            if cand.is_file():
-                config = json.loads(cand.read_text(encoding="utf-8"))
+        for cand in (sidecar.parent / "config.json", sidecar.parent.parent / "config.json"):
+            if os.path.lexists(cand):  # a FIFO or a link to a device is refused, not skipped
+                config = schema.read_json(cand, CheckpointError, "run config")
+                where, prefix = cand, ""
                 break
     if not isinstance(config, dict) or config.get("format") != RUN_FORMAT:
         raise CheckpointError(f"{path}: a checkpoint without a run configuration (no "
                               f"config.json beside it); evaluate and predict need a run "
                               f"written by 'filterbank train'")
-    return Path(meta["sidecar"]), config
+    schema.validate_config(config, where, CheckpointError, prefix)
+    return sidecar, config
 
 
 def load_run_model(path, model: str | None = None) -> tuple[nn.Module, dict, Path]:
