@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import selectors
+import signal
 import struct
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 
 import filterbank as fb
 from filterbank import nn, optim
-from filterbank.serialization import MAX_HEADER_BYTES, load, save
+from filterbank.serialization import MAX_DEPTH, MAX_HEADER_BYTES, load, save
 
 
 def _same(a, b):
@@ -225,3 +231,123 @@ def test_sizes_are_checked_before_reading(tmp_path):
     path = HOSTILE["huge shape"](tmp_path / "s.safetensors")
     with pytest.raises(ValueError, match=r"shape \[1099511627776, 1099511627776\] needs"):
         load(path)
+
+
+def test_deep_structures_are_refused_on_save_and_load(tmp_path):
+    deep = []
+    for _ in range(MAX_DEPTH + 1):
+        deep = [deep]
+    with pytest.raises(ValueError, match=f"save: the structure nests deeper than {MAX_DEPTH}"):
+        save(deep, tmp_path / "deep.safetensors")
+    assert not (tmp_path / "deep.safetensors").exists()
+    # 150 levels: json.loads copes, the decoder's recursion would not be the judge
+    path = _header_file(tmp_path / "d.safetensors", {"__metadata__": _meta(
+        json.loads("[" * 150 + "]" * 150))})
+    with pytest.raises(ValueError, match=r"load: .*d.safetensors: its structure: nested "
+                                         r"deeper than 100 levels"):
+        load(path)
+
+
+def test_bytes_beyond_the_arrays_are_refused_unread(tmp_path):
+    path = save({"w": np.arange(4.0)}, tmp_path / "t.safetensors")
+    with open(path, "ab") as f:
+        f.write(b"\0" * 10)
+    with pytest.raises(ValueError, match=r"its arrays end at byte 32 of the 42 after"):
+        load(path)
+
+
+# ------------------------------------------ files that are not files: no hang, no blow-up
+def _sparse(path):
+    save({"w": np.arange(4.0)}, path)
+    os.truncate(path, 8 * 2**30)  # truncate -s 8G: a valid header, 8 GiB of holes after it
+
+
+def _dev_zero(path):
+    path.symlink_to("/dev/zero")
+
+
+def _fifo(path):
+    os.mkfifo(path)
+
+
+LOAD_CHILD = textwrap.dedent("""
+    import resource, sys
+    resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))
+    from filterbank.serialization import load
+    try:
+        load(sys.argv[1])
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        sys.exit(1)
+""")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs, /dev/zero, rlimits")
+@pytest.mark.parametrize("make, match", [
+    (_sparse, r"its arrays end at byte 32 of the 8,589,934,\d{3} after the header"),
+    (_dev_zero, r"expected a regular file, got a character device \(a link to /dev/zero\)"),
+    (_fifo, r"expected a regular file, got a FIFO"),
+], ids=["sparse 8 GiB", "link to /dev/zero", "FIFO"])
+def test_special_files_are_refused_before_reading(tmp_path, make, match):
+    path = tmp_path / "x.safetensors"
+    make(path)
+    proc = subprocess.run([sys.executable, "-c", LOAD_CHILD, str(path)], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.stderr.startswith(f"load: {path}: ") and proc.stderr.count("\n") == 1
+    assert re.search(match, proc.stderr), proc.stderr
+
+
+# ------------------------------------------ a real crash: SIGKILL half-way through a write
+SAVE_CHILD = textwrap.dedent("""
+    import os, sys, time
+    import numpy as np
+    from filterbank.serialization import save
+
+    path = sys.argv[1]
+    save({"w": np.arange(2**21, dtype=np.float32), "step": 1}, path)  # 8 MiB
+
+    real_fdopen = os.fdopen
+    class HalfWrite:
+        def __init__(self, f):
+            self.f = f
+        def write(self, data):
+            self.f.write(bytes(data[:len(data) // 2]))
+            self.f.flush()
+            os.fsync(self.f.fileno())
+            print("half", flush=True)
+            time.sleep(120)
+        def __enter__(self):
+            return self
+        def __exit__(self, *exc):
+            self.f.close()
+    def fdopen(fd, mode="r", *args, **kwargs):
+        f = real_fdopen(fd, mode, *args, **kwargs)
+        return HalfWrite(f) if "w" in mode else f
+    os.fdopen = fdopen
+    save({"w": -np.arange(2**21, dtype=np.float32), "step": 2}, path)
+""")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_sigkill_in_the_middle_of_a_save_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "state.safetensors"
+    proc = subprocess.Popen([sys.executable, "-c", SAVE_CHILD, str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        assert sel.select(timeout=60), "the child never reached the write"
+        assert proc.stdout.readline() == "half\n", proc.stderr.read()
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    back = load(path)  # the previous file, complete
+    assert back["step"] == 1
+    np.testing.assert_array_equal(back["w"], np.arange(2**21, dtype=np.float32))
+    temps = [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+    assert len(temps) == 1 and (tmp_path / temps[0]).stat().st_size > 0  # killed mid-file

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
+import signal
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -166,6 +171,84 @@ def test_crash_mid_save_keeps_previous_checkpoint(tmp_path, monkeypatch, name, i
     save_checkpoint(tmp_path / "last", model, opt, sched, epoch=2)
     assert len(os.listdir(tmp_path)) == 2
     assert load_checkpoint(tmp_path / "last", fresh)["epoch"] == 2
+
+
+# ------------------------------------------ a real crash: SIGKILL half-way through a write
+# The child saves epoch 1, changes the weights, then saves epoch 2 with the n-th file write of
+# that save stopped half-way (half the bytes written and fsynced, then it waits to be killed).
+# Atomic writes leave the epoch-1 pair loadable; writing in place would leave half a file.
+KILL_CHILD = textwrap.dedent("""
+    import os, sys, time
+    import filterbank as fb
+    from filterbank import nn
+    from filterbank.train.checkpoint import save_checkpoint
+
+    folder, nth = sys.argv[1], int(sys.argv[2])
+    fb.manual_seed(0)
+    model = nn.Linear(1024, 2048)  # 8 MiB of weights
+    save_checkpoint(os.path.join(folder, "last"), model, epoch=1)
+    model.weight.data += 1.0
+
+    class HalfWrite:
+        def __init__(self, f):
+            self.f = f
+        def write(self, data):
+            self.f.write(bytes(data[:len(data) // 2]))
+            self.f.flush()
+            os.fsync(self.f.fileno())
+            print("half", flush=True)
+            time.sleep(120)
+        def __enter__(self):
+            return self
+        def __exit__(self, *exc):
+            self.f.close()
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    real_fdopen, calls = os.fdopen, [0]
+    def fdopen(fd, mode="r", *args, **kwargs):
+        f = real_fdopen(fd, mode, *args, **kwargs)
+        if "w" in mode:
+            calls[0] += 1
+            if calls[0] == nth:
+                return HalfWrite(f)
+        return f
+    os.fdopen = fdopen
+    save_checkpoint(os.path.join(folder, "last"), model, epoch=2)
+    print("finished", flush=True)
+""")
+
+
+def kill_half_way(child: str, args: list[str]) -> None:
+    """Run ``child``; when it prints "half", SIGKILL it."""
+    proc = subprocess.Popen([sys.executable, "-c", child, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        assert sel.select(timeout=60), "the child never reached the write"
+        line = proc.stdout.readline()
+        assert line == "half\n", (line, proc.stderr.read() if proc.poll() is not None else "")
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+@pytest.mark.parametrize("nth", [1, 2], ids=["tensor-file", "sidecar"])
+def test_sigkill_in_the_middle_of_writing_keeps_previous_checkpoint(tmp_path, nth):
+    kill_half_way(KILL_CHILD, [str(tmp_path), str(nth)])
+    fb.manual_seed(0)
+    expected = nn.Linear(1024, 2048)
+    fresh = nn.Linear(1024, 2048)
+    assert load_checkpoint(tmp_path / "last", fresh)["epoch"] == 1
+    assert_same(weights(fresh), weights(expected))
+    temps = [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+    assert len(temps) == 1 and (tmp_path / temps[0]).stat().st_size > 0  # killed mid-file
 
 
 # ----------------------------------------------------------------- invalid files
