@@ -19,6 +19,7 @@ the traceback instead.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 
@@ -40,6 +41,49 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _divergence_factor(text: str) -> float | None:
+    value = _finite_float(text)
+    if value == 0:
+        return None
+    if value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number > 1, or 0 to turn the check "
+                                         f"off, got {text!r}")
+    return value
+
+
+def _folder(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder, got an empty string")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,21 +128,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "to the step reached)")
     t.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
     t.add_argument("--optimizer", default="adam", choices=run.OPTIMIZERS, help="default adam")
-    t.add_argument("--lr", type=float, help="learning rate (peak rate for onecycle); default "
+    t.add_argument("--lr", type=_positive_float,
+                   help="learning rate (peak rate for onecycle); default "
                    + ", ".join(f"{k} {v:g}" for k, v in run.DEFAULT_LR.items()))
-    t.add_argument("--momentum", type=float, default=0.9,
+    t.add_argument("--momentum", type=_finite_float, default=0.9,
                    help="SGD (Nesterov) / RMSprop momentum; default 0.9")
-    t.add_argument("--weight-decay", type=float,
+    t.add_argument("--weight-decay", type=_finite_float,
                    help="L2 penalty (decoupled for adamw); default the optimizer's")
     t.add_argument("--schedule", default="onecycle", choices=run.SCHEDULES,
                    help="learning-rate schedule; cosine and onecycle step every batch; "
                         "default onecycle")
     t.add_argument("--augment", metavar="LIST",
                    help=f"comma-separated augmentations: {','.join(run.AUGMENTATIONS)}")
-    t.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling, "
-                   "splits and augmentation; default 0")
-    t.add_argument("--out", metavar="DIR",
-                   help="run folder; default runs/<model>-<dataset>-<time>")
+    t.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed for initialisation, shuffling, splits and augmentation; default 0")
+    t.add_argument("--out", metavar="DIR", type=_folder,
+                   help="run folder; default runs/<model>-<dataset>-<time>; a folder whose "
+                        "run stopped before its first epoch ended (no checkpoint) is reused")
     t.add_argument("--resume", metavar="RUN",
                    help="continue a run (folder or checkpoint) with its own settings, in its "
                         "folder; with --epochs beyond its own, train it longer")
@@ -109,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--freeze", metavar="PATTERN", action="append",
                    help="do not train parameters whose names match: a glob or prefix, e.g. "
                         "'features.*' or conv1 (comma-separated or repeatable)")
-    t.add_argument("--val-split", type=float, default=0.1,
+    t.add_argument("--val-split", type=_finite_float, default=0.1,
                    help="fraction of the training images held out for validation; default 0.1")
     t.add_argument("--prefetch", "--workers", type=int, default=2, metavar="N",
                    help="batches prepared ahead by a background thread; default 2")
@@ -117,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resize images to SxS (e.g. 32 for lenet5/vgg on 28x28 data)")
     t.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
                    help="extra model argument, e.g. width=16 (repeatable)")
+    t.add_argument("--divergence-factor", type=_divergence_factor, metavar="F",
+                   default=run.DIVERGENCE_FACTOR,
+                   help="stop, keeping the last good checkpoint, when a batch loss exceeds F "
+                        "times its level (the lowest running mean of the batch losses so "
+                        f"far, at least 1); default {run.DIVERGENCE_FACTOR:g}; 0 "
+                        "turns the check off (NaN/Inf still stop)")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
     e = sub.add_parser("evaluate", parents=[common, data],
@@ -127,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", help="test set (default: the one the run was trained on)")
     e.add_argument("--model", help="rebuild this model instead of the configured one")
     e.add_argument("--batch-size", type=_positive_int, default=512)
-    e.add_argument("--out", metavar="DIR", help="where to write the confusion matrix")
+    e.add_argument("--out", metavar="DIR", type=_folder,
+                   help="where to write the confusion matrix")
 
     r = sub.add_parser("predict", parents=[common],
                        usage="%(prog)s [-h] RUN IMAGE [IMAGE ...] [options]\n"
@@ -183,7 +236,7 @@ def _dispatch(args) -> None:
                   download=args.download, prefetch=args.prefetch, limit=args.limit,
                   image_size=args.image_size, model_args=run.parse_model_args(args.model_arg),
                   progress=not args.no_progress, init_from_run=args.init_from,
-                  freeze_patterns=args.freeze)
+                  freeze_patterns=args.freeze, divergence_factor=args.divergence_factor)
     elif args.command == "evaluate":
         run.evaluate(args.run, dataset=args.dataset, model=args.model,
                      data_root=args.data_root, download=args.download,
@@ -219,10 +272,18 @@ def _predict_args(run_opt: str | None, positional: list[str]) -> tuple[str, list
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that describe a problem with the input, not a bug: one line, no traceback."""
     from filterbank.data.datasets import DownloadError
-    from filterbank.train import NonFiniteLossError
+    from filterbank.train.trainer import DivergenceError
 
-    # CheckpointError and StateDictError are ValueErrors; FileNotFoundError is an OSError
-    return (ValueError, TypeError, OSError, ImportError, DownloadError, NonFiniteLossError)
+    # CheckpointError, StateDictError and the data sets' errors are ValueErrors (PIL's
+    # DecompressionBombError reaches here wrapped in one); FileNotFoundError is an OSError;
+    # NonFiniteLossError is a DivergenceError
+    errors: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, ImportError,
+                                               DownloadError, DivergenceError)
+    try:  # an image over PIL's pixel limit that no reader wrapped
+        from PIL.Image import DecompressionBombError
+    except ImportError:
+        return errors
+    return (*errors, DecompressionBombError)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ run behaves as if it had never stopped.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -390,6 +391,8 @@ class CSVLogger(Callback):
     """Append one row per epoch (the epoch's logs) to a CSV file.
 
     A resumed run (or ``append=True``) appends to the existing file; otherwise it is replaced.
+    On resume, trailing rows of epochs after the checkpoint's (written before a crash stopped
+    their checkpoint from being saved) are removed first, so no epoch appears twice.
 
     Args:
         filename: the CSV file.
@@ -411,9 +414,37 @@ class CSVLogger(Callback):
         self._keys = None
         if resume:
             with open(self.filename, newline="") as f:
-                header = next(csv.reader(f, delimiter=self.separator), None)
-            self._keys = header
+                rows = list(csv.reader(f, delimiter=self.separator))
+            self._keys = rows[0] if rows else None
+            if trainer.epoch > 0 and self._trim(rows, trainer.epoch):
+                trainer.log(f"CSVLogger: {self.filename} had rows after epoch {trainer.epoch}, "
+                            f"the epoch being resumed from (a crash before their checkpoint "
+                            f"was saved); removed them")
         self._file = open(self.filename, "a" if resume else "w", newline="")  # noqa: SIM115
+
+    def _trim(self, rows: list[list[str]], epoch: int) -> bool:
+        """Drop the trailing rows of epochs after ``epoch`` (written before a crash kept their
+        checkpoint from being saved), so that a resumed run does not log them twice. Returns
+        whether the file was rewritten."""
+        if not rows or "epoch" not in rows[0]:
+            return False
+        col = rows[0].index("epoch")
+        keep = len(rows)
+        while keep > 1:
+            try:
+                if int(float(rows[keep - 1][col])) <= epoch:
+                    break
+            except (IndexError, ValueError):
+                break
+            keep -= 1
+        if keep == len(rows):
+            return False
+        from filterbank.serialization import atomic_write_bytes
+
+        buf = io.StringIO(newline="")
+        csv.writer(buf, delimiter=self.separator).writerows(rows[:keep])
+        atomic_write_bytes(self.filename, buf.getvalue().encode("utf-8"))
+        return True
 
     def on_epoch_end(self, trainer, epoch, logs):
         if self._file is None:

@@ -13,6 +13,7 @@ See :mod:`filterbank.train.runs` for what a run folder holds.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,10 +79,11 @@ from filterbank.train.runs import (
     load_run_model,
     write_json,
 )
-from filterbank.train.trainer import Trainer
+from filterbank.train.trainer import DIVERGENCE_FACTOR, DivergenceError, Trainer
 
 __all__ = [
-    "AUGMENTATIONS", "CheckpointError", "DEFAULT_INPUT", "DEFAULT_LR", "FOLDER_TEST_SPLIT",
+    "AUGMENTATIONS", "CheckpointError", "DEFAULT_INPUT", "DEFAULT_LR", "DIVERGENCE_FACTOR",
+    "DivergenceError", "FOLDER_TEST_SPLIT",
     "IMAGE_SUFFIXES", "ONECYCLE_WARMUP", "OPTIMIZERS", "RUN_FORMAT", "RUN_VERSION", "SCHEDULES",
     "ExtendedSchedule", "abbreviate", "build_model", "build_optimizer",
     "build_schedule", "channel_stats", "classifier_head", "confusion_table", "dataset_names",
@@ -94,10 +96,47 @@ __all__ = [
 ]
 
 
+_CHECKPOINTS = ("model.json", "checkpoints/last.json", "checkpoints/best.json")
+# atomic_write_bytes's temp files: ".<name>.<8 random characters>.tmp" (tempfile.mkstemp)
+_TEMP = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in _CHECKPOINTS)
+
+
+def _remove_stale_temp(folder: Path, log: Log) -> None:
+    """Delete the temp files a crash during an atomic save left in a run folder (there is
+    one writer per run folder: the run being continued)."""
+    removed = []
+    for d in (folder, folder / "checkpoints"):
+        if not d.is_dir():
+            continue
+        for f in d.iterdir():
+            if _TEMP.fullmatch(f.name) and f.is_file() and not f.is_symlink():
+                try:
+                    f.unlink()
+                    removed.append(f.name)
+                except OSError:
+                    pass
+    if removed:
+        log(f"filterbank: removed {len(removed)} temp file(s) left by an interrupted save: "
+            f"{', '.join(sorted(removed))}")
+
+
+def _no_checkpoint_message(folder: Path) -> str:
+    return (f"{folder} holds no checkpoint: its run stopped before its first epoch ended, so "
+            f"there is nothing to resume; start it afresh in the same folder with --out "
+            f"{folder} (its options are in {folder / 'config.json'})")
+
+
 def _resume_settings(resume, model, epochs) -> tuple[Path, dict, dict]:
     """Checkpoint, old config and the options a resumed run keeps."""
+    given = resume
     resume = Path(resume).expanduser()
     if resume.is_dir():  # the training state, not the final weights
+        if (resume / "config.json").is_file() and not _has_checkpoint(resume):
+            raise FileNotFoundError(_no_checkpoint_message(resume))
         resume = resume / "checkpoints" / "last.json"
     ckpt, old = find_run(resume)
     opts = dict(old["training"])
@@ -109,7 +148,52 @@ def _resume_settings(resume, model, epochs) -> tuple[Path, dict, dict]:
     planned = old["training"]["epochs"]
     opts["planned"] = planned
     opts["epochs"] = planned if epochs is None else epochs
+    opts["given"] = given, epochs
     return ckpt, old, opts
+
+
+def _check_resume_epochs(given, asked: int | None, epochs: int, done: int, old: dict) -> None:
+    """Refuse a resume that would shorten a run or retrain a finished one (before anything of
+    the run is rewritten)."""
+    if asked is not None and asked < done:
+        raise ValueError(f"--epochs {asked}: the run {given} has already trained {done} "
+                         f"epochs; --resume continues a run, it cannot shorten it (give "
+                         f"--epochs {done + 1} or more to train it longer, or train a new run "
+                         f"with --out)")
+    if isinstance(old.get("results"), dict) and epochs <= done:
+        raise ValueError(f"the run {given} has completed its {done} epochs; there is nothing "
+                         f"to resume (give --epochs {done + 1} or more to train it longer)")
+
+
+def _check_fits(net: nn.Module, name: str, kwargs: dict, channels: int, size, classes: list,
+                dataset: str, probe: DataLoader) -> None:
+    """Refuse a model that does not fit the data set (classes, channels, image size) before
+    anything is written: the arguments first, then one image through the model."""
+    for key, want, what in (("num_classes", len(classes), "classes"),
+                            ("in_channels", channels, "channels")):
+        if key in kwargs and kwargs[key] != want:
+            raise ValueError(f"model argument {key}={kwargs[key]!r} does not fit the data set "
+                             f"{dataset}: it has {want} {what}")
+    if "input_size" in kwargs and kwargs["input_size"] != size[0]:
+        raise ValueError(f"model argument input_size={kwargs['input_size']!r} does not fit the "
+                         f"data set {dataset}: its images are {size[0]}x{size[1]} (use "
+                         f"--image-size to resize them)")
+    x, _ = next(iter(probe))
+    was_training = net.training
+    net.eval()
+    try:
+        with fb.no_grad():
+            shape = tuple(net(x).shape)
+    except (ValueError, TypeError, IndexError, RuntimeError) as e:
+        raise ValueError(f"model {name!r} with arguments {kwargs} does not fit the "
+                         f"{channels}x{size[0]}x{size[1]} images of {dataset}: "
+                         f"{' '.join(str(e).split())}") from None
+    finally:
+        net.train(was_training)
+    if shape != (1, len(classes)):
+        raise ValueError(f"model {name!r} with arguments {kwargs} gives outputs of shape "
+                         f"{shape} for one {channels}x{size[0]}x{size[1]} image of {dataset}; "
+                         f"training needs (1, {len(classes)}): one score per class")
 
 
 def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None = None,
@@ -123,6 +207,7 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
           image_size: int | None = None, model_args: dict | None = None,
           progress: bool = True, init_from_run: str | os.PathLike | None = None,
           freeze_patterns: str | Sequence[str] | None = None,
+          divergence_factor: float | None = DIVERGENCE_FACTOR,
           log: Log = _stderr, echo: Log = print) -> dict:
     """Train ``model`` on ``dataset`` and write a run folder (see :mod:`filterbank.train.runs`).
 
@@ -162,11 +247,25 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
             of classes is re-initialised).
         freeze_patterns: parameter names not to train: globs or prefixes, comma-separated
             (``features.*``); they get ``requires_grad=False`` and stay out of the optimizer.
+        divergence_factor: stop (:class:`~filterbank.train.trainer.DivergenceError`, the last
+            good checkpoint kept) when a loss exceeds this many times its level (see
+            :class:`~filterbank.train.Trainer`); None: no check. Not part of the run's
+            recorded options (a resumed run uses the value given now).
         log, echo: where notes (stderr) and results (stdout) go.
 
     Returns:
         dict with ``out`` (the run folder), ``test_accuracy``, ``history``, ``config``,
         ``seconds``.
+
+    Raises:
+        DivergenceError: the loss diverged or became NaN/Inf (the message names the step and
+            the last good checkpoint, which the run folder keeps).
+        ValueError: inconsistent options, model arguments that do not fit the data set
+            (classes, channels, image size: checked before the run folder is made), a
+            ``resume`` with fewer epochs than the run has done.
+
+    A folder whose run stopped before its first epoch ended (``config.json`` but no
+    checkpoint) cannot be resumed; ``out`` reuses it for a fresh start (and says so).
 
     Example:
         >>> r = train("simple_cnn", "fashion-mnist", epochs=3, lr=2e-3)  # doctest: +SKIP
@@ -239,10 +338,15 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
     classes = [str(c) for c in train_full.classes]
     kwargs = model_kwargs(name, channels, size, len(classes), model_args)
 
+    if out is not None and not str(out).strip():
+        raise ValueError("--out must name a folder, got an empty string")
     out = default_out(name, resolved) if out is None else Path(out).expanduser()
+    reuse = False
     if ckpt is None and (out / "config.json").exists():
-        raise ValueError(f"run folder {out} already holds a run; continue it with --resume "
-                         f"{out}, or choose another --out")
+        if _has_checkpoint(out):
+            raise ValueError(f"run folder {out} already holds a run; continue it with --resume "
+                             f"{out}, or choose another --out")
+        reuse = True  # a dead end: a run that stopped before its first checkpoint
 
     # data: a seeded subset (--limit) and validation split, independent of the model's seed
     split_rng = np.random.default_rng(seed)
@@ -277,8 +381,12 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
 
     fb.manual_seed(seed)
     net = build_model(name, kwargs)
+    _check_fits(net, name, kwargs, channels, size, classes, resolved,
+                DataLoader(Subset(train_full, train_idx[:1]), transform=eval_tf, generator=0))
     if ckpt is not None:
-        load_checkpoint(ckpt, net)  # an incompatible checkpoint fails here, before any output
+        # an incompatible checkpoint fails here, before any output
+        done = int(load_checkpoint(ckpt, net).get("epoch") or 0)
+        _check_resume_epochs(*opts["given"], epochs, done, old)
     if init is not None:
         init_from(net, init["checkpoint"], len(init["config"]["classes"]), len(classes), log)
         log(f"filterbank: weights from {init['run']} ({init['config']['model']}, trained on "
@@ -307,7 +415,8 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
             + (f"; the {schedule} schedule is rebuilt over {epochs} epochs and fast-forwarded "
                f"to the step reached" if schedule.lower() not in ("none", "plateau") else ""))
     trainer = Trainer(net, opt, nn.CrossEntropyLoss(), metrics=["accuracy"],
-                      callbacks=callbacks, seed=seed, progress=progress)
+                      callbacks=callbacks, seed=seed, progress=progress,
+                      divergence_factor=divergence_factor)
 
     config = {
         "format": RUN_FORMAT, "version": RUN_VERSION, "filterbank_version": fb.__version__,
@@ -325,6 +434,12 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
         "data": {"train_images": int(len(train_idx)), "val_images": int(n_val),
                  "test_images": int(len(test_idx))},
     }
+    if reuse:
+        log(f"filterbank: {out} holds a run that stopped before its first epoch ended (a "
+            f"config.json, no checkpoint); starting afresh in it")
+        (out / "metrics.csv").unlink(missing_ok=True)
+    if reuse or ckpt is not None:
+        _remove_stale_temp(out, log)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config)
     log(f"training {name} on {resolved} ({_source(train_full, data_root)}): "
@@ -339,6 +454,15 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
             log(f"filterbank: interrupted; epoch {trainer.epoch} is saved, continue with: "
                 f"filterbank train --resume {out}")
         raise
+    except DivergenceError as e:
+        last = out / "checkpoints" / "last.json"
+        if trainer.epoch and last.is_file():
+            kept = (f"The run folder keeps the last good checkpoint, {last} (epoch "
+                    f"{trainer.epoch}); --resume {out} continues from it with the same options")
+        else:
+            kept = (f"No checkpoint was written (it stopped in its first epoch); rerun with "
+                    f"other options and --out {out} to reuse the folder")
+        raise type(e)(f"{e}. {kept}") from None
     seconds = time.perf_counter() - start
 
     result = report_test_set(net, trainer, test_loader, test_set.targets[test_idx], classes,
