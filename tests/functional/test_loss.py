@@ -302,6 +302,14 @@ ERRORS = [
      r"target class index -1 is out of range"),
     (lambda: F.cross_entropy(fb.zeros(2, 3), fb.zeros(2, 4)), ValueError,
      r"cross_entropy: target shape \(2, 4\) does not match input shape \(2, 3\)"),
+    # issue 15 item 13: float class labels, as read from a CSV, are probabilities
+    (lambda: F.cross_entropy(fb.zeros(4, 10), fb.tensor([1.0, 2.0, 3.0, 4.0])), ValueError,
+     r"cross_entropy: target shape \(4,\) does not match input shape \(4, 10\): float targets "
+     r"\(dtype float32\) are read as class probabilities, which need the input's shape "
+     r"\(4, 10\); class indices must be integers of shape \(4,\) \(e\.g\. y\.long\(\)"),
+    (lambda: F.cross_entropy(fb.zeros(2, 3, 5, 5), fb.zeros(2, 5, 5)), ValueError,
+     r"read as class probabilities, which need the input's shape \(2, 3, 5, 5\); class "
+     r"indices must be integers of shape \(2, 5, 5\)"),
     (lambda: F.cross_entropy(fb.zeros(2, 3), fb.tensor([True, False])), TypeError,
      r"cross_entropy: target must hold int class indices or float probabilities, got dtype bool"),
     (lambda: F.cross_entropy(fb.zeros(2, 3), fb.zeros(2, 3), ignore_index=0), ValueError,

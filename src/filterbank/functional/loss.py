@@ -557,6 +557,14 @@ def cross_entropy(input, target, weight=None, *, ignore_index: int = -100,  # no
     if t.dtype.kind != "f":
         raise TypeError(f"cross_entropy: target must hold int class indices or float "
                         f"probabilities, got dtype {t.dtype}")
+    shape = tuple(_array(input).shape)
+    if tuple(t.shape) != shape:
+        index_shape = shape[:1] + shape[2:] if len(shape) >= 2 else ()
+        raise ValueError(f"cross_entropy: target shape {tuple(t.shape)} does not match input "
+                         f"shape {shape}: float targets (dtype {t.dtype}) are read as class "
+                         f"probabilities, which need the input's shape {shape}; class indices "
+                         f"must be integers of shape {index_shape} (e.g. y.long() or "
+                         f"y.astype(np.int64))")
     if ignore_index != -100:
         raise ValueError("cross_entropy: ignore_index is only supported with class-index "
                          f"targets, got probability targets of dtype {t.dtype}")
