@@ -71,6 +71,13 @@ _GOOD_BYTES = idx_bytes(_IMG, 0x08, "u1")
 BAD = [
     ("empty", b"", False, "too short"),
     ("bad-magic", b"\x1f\x00" + _GOOD_BYTES[2:], False, "bad magic number 0x1F000803"),
+    # every byte of the magic number counts, not only the first (issue 15, item 15)
+    ("bad-magic-byte-1", b"\x00\x01" + _GOOD_BYTES[2:], False, "bad magic number 0x00010803"),
+    ("bad-magic-byte-1-gz", b"\x00\x80" + _GOOD_BYTES[2:], True,
+     "bad magic number 0x00800803"),
+    ("bad-magic-dtype-byte", b"\x00\x00\x00\x03" + _GOOD_BYTES[4:], False,
+     "unknown data type code 0x00"),
+    ("bad-magic-ndim-byte", b"\x00\x00\x08\x02" + _GOOD_BYTES[4:], False, "trailing bytes"),
     ("text-file", b"hello world, not idx", False, "bad magic number"),
     ("unknown-dtype", b"\x00\x00\x07\x03" + _GOOD_BYTES[4:], False, "unknown data type code 0x07"),
     ("zero-dims", b"\x00\x00\x08\x00", False, "0 dimensions"),
@@ -127,3 +134,15 @@ def test_write_idx_rejects_unsupported(tmp_path):
         write_idx(tmp_path / "x", np.zeros(3, np.int64))
     with pytest.raises(ValueError, match="0 dims"):
         write_idx(tmp_path / "x", np.uint8(3))
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
+def test_negative_int8_labels_are_out_of_range(tmp_path, gz):
+    """int8 labels (code 0x09) below zero are refused, not wrapped or passed on."""
+    path = tmp_path / ("labels" + (".gz" if gz else ""))
+    payload = idx_bytes(np.array([3, -1, 0, -128], np.int8), 0x09, "i1")
+    path.write_bytes(gzip.compress(payload) if gz else payload)
+    assert read_idx_labels(path).tolist() == [3, -1, 0, -128]  # no range given: as stored
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\).*\[-128, 3\]") as e:
+        read_idx_labels(path, count=4, num_classes=10)
+    assert str(path) in str(e.value)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Callable, Sequence
@@ -74,19 +75,28 @@ def read_cifar_binary(paths: Sequence[str | os.PathLike], label_bytes: int = 1,
         ``(images, labels)``: images (N, 32, 32, 3) uint8 (HWC), labels (N, label_bytes) int64.
 
     Raises:
-        ValueError: a file is empty, its length is not a whole number of records, or a label is
-            out of range; the message names the file.
+        FileNotFoundError: a file does not exist.
+        ValueError: a file is not a regular file, is empty, its length is not a whole number
+            of records, or a label is out of range; the message names the file.
     """
     record = label_bytes + _PIXELS
     images, labels = [], []
     for path in paths:
-        raw = np.fromfile(path, dtype=np.uint8)
-        if raw.size == 0 or raw.size % record:
+        st = os.stat(path)  # type and length checked before reading: no FIFO, no /dev/zero
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"CIFAR file {path}: not a regular file (a folder, device, FIFO "
+                             f"or socket); expected a file on disk")
+        if st.st_size == 0 or st.st_size % record:
             raise ValueError(
-                f"CIFAR file {path}: length {raw.size} bytes is not a positive multiple of the "
-                f"{record}-byte record ({label_bytes} label byte(s) + {_PIXELS} pixels); "
+                f"CIFAR file {path}: length {st.st_size} bytes is not a positive multiple of "
+                f"the {record}-byte record ({label_bytes} label byte(s) + {_PIXELS} pixels); "
                 f"truncated or not a CIFAR binary file"
             )
+        with open(path, "rb") as f:
+            raw = np.frombuffer(f.read(st.st_size), dtype=np.uint8)
+        if raw.size != st.st_size:
+            raise ValueError(f"CIFAR file {path}: shrank from {st.st_size} to {raw.size} bytes "
+                             f"while being read")
         rows = raw.reshape(-1, record)
         lab = rows[:, :label_bytes].astype(np.int64)
         for j, k in enumerate(num_classes):

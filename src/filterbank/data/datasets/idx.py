@@ -14,8 +14,11 @@ what is wrong instead of producing garbage images.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import math
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -33,34 +36,62 @@ IDX_DTYPES = {
 }
 _CODES = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Largest data size (bytes after the header) :func:`read_idx` accepts unless told otherwise:
+#: 4 GiB. A header declaring more is refused before anything is read or decompressed.
+MAX_IDX_BYTES = 1 << 32
+_CHUNK = 1 << 20
 
 
-def _read_bytes(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
-    # Decide by content, not by the name: a renamed .gz or an uncompressed "x.gz" both work.
+def _open_regular(path: Path, what: str):
+    """Open ``path`` for reading after checking with ``stat`` that it is a regular file, so
+    that a FIFO (which would block) or a link to ``/dev/zero`` (endless) is refused."""
+    st = os.stat(path)  # FileNotFoundError as documented
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{what} file {path}: not a regular file (a folder, device, FIFO or "
+                         f"socket); expected a file on disk")
+    return open(path, "rb"), st.st_size
+
+
+def _read_upto(stream, n: int, path: Path, gz: bool) -> bytearray:
+    """Up to ``n`` bytes of ``stream`` (fewer only at its end), read in chunks so that memory
+    grows with the data that is really there, not with what a header claims."""
+    buf = bytearray()
     try:
-        return gzip.decompress(raw)
+        while len(buf) < n:
+            chunk = stream.read(min(_CHUNK, n - len(buf)))
+            if not chunk:
+                break
+            buf += chunk
     except (EOFError, OSError, zlib.error) as e:
+        if not gz:
+            raise
         raise ValueError(f"IDX file {path}: corrupt or truncated gzip data ({e})") from None
+    return buf
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def read_idx(path: str | os.PathLike, max_bytes: int | None = None) -> np.ndarray:
     """Read an IDX file (raw or ``.gz``) into a native-endian NumPy array.
+
+    The header is checked before any value is read: the size it declares is computed in
+    Python integers (no overflow) and must not exceed ``max_bytes``; a raw file's length must
+    match it exactly (compared with ``stat`` before reading), and gzip data is decompressed
+    incrementally and abandoned as soon as it exceeds the declared size (a "gzip bomb" costs
+    at most that much memory).
 
     Args:
         path: the file; gzip compression is detected from its first bytes.
+        max_bytes: largest data size (bytes after the header) accepted; default
+            :data:`MAX_IDX_BYTES` (4 GiB; MNIST's training images are 47 MB).
 
     Returns:
         An array of the stored dtype and shape (writable, native byte order).
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: bad magic number, unknown dtype code, zero dimensions, or a file length
-            that does not match the header (truncated or with trailing bytes); the message
-            names the file.
+        ValueError: not a regular file, bad magic number (the first two bytes must be zero),
+            unknown dtype code, zero dimensions, a declared size above ``max_bytes``, corrupt
+            gzip data, or a length that does not match the header (truncated or with trailing
+            bytes); the message names the file.
 
     Example:
         >>> images = read_idx("train-images-idx3-ubyte.gz")  # doctest: +SKIP
@@ -68,14 +99,25 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         ((60000, 28, 28), dtype('uint8'))
     """
     path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
+    limit = MAX_IDX_BYTES if max_bytes is None else int(max_bytes)
+    f, file_size = _open_regular(path, "IDX")
+    with f:
+        # Decide by content, not by the name: a renamed .gz or an uncompressed "x.gz" both work.
+        gz = f.read(2) == _GZIP_MAGIC
+        f.seek(0)
+        with gzip.GzipFile(fileobj=f, mode="rb") if gz else contextlib.nullcontext(f) as src:
+            return _read_idx_stream(src, path, gz, file_size, limit)
+
+
+def _read_idx_stream(src, path: Path, gz: bool, file_size: int, limit: int) -> np.ndarray:
+    head = _read_upto(src, 4, path, gz)
+    if len(head) < 4:
         raise ValueError(
-            f"IDX file {path}: too short for an IDX header ({len(raw)} bytes, expected at "
+            f"IDX file {path}: too short for an IDX header ({len(head)} bytes, expected at "
             f"least 4)"
         )
-    zero0, zero1, code, ndim = raw[0], raw[1], raw[2], raw[3]
-    magic = int.from_bytes(raw[:4], "big")
+    zero0, zero1, code, ndim = head
+    magic = int.from_bytes(head, "big")
     if zero0 != 0 or zero1 != 0:
         raise ValueError(
             f"IDX file {path}: bad magic number 0x{magic:08X} (the first two bytes must be "
@@ -89,23 +131,44 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if ndim == 0:
         raise ValueError(f"IDX file {path}: magic number 0x{magic:08X} declares 0 dimensions")
     header = 4 + 4 * ndim
-    if len(raw) < header:
+    rest = _read_upto(src, 4 * ndim, path, gz)
+    if len(rest) < 4 * ndim:
         raise ValueError(
             f"IDX file {path}: truncated header: {ndim} dimensions need {header} bytes, the "
-            f"file has {len(raw)}"
+            f"file has {4 + len(rest)}"
         )
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    dims = struct.unpack(f">{ndim}I", rest)
     dtype = IDX_DTYPES[code]
-    count = int(np.prod(dims, dtype=np.int64))
-    expected = header + count * dtype.itemsize
-    if len(raw) != expected:
-        what = "truncated" if len(raw) < expected else "has trailing bytes"
+    nbytes = math.prod(dims) * dtype.itemsize  # Python ints: 2**22 * 2**21 * 2**21 cannot wrap
+    expected = header + nbytes
+    if nbytes > limit:
         raise ValueError(
-            f"IDX file {path}: {what}: shape {dims} of {dtype.name} needs {expected} bytes "
-            f"(header {header} + data {count * dtype.itemsize}), the file has {len(raw)}"
+            f"IDX file {path}: the header declares shape {dims} of {dtype.name}, {nbytes:,} "
+            f"bytes of data, above the limit of {limit:,} bytes (MAX_IDX_BYTES); a corrupt "
+            f"header, or pass max_bytes= to read a file this large"
         )
-    arr = np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(dims)
-    return arr.astype(dtype.newbyteorder("="), copy=True)  # writable and native-endian
+    if not gz and file_size != expected:  # checked with stat, before reading the data
+        _wrong_length(path, dims, dtype, header, nbytes, file_size, gz)
+    data = _read_upto(src, nbytes, path, gz)
+    if len(data) < nbytes:
+        _wrong_length(path, dims, dtype, header, nbytes, header + len(data), gz)
+    if _read_upto(src, 1, path, gz):  # at the end of gzip data this also checks its CRC
+        _wrong_length(path, dims, dtype, header, nbytes, None, gz)
+    arr = np.frombuffer(data, dtype=dtype).reshape(dims)  # writable: backed by a bytearray
+    return arr if dtype.isnative else arr.astype(dtype.newbyteorder("="))
+
+
+def _wrong_length(path: Path, dims, dtype, header: int, nbytes: int, has: int | None,
+                  gz: bool):
+    """Raise the length mismatch error; ``has`` is the length found, None for "more"."""
+    expected = header + nbytes
+    what = "has trailing bytes" if has is None or has > expected else "truncated"
+    found = "more" if has is None else str(has)
+    raise ValueError(
+        f"IDX file {path}: {what}: shape {dims} of {dtype.name} needs {expected} bytes "
+        f"(header {header} + data {nbytes}), the {'decompressed data' if gz else 'file'} has "
+        f"{found}"
+    )
 
 
 def read_idx_images(path: str | os.PathLike, count: int | None = None) -> np.ndarray:
