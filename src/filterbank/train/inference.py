@@ -195,12 +195,15 @@ def image_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
 
 def load_images(files: Sequence[Path], pre: dict) -> np.ndarray:
     """Images as the model saw them in training: converted to its channels (grey 'L' or
-    'RGB'), resized to its input size (bilinear), as uint8 (N, H, W, C)."""
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError as e:
-        raise ImportError(f"predict needs Pillow: pip install 'filterbank[images]' ({e})") \
-            from None
+    'RGB'), resized to its input size (bilinear), as uint8 (N, H, W, C).
+
+    Raises:
+        ValueError: a file that is not an image, is truncated or corrupt, or has more than
+            ``MAX_IMAGE_PIXELS`` pixels (see :mod:`filterbank.data.datasets.image_folder`);
+            the message names the file.
+    """
+    from filterbank.data.datasets.image_folder import load_image
+
     h, w = pre["size"]
     mode = {1: "L", 3: "RGB"}.get(pre["channels"])
     if mode is None:
@@ -208,15 +211,8 @@ def load_images(files: Sequence[Path], pre: dict) -> np.ndarray:
                          f"image files (1 or 3 only)")
     out = np.empty((len(files), h, w, pre["channels"]), np.uint8)
     for i, f in enumerate(files):  # one decode per file; the arithmetic is batched below
-        try:
-            with Image.open(f) as im:
-                im = im.convert(mode)
-                if im.size != (w, h):
-                    im = im.resize((w, h), Image.Resampling.BILINEAR)
-                arr = np.asarray(im, dtype=np.uint8)
-        except UnidentifiedImageError:
-            raise ValueError(f"{f}: not an image Pillow can read") from None
-        out[i] = arr.reshape(h, w, pre["channels"])
+        # header checked first (pixel limit), decode errors name the file
+        out[i] = load_image(f, mode, (h, w)).reshape(h, w, pre["channels"])
     return out
 
 

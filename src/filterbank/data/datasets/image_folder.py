@@ -10,12 +10,23 @@ the alpha channel of RGBA/LA images is dropped). Sizes: ``size=(h, w)`` resizes 
 exactly ``h x w`` (Pillow's bilinear filter, which averages when shrinking, as torchvision's
 ``Resize`` on PIL images; the aspect ratio is not kept). Without ``size``, images of different
 sizes are an error in :func:`image_folder_splits` (they cannot be stacked into one batch).
+
+Hostile folders: an image declaring more than :data:`MAX_IMAGE_PIXELS` pixels (a "decompression
+bomb": a few bytes that would decode to gigabytes) is refused from its header, before decoding,
+with an error naming the file. Links: a class folder may itself be a link, but inside it a link
+to a folder is not followed (listed in ``skipped_links``): one inside the class folder leads
+where the walk goes anyway, one outside leads out of the data set, and ``ln -s .. cat/up`` or
+``ln -s . cat/self`` would loop or label other classes' images as ``cat``. So each real folder
+is read once, and a file reached twice through file links counts once. Links to files are
+followed wherever they point.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import threading
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +45,12 @@ GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;
 #: Sub-folder names recognised by :func:`image_folder_splits` (compared case-insensitively).
 SPLIT_FOLDERS = {"train": ("train", "training"), "val": ("val", "valid", "validation"),
                  "test": ("test", "testing")}
+#: Largest image (width x height, in pixels) decoded; larger ones are refused from their
+#: header. Pillow's own default threshold (1 GiB / 4 / 3: 0.25 GiB as RGB); assign to this
+#: attribute to change it (Pillow itself refuses more than twice ``PIL.Image.MAX_IMAGE_PIXELS``).
+MAX_IMAGE_PIXELS = 89_478_485
+# warnings.catch_warnings swaps process-wide state; one opener at a time keeps it consistent
+_OPEN_LOCK = threading.Lock()
 
 
 def _pil():
@@ -56,6 +73,43 @@ def _size_pair(size, where: str) -> tuple[int, int] | None:
     return int(s[0]), int(s[1])
 
 
+def open_image(path: str | os.PathLike, where: str = ""):
+    """Open an image with Pillow (header only, nothing decoded yet), refusing one of more
+    than :data:`MAX_IMAGE_PIXELS` pixels.
+
+    Args:
+        path: the file.
+        where: prefix of error messages (e.g. ``"ImageFolder: "``).
+
+    Returns:
+        the open ``PIL.Image.Image`` (use it as a context manager to close the file).
+
+    Raises:
+        ValueError: not an image Pillow recognises, an unreadable file, or too many pixels;
+            the message names the file (and the limit).
+    """
+    image_mod = _pil()
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            # Pillow warns between its limit and twice it, and raises above; both mean "bomb"
+            warnings.simplefilter("error", image_mod.DecompressionBombWarning)
+            img = image_mod.open(path)
+    except (image_mod.DecompressionBombError, image_mod.DecompressionBombWarning) as e:
+        raise ValueError(f"{where}image {path} is too large to decode: {e} (filterbank's limit "
+                         f"is MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS:,} pixels)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f"{where}cannot read image {path}: {type(e).__name__}: {e} (not an "
+                         f"image Pillow can read; remove or replace it)") from None
+    w, h = img.size
+    if w * h > MAX_IMAGE_PIXELS:
+        img.close()
+        raise ValueError(f"{where}image {path} is too large to decode: {w}x{h} = {w * h:,} "
+                         f"pixels, above filterbank's limit MAX_IMAGE_PIXELS = "
+                         f"{MAX_IMAGE_PIXELS:,} (a decompression bomb, or raise "
+                         f"filterbank.data.datasets.image_folder.MAX_IMAGE_PIXELS)")
+    return img
+
+
 def load_image(path: str | os.PathLike, mode: str | None = "RGB",
                size: int | tuple[int, int] | None = None) -> np.ndarray:
     """Decode an image file into a uint8 HWC array.
@@ -71,8 +125,8 @@ def load_image(path: str | os.PathLike, mode: str | None = "RGB",
         ``(H, W, C)`` uint8 array (C = 1 for grey).
 
     Raises:
-        ValueError: the file cannot be decoded (not an image, truncated, corrupt, too large);
-            the message names the file.
+        ValueError: the file cannot be decoded (not an image, truncated, corrupt, more than
+            :data:`MAX_IMAGE_PIXELS` pixels); the message names the file.
 
     Example:
         >>> load_image("photos/cat/001.jpg", "L", size=(64, 64)).shape  # doctest: +SKIP
@@ -80,8 +134,9 @@ def load_image(path: str | os.PathLike, mode: str | None = "RGB",
     """
     image_mod = _pil()
     hw = _size_pair(size, "load_image")
+    img = open_image(path)
     try:
-        with image_mod.open(path) as img:
+        with img:
             if mode is not None and img.mode != mode:
                 img = img.convert(mode)
             if hw is not None and img.size != (hw[1], hw[0]):
@@ -89,8 +144,8 @@ def load_image(path: str | os.PathLike, mode: str | None = "RGB",
             arr = np.asarray(img)
     except (OSError, SyntaxError, ValueError, image_mod.DecompressionBombError) as e:
         raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e} (not an image "
-                         f"file Pillow can decode, or a truncated/corrupt one; remove or "
-                         f"replace it)") from None
+                         f"Pillow can read, or a truncated/corrupt one; remove or replace "
+                         f"it)") from None
     if arr.dtype != np.uint8:  # e.g. 16-bit PNG or mode 'I'/'F' kept with mode=None
         raise ValueError(f"image {path} decodes to {arr.dtype}, expected 8-bit data; pass "
                          f"mode='RGB' or 'L' to convert")
@@ -131,8 +186,13 @@ class ImageFolder(Dataset):
         samples: list of ``(path, class index)``; ``targets``: int64 array of class indices;
         mode: the mode images are converted to (``"auto"`` resolved to ``"L"`` or ``"RGB"``).
 
+        skipped_links: links to folders inside the class folders, not followed (see the
+            module docstring).
+
     Raises:
-        ValueError: with ``mode="auto"``, a file that is not a readable image (named).
+        ValueError: with ``mode="auto"``, a file that is not a readable image or has more than
+            :data:`MAX_IMAGE_PIXELS` pixels (named); a class folder that leads to the root or
+            into another class folder (a link).
 
     Example:
         >>> ds = ImageFolder("photos/train", size=64)  # doctest: +SKIP
@@ -170,17 +230,16 @@ class ImageFolder(Dataset):
             raise FileNotFoundError(
                 f"ImageFolder: no class folders in {self.root}; expected root/<class>/<image>")
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+        _check_class_folders(self.root, self.classes)
         valid = is_valid_file or (lambda p: p.lower().endswith(self.extensions))
         self.samples: list[tuple[str, int]] = []
+        self.skipped_links: list[str] = []
         empty = []
         for c in self.classes:
             n0 = len(self.samples)
-            for dirpath, dirnames, filenames in os.walk(self.root / c, followlinks=True):
-                dirnames.sort()
-                for name in sorted(filenames):
-                    path = os.path.join(dirpath, name)
-                    if valid(path):
-                        self.samples.append((path, self.class_to_idx[c]))
+            files, skipped = _walk_files(self.root / c)
+            self.skipped_links += skipped
+            self.samples += [(path, self.class_to_idx[c]) for path in files if valid(path)]
             if len(self.samples) == n0:
                 empty.append(c)
         if not self.samples:
@@ -205,16 +264,10 @@ class ImageFolder(Dataset):
             ValueError: a file is not an image Pillow recognises (the message names it).
         """
         if self._headers is None:
-            image_mod = _pil()
             out = []
             for path, _ in self.samples:
-                try:
-                    with image_mod.open(path) as img:
-                        out.append((img.mode, (img.size[1], img.size[0])))
-                except (OSError, SyntaxError, ValueError, image_mod.DecompressionBombError) as e:
-                    raise ValueError(f"ImageFolder: cannot read image {path}: "
-                                     f"{type(e).__name__}: {e} (remove or replace the file, or "
-                                     f"pass is_valid_file= to skip it)") from None
+                with open_image(path, "ImageFolder: ") as img:
+                    out.append((img.mode, (img.size[1], img.size[0])))
             self._headers = out
         return self._headers
 
@@ -464,12 +517,73 @@ _last_splits: dict = {}
 def _fingerprint(root: Path) -> int:
     """Hash of every file's path, size and modification time under ``root``."""
     items = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
-        for name in sorted(filenames):
-            try:
-                st = os.stat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            items.append((dirpath, name, st.st_size, st.st_mtime_ns))
+    for path in _walk_files(root)[0]:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        items.append((path, st.st_size, st.st_mtime_ns))
     return hash(tuple(items))
+
+
+def _walk_files(top: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """``(files, skipped folder links)`` under ``top``, in ``os.walk`` order (a folder's files
+    sorted, then its sub-folders sorted, depth first).
+
+    Links to folders below ``top`` are not followed: one inside ``top`` leads to a folder the
+    walk reaches anyway (following it would count its files twice, or loop), one outside leads
+    out of the data set. So each real folder is scanned once and the walk always ends. Every
+    other entry counts as a file (a broken link too, so that reading it names it); a file
+    reached again through a file link (same real path) is listed once."""
+    found: list[tuple[str, str | None]] = []  # (path, real path if it is a file link)
+    skipped: list[str] = []
+    stack = [os.fspath(top)]
+    while stack:
+        path = stack.pop()
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError:  # an unreadable folder: os.walk skips it too
+            continue
+        subdirs = []
+        for e in entries:
+            try:
+                is_dir = e.is_dir()  # follows a link: a link to a folder is a folder here
+            except OSError:
+                is_dir = False
+            if is_dir:
+                (skipped if e.is_symlink() else subdirs).append(e.path)
+            else:
+                found.append((e.path, os.path.realpath(e.path) if e.is_symlink() else None))
+        stack.extend(reversed(subdirs))
+    # a file link to a file listed under its own name (or by an earlier link) is dropped
+    seen = {os.path.realpath(p) for p, link in found if link is None}
+    files = []
+    for p, link in found:
+        if link is not None:
+            if link in seen:
+                continue
+            seen.add(link)
+        files.append(p)
+    return files, skipped
+
+
+def _check_class_folders(root: Path, classes: Sequence[str]) -> None:
+    """Refuse class folders (links, typically) that lead to the root, above it, or into
+    another class folder: their images would be read under two labels."""
+    root_real = os.path.realpath(root)
+    real = {c: os.path.realpath(root / c) for c in classes if (root / c).is_dir()}
+    for c, r in real.items():
+        if _inside(root_real, r):
+            raise ValueError(f"ImageFolder: class folder {root / c} leads to {r}, which is or "
+                             f"contains the root {root} itself (a link loop)")
+    for c in sorted(real, key=lambda c: not (root / c).is_symlink()):  # name the link
+        r = real[c]
+        clash = next((d for d, q in real.items() if d != c and _inside(r, q)), None)
+        if clash is not None:
+            raise ValueError(f"ImageFolder: class folder {root / c} leads to {r}, inside the "
+                             f"folder of class {clash!r} ({real[clash]}): its images would "
+                             f"have two labels")
+
+
+def _inside(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
