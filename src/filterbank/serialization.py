@@ -409,7 +409,8 @@ def check_header(path, header_bytes: bytes, data_len: int,
             if not (isinstance(info, dict) and all(isinstance(v, str) for v in info.values())):
                 raise bad("__metadata__ must map names to strings")
             continue
-        if not isinstance(info, dict) or info.get("dtype") not in _DTYPES:
+        dtype = info.get("dtype") if isinstance(info, dict) else None
+        if not isinstance(dtype, str) or dtype not in _DTYPES:  # a list is not hashable
             raise bad(f"array {name!r}: unsupported or missing dtype")
         shape, offsets = info.get("shape"), info.get("data_offsets")
         if not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
