@@ -174,6 +174,18 @@ def test_link_to_dev_zero_is_refused(tmp_path, reader):
     assert proc.stdout.startswith("ValueError:") and f"{link}: not a regular file" in proc.stdout
 
 
+def test_image_folder_fifo_named_like_an_image_is_refused_without_blocking(fifo, tmp_path):
+    root = tmp_path / "set"
+    (root / "c").mkdir(parents=True)
+    os.replace(fifo, root / "c" / "x.png")
+    fifo.symlink_to(root / "c" / "x.png")  # the fixture's unblocker still finds it
+    with pytest.raises(ValueError, match=f"{root / 'c'}/x.png: not a regular file"):
+        ImageFolder(root)
+    ds = ImageFolder(root, mode="L")
+    with pytest.raises(ValueError, match="not a regular file"):
+        ds[0]
+
+
 # ------------------------------------------------------- item 6: image decompression bomb
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return (struct.pack(">I", len(data)) + kind + data

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import os
+import stat
 import threading
 import warnings
 from collections import Counter
@@ -85,10 +86,18 @@ def open_image(path: str | os.PathLike, where: str = ""):
         the open ``PIL.Image.Image`` (use it as a context manager to close the file).
 
     Raises:
-        ValueError: not an image Pillow recognises, an unreadable file, or too many pixels;
-            the message names the file (and the limit).
+        ValueError: not a regular file (a FIFO would block), not an image Pillow recognises,
+            an unreadable file, or too many pixels; the message names the file (and the
+            limit).
     """
     image_mod = _pil()
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as e:  # a broken link, a vanished file
+        raise ValueError(f"{where}cannot read image {path}: {type(e).__name__}: {e}") from None
+    if not regular:  # opening a FIFO would block, a device could be endless
+        raise ValueError(f"{where}cannot read image {path}: not a regular file (a folder, "
+                         f"device, FIFO or socket)")
     try:
         with _OPEN_LOCK, warnings.catch_warnings():
             # Pillow warns between its limit and twice it, and raises above; both mean "bomb"
