@@ -351,6 +351,69 @@ def test_bad_arguments_one_line_exit_2():
     assert err.startswith("filterbank train: error: argument --epochs")
 
 
+@pytest.mark.parametrize("argv, flag, expect", [
+    # issue 15 item 13: --lr inf was accepted, then failed at step 2 (NaN was refused)
+    (["train", "--lr", "inf"], "--lr", "expected a finite number, got 'inf'"),
+    (["train", "--lr", "nan"], "--lr", "expected a finite number, got 'nan'"),
+    (["train", "--lr", "0"], "--lr", "expected a number > 0, got '0'"),
+    (["train", "--lr", "fast"], "--lr", "expected a number, got 'fast'"),
+    (["train", "--momentum=-inf"], "--momentum", "expected a finite number"),
+    (["train", "--weight-decay", "nan"], "--weight-decay", "expected a finite number"),
+    (["train", "--val-split", "nan"], "--val-split", "expected a finite number"),
+    # --seed -1 failed inside NumPy without naming the flag
+    (["train", "--seed", "-1"], "--seed", "expected an integer >= 0, got -1"),
+    # --out '' wrote the run into the current directory
+    (["train", "--out", ""], "--out", "expected a folder, got an empty string"),
+    (["evaluate", "run", "--out", " "], "--out", "expected a folder, got an empty string"),
+    (["train", "--divergence-factor", "1"], "--divergence-factor",
+     "expected a number > 1, or 0 to turn the check off, got '1'"),
+    (["train", "--divergence-factor", "inf"], "--divergence-factor", "expected a finite number"),
+])
+def test_bad_numbers_and_folders_are_refused_at_parse_time(argv, flag, expect):
+    code, out, err = call(argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"error: argument {flag}: {expect}" in err
+
+
+def test_divergence_factor_zero_turns_the_check_off():
+    from filterbank.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["train", "--divergence-factor", "0"]).divergence_factor is None
+    assert parse(["train"]).divergence_factor == fbrun.DIVERGENCE_FACTOR == 1e4
+    assert parse(["train", "--divergence-factor", "100"]).divergence_factor == 100
+
+
+def _library_errors():
+    from PIL.Image import DecompressionBombError
+
+    from filterbank.data.datasets import DownloadError
+    from filterbank.nn.module import StateDictError
+    from filterbank.train import NonFiniteLossError
+    from filterbank.train.checkpoint import CheckpointError
+    from filterbank.train.trainer import DivergenceError
+
+    return [DivergenceError("the loss diverged\nat step 2"), NonFiniteLossError("nan"),
+            CheckpointError("model.json: field x"), StateDictError("keys"),
+            DownloadError("offline"), FileNotFoundError("nothing"), PermissionError("denied"),
+            TypeError("bad type"), DecompressionBombError("Image size (10000000000 pixels)")]
+
+
+@pytest.mark.parametrize("exc", _library_errors(), ids=lambda e: type(e).__name__)
+def test_library_errors_print_one_line(exc, monkeypatch):
+    """The exceptions the library raises for bad input or a run gone wrong (issue 15): one
+    line, exit 1; a PIL decompression bomb too, even if no reader wrapped it."""
+    def fail(**kwargs):
+        raise exc
+
+    monkeypatch.setattr(fbrun, "train", fail)
+    code, out, err = call(["train", "--model", "lenet5"])
+    assert code == 1, err
+    assert err.count("\n") == 1 and err.startswith("filterbank: error: ") and \
+        "Traceback" not in err
+    assert " ".join(str(exc).split()) in err
+
+
 def test_debug_shows_the_exception():
     with pytest.raises(ValueError, match="unknown model 'foo'"):
         main(["--debug", "train", "--model", "foo"])

@@ -137,6 +137,21 @@ def test_build_schedule(schedule, cls, interval, opt_name):
         fbrun.build_schedule("linear", opt, 3, 5)
 
 
+@pytest.mark.parametrize("epochs, steps, warmup", [(2, 2, None), (1, 4, None), (3, 5, 1)])
+def test_one_cycle_with_a_one_step_warm_up(epochs, steps, warmup):
+    """2 epochs of 2 batches (train --limit 200) made a one-step warm-up, a 0/0 in
+    OneCycleLR's first phase: ZeroDivisionError and a traceback before the run started."""
+    opt = fbrun.build_optimizer("adam", [fb.nn.Parameter(fb.zeros(3))], 0.1, 0.9, None)
+    cb = fbrun.build_schedule("onecycle", opt, epochs, steps, warmup_steps=warmup)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(epochs * steps):
+        opt.step()
+        cb.scheduler.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    used = lrs[:-1]  # the rate after the last step is never used
+    assert max(used) <= 0.1 and used[-1] < 0.1 / 20
+
+
 # --------------------------------------------------------------------------- data sets
 @pytest.fixture
 def no_full_data(tmp_path, monkeypatch):
