@@ -9,7 +9,11 @@ order::
 
 Everything is checked before the values are used (magic, dtype code, number of dimensions, exact
 file length), so a corrupt or truncated download fails with a message that names the file and
-what is wrong instead of producing garbage images.
+what is wrong instead of producing garbage images. Hostile files cost nothing either: only
+regular files are opened (no FIFO, no link to ``/dev/zero``), the declared size is computed in
+Python integers and bounded by :data:`MAX_IDX_BYTES`, a raw file's length is compared with it
+before the data is read, and gzip data is inflated in chunks and abandoned one byte past the
+declared size (a "gzip bomb" stops there).
 """
 
 from __future__ import annotations
