@@ -102,6 +102,8 @@ MODEL_JSON = {
     "model keys": (lambda m: m["model"].__setitem__("keys", []), "model.keys: expected an obj"),
     "history a tuple": (lambda m: m.__setitem__("history", {"__tuple__": []}),
                         "history: expected an object"),
+    "history of numbers": (lambda m: m["history"].__setitem__("loss", 2.5),
+                           "history.loss: expected a list"),
     "nested 150 deep": (deep_history(150), "nested deeper than 100 levels"),
 }
 

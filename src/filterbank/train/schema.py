@@ -103,6 +103,8 @@ class Scalar(Spec):
 
 
 class Nullable(Spec):
+    """``inner`` or null."""
+
     def __init__(self, inner: Spec):
         self.inner, self.what = inner, f"{inner.what} or null"
 
@@ -210,7 +212,7 @@ CHECKPOINT = Obj("a checkpoint sidecar object", {
                      {"class": STR, "state": OBJECT}),
     "scheduler": Obj("an object with the scheduler's class and state",
                      {"class": STR, "state": OBJECT}),
-    "history": OBJECT,
+    "history": MapOf(ListOf(ANY), "an object of metric name -> list of values"),
     "rng": Obj("an object of generator states", {}, {
         "global": Nullable(GENERATOR),
         "loaders": MapOf(Obj("a data loader's generator states", {"generator": GENERATOR},
@@ -289,8 +291,22 @@ def validate_config(obj, path: str | os.PathLike, error: ErrorType | None = None
                     prefix: str = "") -> dict:
     """Check a run configuration (``config.json``) against :data:`RUN_CONFIG`; returns it.
 
+    Args:
+        obj: the parsed JSON.
+        path: the file it came from (for the message).
+        error: what to raise (default :class:`~filterbank.train.checkpoint.CheckpointError`).
+        prefix: where the config sits in its file (``extra.config`` inside ``model.json``).
+
     Raises:
         CheckpointError: (a ValueError) a missing or wrong-typed field, named with the file.
+
+    Example:
+        >>> validate_config({"format": "filterbank-run", "version": 1, "model": 5},
+        ...                 "runs/x/config.json")
+        Traceback (most recent call last):
+        ...
+        filterbank.train.checkpoint.CheckpointError: runs/x/config.json: model: expected a \
+string (a zoo model name), got 5 (a number)
     """
     if error is None:
         from filterbank.train.checkpoint import CheckpointError as error
