@@ -9,6 +9,8 @@ totals were also checked once against torchinfo 1.8 on the same models written i
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -414,3 +416,161 @@ def test_forward_is_restored_even_when_the_first_try_fails():
     assert all("forward" not in m.__dict__ for m in model.modules() if m is not model.conv1)
     assert all(p.grad is None for p in model.parameters())
     assert fb.is_grad_enabled()
+
+
+# --------------------------------------------------- inputs too large for memory (issue 15.12)
+def _small_convnet(width=16):
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
+
+
+class ExactSize(nn.Module):
+    """Rejects every spatial size but one, as a model with a classifier sized to its input
+    does: the probe passes cannot size such a model."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x):
+        if x.shape[-1] != self.size:
+            raise ValueError(f"ExactSize: expected width {self.size}, got {x.shape[-1]}")
+        return x
+
+
+def _peak_of(fn):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_an_input_too_large_alone_is_refused_before_any_allocation():
+    model = _small_convnet()
+    with pytest.raises(ValueError, match=r"input shape \(1, 3, 100000, 100000\) \(float32\) "
+                                         r"alone takes 111\.8 GiB, more than the limit of"):
+        _rows(model, (3, 100000, 100000))  # 112 GiB: numpy would not even try (MemoryError)
+    with pytest.raises(ValueError, match=r"alone takes 1\.8 MiB, more than the limit of 1\.0 "
+                                         r"MiB \(max_memory"):
+        _rows(model, (3, 400, 400), max_memory=2**20)
+    assert all("forward" not in m.__dict__ for m in model.modules())
+
+
+def test_activations_too_large_are_refused_from_a_small_probe():
+    # 3 MiB of input, ~200 MiB for the pass (two 16-map layers and their 3x3 unfoldings):
+    # sized from one 64x64 sample (about 64 times less), the full pass never runs
+    model = _small_convnet()
+    errors = []
+
+    def run():
+        try:
+            _rows(model, (3, 512, 512), max_memory=40 * 2**20)
+        except ValueError as e:
+            errors.append(str(e))
+
+    peak = _peak_of(run)
+    assert errors and "needs about" in errors[0], errors
+    assert "scaled from a pass at 1x3x64x64), more than the limit of 40.0 MiB" in errors[0]
+    assert peak < 10 * 2**20, peak  # the probes only
+    assert all("forward" not in m.__dict__ for m in model.modules())
+    # the same model and size within the limit: probes leave no trace in the numbers
+    small = _rows(model, (3, 96, 96))
+    assert small["output_shape"] == (1, 10) and small["input_shape"] == (1, 3, 96, 96)
+    assert small["rows"][0]["output_shape"] == (1, 16, 96, 96)
+
+
+def test_a_pass_the_probe_cannot_size_stops_at_the_layer_over_the_limit():
+    model = nn.Sequential(ExactSize(256), *_small_convnet(32))
+    errors = []
+
+    def run():
+        try:
+            _rows(model, (3, 256, 256), max_memory=12 * 2**20)
+        except ValueError as e:
+            errors.append(str(e))
+
+    peak = _peak_of(run)
+    assert errors and "by the end of layer '1' of the traced forward pass (stopped there), " \
+                      "more than the limit of 12.0 MiB" in errors[0], errors
+    # the first convolution's output (8 MiB) and its unfolding (7 MiB), not the whole pass
+    assert peak < 40 * 2**20, peak
+    assert all("forward" not in m.__dict__ for m in model.modules())
+
+
+@pytest.mark.parametrize("bad", [0, -5, True, 1.5, "1e9"])
+def test_max_memory_errors(bad):
+    with pytest.raises(ValueError, match="expected max_memory to be an int >= 1"):
+        _rows(lenet5(), (1, 32, 32), max_memory=bad)
+
+
+def _limited(code: str, limit: int = 2 * 2**30):
+    """Run ``code`` in a subprocess whose address space is limited to ``limit`` bytes."""
+    import subprocess
+    import sys
+
+    pre = ("import resource; resource.setrlimit(resource.RLIMIT_AS, "
+           f"({limit}, {limit}))\n")
+    return subprocess.run([sys.executable, "-c", pre + code], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, size, expect", [
+    ("vgg16", "3 100000 100000", "input shape (1, 3, 100000, 100000) (float32) alone takes "
+                                 "111.8 GiB, more than the limit of"),
+    ("resnet18", "3 1500 1500", "needs about"),
+    # a classifier sized to the input: refused by the input's size before the model is built,
+    ("simple_cnn", "3 100000 100000", "(1, 3, 100000, 100000) (float32) alone takes 111.8 GiB"),
+    # or as it is built (fc1: 91.6 GiB)
+    ("simple_cnn", "1 8000 8000", "model 'simple_cnn' for 1x8000x8000 inputs does not fit in "
+                                  "memory (Unable to allocate 91.6 GiB"),
+])
+def test_cli_summary_of_a_huge_input_is_one_line_under_a_memory_limit(model, size, expect):
+    r = _limited("import sys; from filterbank.cli import main\n"
+                 f"sys.exit(main(['summary', '--model', '{model}', '--input-size', "
+                 f"*'{size}'.split()]))")
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("filterbank: error: summary: ") and expect in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert r.stdout == ""
+
+
+@pytest.mark.slow
+def test_running_out_of_memory_under_a_process_limit_is_a_value_error():
+    # max_memory above what the limit leaves: the pass itself fails to allocate
+    r = _limited(
+        "import sys\n"
+        "sys.path.insert(0, 'tests/nn')\n"
+        "from test_summary import ExactSize, _small_convnet\n"
+        "from filterbank import nn\n"
+        "model = nn.Sequential(ExactSize(4000), *_small_convnet(64))\n"
+        "try:\n"
+        "    model.summary((3, 4000, 4000), print_fn=None, max_memory=2**40)\n"
+        "except ValueError as e:\n"
+        "    print(e)\n", limit=2**30)
+    assert r.returncode == 0, r.stderr
+    assert "ran out of memory in the traced forward pass (Unable to allocate" in r.stdout
+    assert "below the limit of 1.0 TiB" in r.stdout
+
+
+class Scratch(nn.Module):
+    """8 MiB of scratch space whatever the input size: a constant share of every pass."""
+
+    def forward(self, x):
+        np.ones(2**21, np.float32).sum()
+        return x
+
+
+def test_a_constant_share_of_the_probe_is_not_scaled_up():
+    # scaled by the pixels, the 64x64 probe (8.6 MiB, nearly all scratch) would claim about
+    # 16 x 8.6 MiB for 256x256; the second probe (32x32) shows that only ~0.5 MiB grows
+    model = nn.Sequential(Scratch(), nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(4, 2))
+    info = _rows(model, (3, 256, 256), max_memory=60 * 2**20)
+    assert info["output_shape"] == (1, 2)

@@ -1,12 +1,16 @@
 """``model.summary(input_shape)``: a torchinfo-style table of the module tree (nested rows down to
 ``depth``), with input/output shapes, kernels, parameters and their share, receptive fields,
 FLOPs, the skip connections of non-sequential models and a memory estimate, measured by running
-one forward pass on zeros."""
+one forward pass on zeros. An input too large for memory is refused before that pass (sized from
+a small probe pass), never allocated."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import os
+import tracemalloc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -109,6 +113,160 @@ def _flops(module: Module, x: Tensor | None, out: Tensor) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------ memory budget
+#: Used where neither the available memory nor the physical memory can be read.
+FALLBACK_MEMORY = 16 * 2**30
+#: Spatial sizes of the probe passes that size a large input's forward pass (see ``summary``).
+PROBE_SIZES = (64, 128)
+
+
+class _TooLarge(ValueError):
+    """The traced pass would not fit in the memory budget (never retried with another shape)."""
+
+
+def available_memory() -> int:
+    """Bytes the traced forward pass of ``summary`` may use by default: the memory available
+    now (``MemAvailable`` of /proc/meminfo on Linux, else the physical memory), at most the
+    address space left under ``RLIMIT_AS``; :data:`FALLBACK_MEMORY` where none can be read."""
+    limit = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    limit = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if limit is None:
+        try:
+            limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            limit = FALLBACK_MEMORY
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            used = 0
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmSize:"):
+                        used = int(line.split()[1]) * 1024
+            limit = min(limit, max(soft - used, 0))
+    except (ImportError, OSError, ValueError, IndexError):
+        pass
+    return int(limit)
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+@contextmanager
+def _allocations() -> Iterator[Callable[[], tuple[int, int]]]:
+    """Bytes allocated since entry, (now, peak), as tracemalloc sees them (NumPy reports its
+    arrays to it). Where tracemalloc was already running it is left running and its peak
+    untouched; the peak is then the current value."""
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+
+    def used() -> tuple[int, int]:
+        now, peak = tracemalloc.get_traced_memory()
+        now = max(now - base, 0)
+        return now, max(peak - base, now) if started else now
+
+    try:
+        yield used
+    finally:
+        if started:
+            tracemalloc.stop()
+
+
+def _too_large(shape, dtype, budget: int, need: str) -> _TooLarge:
+    return _TooLarge(
+        f"summary: input shape {shape} ({np.dtype(dtype).name}) {need} the limit of "
+        f"{_fmt_bytes(budget)} (max_memory; by default the memory available); use a smaller "
+        f"input size or batch")
+
+
+def check_input_bytes(shape: Sequence[int], dtype=np.float32,
+                      max_memory: int | None = None) -> None:
+    """Raise ``ValueError`` when an input of ``shape`` alone takes more than ``max_memory``
+    bytes (default: :func:`available_memory`): for callers that build a model sized by its
+    input before calling :func:`summary`. Sizes are Python ints: no overflow."""
+    shape = tuple(int(s) for s in shape)
+    budget = available_memory() if max_memory is None else int(max_memory)
+    dtype = np.dtype(dtype)
+    n = math.prod(shape) * dtype.itemsize
+    if n > budget:
+        raise _too_large(shape, dtype, budget, f"alone takes {_fmt_bytes(n)}, more than")
+
+
+def _probe_shape(shape: tuple[int, ...], size: int) -> tuple[int, ...]:
+    """One sample, spatial dims (those after the channels) cut to ``size``."""
+    if len(shape) >= 3:
+        return (1, shape[1], *(min(s, size) for s in shape[2:]))
+    return (1, *shape[1:]) if shape else shape
+
+
+def _probe_peak(model: Module, probe: tuple[int, ...], dtype, budget: int) -> int | None:
+    """Peak bytes allocated by the traced pass at ``probe``; None when the model rejects it."""
+    try:
+        with _allocations() as used:
+            _trace(model, probe, dtype, budget, used)
+            return used()[1]
+    except _TooLarge:
+        raise
+    except Exception:  # any error of the model at this size: the full pass decides (guarded)
+        return None
+
+
+def _check_size(model: Module, shape: tuple[int, ...], dtype, budget: int) -> None:
+    """Refuse ``shape`` before any large allocation when its forward pass would not fit.
+
+    The input alone is checked first. Then, when the input is larger than one sample of
+    64 x 64 (per spatial dim), the pass is sized by a probe: the same forward on one sample
+    with the spatial dims cut to 64 (128 where the model rejects 64), its peak allocation
+    scaled by the ratio of input elements (activations grow with the pixels and the batch).
+    When that is over budget, a second probe at half the size fits ``a + b * elements``, and
+    the smaller estimate counts, so that a constant share (a classifier after global pooling)
+    is not scaled up. A model that rejects both sizes is left to the full pass, which stops
+    after the first layer that takes it over the budget.
+    """
+    check_input_bytes(shape, dtype, budget)
+    n = math.prod(shape)
+    for size in PROBE_SIZES:
+        probe = _probe_shape(shape, size)
+        m = math.prod(probe)
+        if probe == shape or m == 0:
+            return  # small: the full pass is as cheap as a probe
+        try:
+            peak = _probe_peak(model, probe, dtype, budget)
+        except _TooLarge:
+            raise _too_large(shape, dtype, budget, f"needs more than a pass at {probe}, which "
+                             f"alone took more than") from None
+        if peak is not None:
+            break
+    else:
+        return
+    estimate = peak * n / m
+    if estimate > budget:
+        half = _probe_shape(shape, size // 2)
+        m2 = math.prod(half)
+        peak2 = _probe_peak(model, half, dtype, budget) if 0 < m2 < m else None
+        if peak2 is not None and peak > peak2:
+            estimate = min(estimate, peak + (peak - peak2) / (m - m2) * (n - m))
+    if estimate > budget:
+        raise _too_large(shape, dtype, budget, f"needs about {_fmt_bytes(estimate)} for the "
+                         f"traced forward pass (scaled from a pass at "
+                         f"{'x'.join(map(str, probe))}), more than")
+
+
 # ------------------------------------------------------------------------------ tracing
 class _Node:
     """One module call: its place in the call tree and what was measured."""
@@ -122,12 +280,16 @@ class _Node:
         self.row: dict = {}
 
 
-def _trace(model: Module, shape: tuple[int, ...], dtype) -> tuple[list[_Node], object, Tensor]:
+def _trace(model: Module, shape: tuple[int, ...], dtype, budget: int | None = None,
+           used: Callable[[], tuple[int, int]] | None = None
+           ) -> tuple[list[_Node], object, Tensor]:
     """Run ``model`` once on zeros, every module's ``forward`` wrapped to record the call tree.
 
     The graph is recorded (the input requires grad) so that a layer's input can be traced back
     through functional ops (a residual ``out + identity``, a ``cat``) to the layers that made
-    it; nothing is ever backpropagated and no ``.grad`` is touched."""
+    it; nothing is ever backpropagated and no ``.grad`` is touched. With ``budget`` and
+    ``used`` (see ``_allocations``) the pass stops after the first module call whose
+    allocations take it over the budget."""
     names = {id(m): n for n, m in model.named_modules()}
     nodes: list[_Node] = []
     stack: list[int] = []
@@ -148,6 +310,10 @@ def _trace(model: Module, shape: tuple[int, ...], dtype) -> tuple[list[_Node], o
             finally:
                 stack.pop()
                 node.end = len(nodes)
+            if budget is not None and used is not None and used()[1] > budget:
+                raise _too_large(shape, dtype, budget, f"took {_fmt_bytes(used()[1])} by the "
+                                 f"end of layer {node.name or type(module).__name__!r} of the "
+                                 f"traced forward pass (stopped there), more than")
             return node.output
 
         return recording_forward
@@ -436,7 +602,8 @@ def _table(model: Module, info: dict, columns) -> str:
 # ---------------------------------------------------------------------------- summary()
 def summary(model: Module, input_shape, *, includes_batch: bool | None = None, dtype=None,
             print_fn: Callable[[str], object] | None = print, depth: int = 3,
-            batch_size: int | None = None, columns: Sequence[str] | None = None) -> dict:
+            batch_size: int | None = None, columns: Sequence[str] | None = None,
+            max_memory: int | None = None) -> dict:
     """Print a torchinfo-style table of the modules of ``model`` and return the numbers.
 
     One forward pass on zeros (in ``eval()`` mode; the training flags are restored afterwards)
@@ -466,6 +633,14 @@ def summary(model: Module, input_shape, *, includes_batch: bool | None = None, d
       as ``add(layer1.0.bn2, maxpool)``: that is the skip connection of a residual block. A
       container that contains or returns such a join is marked ``residual (add)``.
 
+    Memory limit: the traced pass runs on a real array of ``input_shape``, so an input whose
+    pass would not fit in ``max_memory`` is refused with a ``ValueError`` naming the shape and
+    the estimate, before anything of its size is allocated: first by the input's own bytes,
+    then (for inputs larger than one 64x64 sample) by a probe, the same pass on one sample with
+    the spatial dims cut to 64 (128 where the model rejects 64), whose peak allocation is
+    scaled to the full input (refined by a second probe at half the size when over the
+    limit); the full pass itself stops after the first layer that takes it over the limit.
+
     Memory estimate (MB = 10^6 bytes, torchinfo's): input bytes, plus the forward/backward
     pass size = 2 x the output bytes of every leaf layer with parameters (its output kept for
     backward and the gradient flowing back), plus the parameter bytes.
@@ -485,6 +660,8 @@ def summary(model: Module, input_shape, *, includes_batch: bool | None = None, d
         columns: the table's columns, a subset of ``layer, input_shape, output_shape,
             kernel_shape, params, param_share, receptive_field, flops, connected_to`` in the
             order wanted (default: all; ``connected_to`` only when something is connected).
+        max_memory: bytes the traced forward pass may allocate (default: the memory available
+            now, :func:`available_memory`).
 
     Returns:
         dict with ``rows`` (the leaf layers and modules owning parameters, one dict per call,
@@ -526,10 +703,27 @@ def summary(model: Module, input_shape, *, includes_batch: bool | None = None, d
     unknown = [c for c in columns if c not in COLUMNS]
     if unknown or not columns:
         raise ValueError(f"summary: expected columns among {list(COLUMNS)}, got {columns}")
+    if max_memory is None:
+        budget = available_memory()
+    elif isinstance(max_memory, bool) or not isinstance(max_memory, int | np.integer) \
+            or max_memory < 1:
+        raise ValueError(f"summary: expected max_memory to be an int >= 1 (bytes) or None, "
+                         f"got {max_memory!r}")
+    else:
+        budget = int(max_memory)
     if dtype is None:
         floats = [p.dtype for p in model.parameters() if p.dtype.kind == "f"]
         dtype = floats[0] if floats else DEFAULT_DTYPE
     dtype = np.dtype(dtype)
+
+    def trace(shape):
+        _check_size(model, shape, dtype, budget)
+        try:
+            with _allocations() as used:
+                return _trace(model, shape, dtype, budget, used)
+        except MemoryError as e:  # a process limit below what the system has available
+            raise _too_large(shape, dtype, budget, f"ran out of memory in the traced forward "
+                             f"pass ({e}), below") from None
 
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -539,17 +733,19 @@ def summary(model: Module, input_shape, *, includes_batch: bool | None = None, d
         if includes_batch:
             shape = input_shape
             with_batch = False
-            nodes, out, x = _trace(model, shape, dtype)
+            nodes, out, x = trace(shape)
         else:
             shape = (batch, *input_shape)
             try:
-                nodes, out, x = _trace(model, shape, dtype)
+                nodes, out, x = trace(shape)
+            except _TooLarge:
+                raise
             except (ValueError, TypeError, RuntimeError):
                 if includes_batch is False or batch_size is not None:
                     raise
                 shape = input_shape
                 with_batch = False
-                nodes, out, x = _trace(model, shape, dtype)
+                nodes, out, x = trace(shape)
         _measure(nodes, x)
         _subtree_totals(nodes)
     finally:
