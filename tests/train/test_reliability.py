@@ -132,6 +132,18 @@ def test_gradual_divergence_is_caught_against_the_first_epochs_level():
         trainer.fit(train, epochs=4)
 
 
+def test_a_resumed_run_checks_its_first_step_against_its_history(tmp_path):
+    """After load_checkpoint the level comes from the restored History: the first step of
+    the resumed fit is checked, as in the uninterrupted run."""
+    model, opt, train, val = setup()
+    Trainer(model, opt, nn.CrossEntropyLoss(), progress=False,
+            callbacks=[ModelCheckpoint(tmp_path)]).fit(train, val, epochs=1)
+    model, opt, train, val = setup()
+    trainer = Trainer(model, opt, LossAt(at=1, add=1e9), progress=False)
+    with pytest.raises(DivergenceError, match=r"diverged at epoch 2, step 1 \(global step 7\)"):
+        trainer.fit(train, val, epochs=2, resume=tmp_path / "last")
+
+
 def test_normal_training_never_trips_it_even_100x_tighter():
     """The default, 1e4, leaves a wide margin: these runs pass with a factor of 100 too."""
     for lr in (0.1, 0.5):
