@@ -65,9 +65,16 @@ def _checkpoint_files() -> tuple[bytes, str, bytes]:
         return side.read_bytes(), meta["tensor_file"], (Path(d) / meta["tensor_file"]).read_bytes()
 
 
+def _saved_file() -> bytes:
+    """An ``fb.save`` file of a state dict and tagged types (tuple, NumPy scalar, int keys)."""
+    with tempfile.TemporaryDirectory() as d:
+        return save({"model": make()[0].state_dict(), "step": 3,
+                     "pair": (1, [np.int64(2), None]), "ids": {0: np.arange(3)}},
+                    Path(d) / "s.safetensors").read_bytes()
+
+
 SIDECAR, TENSOR_NAME, TENSORS = _checkpoint_files()
-SAVED = save({"model": make()[0].state_dict(), "step": 3, "pair": (1, [np.int64(2), None]),
-              "ids": {0: np.arange(3)}}, Path(tempfile.mkdtemp()) / "s.safetensors").read_bytes()
+SAVED = _saved_file()
 
 
 # ------------------------------------------------------------------------------ mutations
