@@ -248,3 +248,14 @@ def test_hostile_files_are_refused_before_reading(run, case, mode):
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.startswith("filterbank: error: ")
     assert re.search(match, proc.stderr), proc.stderr
+
+
+@pytest.mark.parametrize("name", ["model.json", "tensor file"])
+def test_dangling_links_are_named(run, capsys, name):
+    target = run / "model.json" if name == "model.json" else tensor_file(run / "model.json")
+    target.unlink()
+    target.symlink_to(run / "nowhere")
+    match = "which does not exist" if name == "model.json" else "tensor file .* is missing"
+    with pytest.raises(CheckpointError, match=match):
+        load_run(run)
+    assert re.search(match, evaluate_cli(run, capsys))

@@ -87,15 +87,20 @@ def resolve(path: str | os.PathLike) -> str | os.PathLike:
     if p.is_dir():
         for cand in (p / "model.json", p / "checkpoints" / "last.json"):
             if os.path.lexists(cand):  # a FIFO or device in its place is refused, not skipped
-                try:
-                    check_regular(cand, CheckpointError)
-                except FileNotFoundError:  # a dangling link
-                    raise CheckpointError(f"{cand}: a link to {os.path.realpath(cand)}, "
-                                          f"which does not exist") from None
+                _check_regular(cand)
                 return cand
         raise FileNotFoundError(f"{path}: a folder without a checkpoint (no model.json or "
                                 f"checkpoints/last.json in it)")
     return path
+
+
+def _check_regular(path: Path) -> None:
+    """A regular file (links followed), else CheckpointError; a dangling link says so."""
+    try:
+        check_regular(path, CheckpointError)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: a link to {os.path.realpath(path)}, which does not "
+                              f"exist") from None
 
 
 # -------------------------------------------------------------------- tree encoding
@@ -200,15 +205,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
             raise CheckpointError(f"{given}: not a filterbank checkpoint (its JSON sidecar "
                                   f"{sidecar.name} is missing)")
         raise FileNotFoundError(f"{sidecar}: no checkpoint found")
+    _check_regular(sidecar)  # FIFOs and devices: refused before anything opens them
     try:
-        check_regular(sidecar, CheckpointError)  # FIFOs and devices: refused as they are
         meta = schema.read_json(sidecar, CheckpointError, "checkpoint sidecar")
-    except FileNotFoundError:  # a dangling link
-        raise CheckpointError(f"{sidecar}: a link to {os.path.realpath(sidecar)}, which does "
-                              f"not exist") from None
-    except CheckpointError as e:
-        if "expected a regular file" in str(e):
-            raise
+    except CheckpointError as e:  # too large, not JSON, nested too deeply
         raise CheckpointError(f"{sidecar}: not a filterbank checkpoint "
                               f"({str(e).removeprefix(f'{sidecar}: ')})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -226,8 +226,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
                               f"in the same folder, got {name!r})")
     tfile = sidecar.with_name(name)
     try:
-        header, blob = read_safetensors(tfile, CheckpointError, meta["tensor_bytes"],
-                                        f"recorded in {sidecar.name}")
+        _, blob = read_safetensors(tfile, CheckpointError, meta["tensor_bytes"],
+                                   f"recorded in {sidecar.name}")
     except FileNotFoundError:
         raise CheckpointError(f"{sidecar}: its tensor file {tfile.name} is missing") from None
     if hashlib.sha256(blob).hexdigest() != meta["tensor_sha256"]:
