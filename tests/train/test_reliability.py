@@ -300,6 +300,18 @@ def test_the_issues_divergent_command_exits_1_and_leaves_a_reusable_folder(tmp_p
     assert json.loads((run / "config.json").read_text())["training"]["lr"] != 1e6
 
 
+@pytest.mark.parametrize("text", ['{"name": "my project"}', "not json", "[1, 2]"])
+def test_out_never_reuses_a_folder_whose_config_json_is_not_a_runs(tmp_path, text):
+    """The dead-end reuse only takes a folder whose config.json is filterbank's own."""
+    (tmp_path / "config.json").write_text(text)
+    (tmp_path / "metrics.csv").write_text("mine")
+    code, _, err = call(["train", *BASE, "--limit", "100", "--out", tmp_path])
+    assert code == 1
+    assert f"--out {tmp_path}: its config.json is not a filterbank run's" in last_line(err)
+    assert (tmp_path / "config.json").read_text() == text
+    assert (tmp_path / "metrics.csv").read_text() == "mine"
+
+
 def test_divergence_in_epoch_2_keeps_the_epoch_1_checkpoint(tmp_path, monkeypatch):
     run = tmp_path / "r"
     real = fbrun.nn.CrossEntropyLoss

@@ -130,6 +130,21 @@ def _no_checkpoint_message(folder: Path) -> str:
             f"{folder} (its options are in {folder / 'config.json'})")
 
 
+def _check_run_config(folder: Path) -> None:
+    """Only a run's own config.json marks a folder that may be reused: anything else in
+    ``--out`` is the user's and is never overwritten."""
+    from filterbank.train.schema import read_json
+
+    try:
+        config = read_json(folder / "config.json", what="run configuration")
+    except (ValueError, OSError) as e:
+        config = e
+    if not isinstance(config, dict) or config.get("format") != RUN_FORMAT:
+        why = f" ({config})" if isinstance(config, Exception) else ""
+        raise ValueError(f"--out {folder}: its config.json is not a filterbank run's{why}; "
+                         f"choose another --out")
+
+
 def _resume_settings(resume, model, epochs) -> tuple[Path, dict, dict]:
     """Checkpoint, old config and the options a resumed run keeps."""
     given = resume
@@ -346,6 +361,7 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
         if _has_checkpoint(out):
             raise ValueError(f"run folder {out} already holds a run; continue it with --resume "
                              f"{out}, or choose another --out")
+        _check_run_config(out)
         reuse = True  # a dead end: a run that stopped before its first checkpoint
 
     # data: a seeded subset (--limit) and validation split, independent of the model's seed
