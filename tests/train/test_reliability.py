@@ -411,3 +411,21 @@ def test_resume_trims_metrics_and_removes_stale_temp_files(finished, tmp_path):
     assert "removed 3 temp file(s) left by an interrupted save" in err
     assert not any(p.exists() for p in stale) and keep.exists()
     assert load_checkpoint(run / "checkpoints" / "last")["epoch"] == 3
+
+
+@pytest.mark.parametrize("kwargs, expect", [
+    (dict(lr=float("inf")), "--lr must be a finite number, got inf"),
+    (dict(lr=float("nan")), "--lr must be a finite number, got nan"),
+    (dict(lr=0.0), "--lr must be > 0, got 0.0"),
+    (dict(momentum=float("inf")), "--momentum must be a finite number"),
+    (dict(seed=-1), "--seed must be an int >= 0, got -1"),
+    (dict(out=""), "--out must name a folder, got an empty string"),
+])
+def test_train_refuses_what_the_command_line_refuses(tmp_path, monkeypatch, kwargs, expect):
+    """Item 13 for fbrun.train called from Python: the same checks before any folder."""
+    monkeypatch.chdir(tmp_path)
+    args = dict(model="simple_cnn", dataset="fashion-mnist-sample", limit=50,
+                model_args={"width": 4, "hidden": 16}, progress=False, out=tmp_path / "r")
+    with pytest.raises(ValueError, match=expect):
+        fbrun.train(**{**args, **kwargs}, log=lambda m: None, echo=lambda m: None)
+    assert list(tmp_path.iterdir()) == []

@@ -12,6 +12,7 @@ See :mod:`filterbank.train.runs` for what a run folder holds.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -293,6 +294,14 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
         raise ValueError(f"--batch-size must be a positive int, got {batch_size!r}")
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be a positive int, got {limit}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"--seed must be an int >= 0, got {seed!r}")
+    for flag, value in (("--lr", lr), ("--momentum", momentum),
+                        ("--weight-decay", weight_decay)):
+        if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
+            raise ValueError(f"{flag} must be a finite number, got {value!r}")
+    if lr is not None and lr <= 0:
+        raise ValueError(f"--lr must be > 0, got {lr!r}")
     ckpt = old = None
     planned = None
     if resume is not None:
