@@ -404,6 +404,9 @@ def test_resume_trims_metrics_and_removes_stale_temp_files(finished, tmp_path):
         p.write_bytes(b"\0" * 1000)
     keep = run / "notes.tmp"  # not one of ours
     keep.write_text("mine")
+    config = json.loads((run / "config.json").read_text())
+    config["results"]["train_seconds"] = 1000.0  # the record of what ran before
+    (run / "config.json").write_text(json.dumps(config))
     code, _, err = call(["train", "--resume", run, "--epochs", "3", "--no-progress"])
     assert code == 0, err
     assert epochs_logged(run) == [1, 2, 3]
@@ -411,6 +414,8 @@ def test_resume_trims_metrics_and_removes_stale_temp_files(finished, tmp_path):
     assert "removed 3 temp file(s) left by an interrupted save" in err
     assert not any(p.exists() for p in stale) and keep.exists()
     assert load_checkpoint(run / "checkpoints" / "last")["epoch"] == 3
+    results = json.loads((run / "config.json").read_text())["results"]
+    assert results["epochs_completed"] == 3 and 1000 <= results["train_seconds"] < 1100
 
 
 @pytest.mark.parametrize("kwargs, expect", [

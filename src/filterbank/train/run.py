@@ -146,6 +146,13 @@ def _check_run_config(folder: Path) -> None:
                          f"choose another --out")
 
 
+def _trained_seconds(old: dict | None) -> float:
+    """The training time a finished run recorded (0 for a new or an interrupted run)."""
+    results = (old or {}).get("results")
+    value = results.get("train_seconds") if isinstance(results, dict) else None
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
+
+
 def _resume_settings(resume, model, epochs) -> tuple[Path, dict, dict]:
     """Checkpoint, old config and the options a resumed run keeps."""
     given = resume
@@ -493,7 +500,9 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
     result = report_test_set(net, trainer, test_loader, test_set.targets[test_idx], classes,
                              out, "confusion", log)
     config["results"] = {"test_accuracy": result["accuracy"], "test_images": int(len(test_idx)),
-                         "epochs_completed": trainer.epoch, "train_seconds": round(seconds, 1)}
+                         "epochs_completed": trainer.epoch,
+                         # an extended run keeps counting the time it had already trained
+                         "train_seconds": round(seconds + _trained_seconds(old), 1)}
     save_checkpoint(out / "model", net, epoch=trainer.epoch, global_step=trainer.global_step,
                     history=history, extra={"config": config}, rng=False)
     write_json(out / "config.json", config)
