@@ -127,7 +127,9 @@ class DataLoader:
         prefetch: number of batches prepared ahead by a background thread (0: none). The
             thread draws only from the loader's generator, so results are identical to
             ``prefetch=0`` -- provided a custom (non-filterbank) transform does not draw from
-            the global generator, which the training thread uses at the same time.
+            the global generator, which the training thread uses at the same time. An
+            iterator left before its end stops its thread once it is dropped; its
+            ``close()`` stops it at once (``Trainer`` closes its iterators itself).
         transform: a batch transform, applied to the inputs of every batch: the whole batch if
             it is one array, else its first element (tuple/list) or first value (dict).
         as_numpy: yield NumPy arrays instead of Tensors.

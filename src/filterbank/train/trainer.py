@@ -449,6 +449,9 @@ class Trainer:
 
         Raises:
             NonFiniteLossError: the loss became NaN/Inf and ``on_nonfinite='stop'``.
+            DivergenceError: a loss exceeded ``divergence_factor`` times its level (the
+                parent class of NonFiniteLossError; the message names the step, and the
+                weights in memory are those after the update that diverged).
             ValueError, TypeError: inconsistent arguments (x and y of different lengths,
                 ``validation_split`` outside [0, 1) or given with ``validation_data``, ...).
 
