@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from filterbank.data.datasets.cifar import read_cifar_binary
 from filterbank.data.datasets.idx import read_idx, read_idx_images, read_idx_labels
 
-FUZZ = settings(max_examples=150, deadline=None,
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 

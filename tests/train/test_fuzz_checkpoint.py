@@ -24,7 +24,7 @@ from filterbank.serialization import load, save
 from filterbank.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from filterbank.train.runs import find_run
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 

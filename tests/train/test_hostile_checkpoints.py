@@ -259,3 +259,24 @@ def test_dangling_links_are_named(run, capsys, name):
     with pytest.raises(CheckpointError, match=match):
         load_run(run)
     assert re.search(match, evaluate_cli(run, capsys))
+
+
+@pytest.mark.parametrize("key,value,field", [
+    ("extra", [], "extra"),
+    ("extra", {"schedulers": 5}, "extra.schedulers"),
+    ("callbacks", [], "callbacks"),
+    ("callbacks", "every state 5", "callbacks."),
+])
+def test_broken_resume_state_names_the_file_and_field(run, capsys, key, value, field):
+    """Trainer.load_checkpoint's own parts of the sidecar (extra schedulers, callback states):
+    one line naming the file and the field, never an AttributeError traceback."""
+    def change(obj):
+        obj[key] = ({k: 5 for k in obj[key]} if value == "every state 5" else value)
+
+    edit_json(run / "checkpoints" / "last.json", change)
+    rc = cli.main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    last = err.strip().splitlines()[-1]      # after the run's own progress lines
+    assert last.startswith("filterbank: error: ") and "Traceback" not in err, err
+    assert "last.json" in last and f": {field}" in last, err

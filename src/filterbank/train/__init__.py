@@ -29,7 +29,13 @@ from filterbank.train.metrics import (
     top_k_accuracy,
 )
 from filterbank.train.runs import load_run
-from filterbank.train.trainer import History, NonFiniteLossError, Trainer
+from filterbank.train.trainer import (
+    DIVERGENCE_FACTOR,
+    DivergenceError,
+    History,
+    NonFiniteLossError,
+    Trainer,
+)
 
 __all__ = [
     "Accuracy", "CSVLogger", "Callback", "CheckpointError", "EarlyStopping", "History",
@@ -38,4 +44,5 @@ __all__ = [
     "confusion_matrix", "load_checkpoint", "precision_recall_f1", "read_checkpoint",
     "save_checkpoint", "top_k_accuracy",
     "BinaryAccuracy", "binary_accuracy", "default_metrics", "load_run",
+    "DIVERGENCE_FACTOR", "DivergenceError",
 ]

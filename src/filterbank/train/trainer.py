@@ -383,9 +383,17 @@ class Trainer:
         meta = _ckpt.load_checkpoint(path, self.model, self.optimizer,
                                      scheds[0] if scheds else None, loaders=loaders,
                                      missing_loaders="ignore")
-        extra = meta.get("extra") or {}
-        for s, state in zip(scheds[1:], extra.get("schedulers", [])):
-            s.load_state_dict(state)
+        where = str(path)
+        extra = meta.get("extra")
+        extra = {} if extra is None else extra
+        if not isinstance(extra, dict) or not isinstance(extra.get("schedulers", []), list):
+            raise _ckpt.CheckpointError(f"{where}: extra.schedulers: expected a list of "
+                                        f"scheduler states")
+        for i, (s, state) in enumerate(zip(scheds[1:], extra.get("schedulers", []))):
+            try:
+                s.load_state_dict(state)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise _ckpt.CheckpointError(f"{where}: extra.schedulers[{i}]: {e}") from None
         rng = (meta.get("rng") or {}).get("global")
         if rng is not None:
             _random.set_rng_state(rng)
@@ -394,10 +402,17 @@ class Trainer:
         self.history = History(meta.get("history") or {})
         self._running = None  # the divergence check's levels, from the restored History
         self._lowest = self._lowest_of("loss")
-        states = meta.get("callbacks") or {}
+        states = meta.get("callbacks")
+        states = {} if states is None else states
+        if not isinstance(states, dict):
+            raise _ckpt.CheckpointError(f"{where}: callbacks: expected an object of callback "
+                                        f"states, got {type(states).__name__}")
         for key, cb in zip(self._callback_states(), self.callbacks):
             if key in states:
-                cb.load_state_dict(states[key])
+                try:
+                    cb.load_state_dict(states[key])
+                except (KeyError, TypeError, ValueError, AttributeError) as e:
+                    raise _ckpt.CheckpointError(f"{where}: callbacks.{key}: {e}") from None
         return meta
 
     # -------------------------------------------------------------------------- fit
