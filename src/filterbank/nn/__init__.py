@@ -11,6 +11,7 @@ from filterbank.nn.container import ModuleDict, ModuleList, Sequential
 from filterbank.nn.conv import (
     Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
 )
+from filterbank.nn.detection import YOLOv1Loss
 from filterbank.nn.dropout import Dropout, Dropout2d
 from filterbank.nn.flatten import Flatten, Unflatten
 from filterbank.nn.linear import Identity, Linear
