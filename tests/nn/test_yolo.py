@@ -233,6 +233,9 @@ def test_encode_places_boxes_in_cells():
     np.testing.assert_allclose(t[0, 0, 1], [0.5, 0.4, 0.3, 0.2, 1, 0, 0, 1], atol=1e-6)
     np.testing.assert_allclose(t[0, 1, 1], [0.0, 0.5, 1.0, 0.5, 1, 1, 0, 0], atol=1e-6)
     assert t[0, :, 0].sum() == 0 and t[1].sum() == 0
+    labels = [fb.tensor(np.array([2, 0])), fb.tensor(np.zeros(0, np.int64))]
+    as_tensors = encode_targets([fb.tensor(b) for b in boxes], labels, 2, 3)  # float32 boxes
+    np.testing.assert_allclose(as_tensors, t, atol=1e-6)
 
 
 def test_encode_keeps_the_larger_box_of_a_cell():
@@ -285,7 +288,8 @@ def _sorted(boxes, labels):
 def test_encode_decode_round_trip(S, C, seed):
     boxes, labels = _grid_boxes(np.random.default_rng(seed), S, C, 3)
     pred = _perfect_prediction(encode_targets(boxes, labels, S, C), 2, C)
-    out = decode(fb.tensor(pred), conf_threshold=0.5, iou_threshold=0.5, B=2, C=C)
+    as_output = fb.tensor(pred, requires_grad=True) * 1  # a network's output, with a graph
+    out = decode(as_output, conf_threshold=0.5, iou_threshold=0.5, B=2, C=C)
     assert len(out) == 3
     for det, b, lab in zip(out, boxes, labels):
         assert det["boxes"].dtype == np.float32 and det["labels"].dtype == np.int64

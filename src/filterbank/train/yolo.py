@@ -18,7 +18,7 @@ from filterbank.tensor import Tensor
 
 
 def _array(x) -> np.ndarray:
-    return x.numpy() if isinstance(x, Tensor) else np.asarray(x)
+    return x.data if isinstance(x, Tensor) else np.asarray(x)  # a network output needs no grad
 
 
 def _positive_int(fn: str, name: str, value) -> int:
