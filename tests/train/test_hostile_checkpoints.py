@@ -105,6 +105,10 @@ MODEL_JSON = {
     "history of numbers": (lambda m: m["history"].__setitem__("loss", 2.5),
                            "history.loss: expected a list"),
     "nested 150 deep": (deep_history(150), "nested deeper than 100 levels"),
+    # 36 TB of weights (NumPy refuses at once): was a MemoryError traceback from evaluate
+    "model_kwargs too large": (lambda m: m["extra"]["config"]["model_kwargs"].__setitem__(
+        "width", 10**12), "model.json: model_kwargs: model 'simple_cnn' with arguments .*"
+                          "does not fit in memory"),
 }
 
 

@@ -346,6 +346,10 @@ def test_divergence_in_epoch_2_keeps_the_epoch_1_checkpoint(tmp_path, monkeypatc
                       "fashion-mnist-sample: it has 1 channels"),
     ("input_size=32", "model argument input_size=32 does not fit the data set "
                       "fashion-mnist-sample: its images are 28x28"),
+    # 36 TB of weights: NumPy refuses at once (no rlimit needed); was a MemoryError traceback
+    ("width=1000000000000", "model 'simple_cnn' with arguments {'num_classes': 10, "
+                            "'in_channels': 1, 'input_size': 28, 'width': 1000000000000, "
+                            "'hidden': 16} does not fit in memory (Unable to allocate"),
 ])
 def test_model_arguments_that_do_not_fit_the_data_fail_before_the_folder(tmp_path, arg,
                                                                          expect):

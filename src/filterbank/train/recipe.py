@@ -84,11 +84,18 @@ def model_kwargs(name: str, channels: int, size: Sequence[int], num_classes: int
     return kw
 
 
-def build_model(name: str, kwargs: dict) -> nn.Module:
+def build_model(name: str, kwargs: dict, where: str = "",
+                error: type[Exception] = ValueError) -> nn.Module:
+    """``get_model(name, **kwargs)``; arguments describing a model too large to allocate
+    (``width=10**9`` typed on the command line or found in a run's files) raise ``error``
+    starting with ``where``, not a MemoryError with a traceback."""
     try:
         return get_model(name, **kwargs)
     except TypeError as e:
         raise TypeError(f"model {name!r} does not accept these arguments: {e}") from None
+    except MemoryError as e:
+        raise error(f"{where}model {name!r} with arguments {kwargs} does not fit in memory "
+                    f"({e})") from None
 
 
 def parse_model_args(items: Sequence[str] | None) -> dict:

@@ -89,7 +89,7 @@ def load_run_model(path, model: str | None = None) -> tuple[nn.Module, dict, Pat
         name = model_name(model)
         pre = config["preprocessing"]
         kwargs = model_kwargs(name, pre["channels"], pre["size"], len(config["classes"]))
-    net = build_model(name, kwargs)
+    net = build_model(name, kwargs, f"{ckpt}: model_kwargs: ", CheckpointError)
     load_checkpoint(ckpt, net)
     net.eval()
     return net, config, ckpt
