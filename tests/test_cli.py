@@ -396,7 +396,10 @@ def _library_errors():
     return [DivergenceError("the loss diverged\nat step 2"), NonFiniteLossError("nan"),
             CheckpointError("model.json: field x"), StateDictError("keys"),
             DownloadError("offline"), FileNotFoundError("nothing"), PermissionError("denied"),
-            TypeError("bad type"), DecompressionBombError("Image size (10000000000 pixels)")]
+            TypeError("bad type"), DecompressionBombError("Image size (10000000000 pixels)"),
+            # preprocessing.size [100000, 100000] in model.json: was a traceback from evaluate
+            MemoryError("Unable to allocate 40 GiB for an array with shape (1, 1, 100000, "
+                        "100000)")]
 
 
 @pytest.mark.parametrize("exc", _library_errors(), ids=lambda e: type(e).__name__)

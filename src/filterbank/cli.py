@@ -276,9 +276,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     # CheckpointError, StateDictError and the data sets' errors are ValueErrors (PIL's
     # DecompressionBombError reaches here wrapped in one); FileNotFoundError is an OSError;
-    # NonFiniteLossError is a DivergenceError
+    # NonFiniteLossError is a DivergenceError; a MemoryError comes from sizes in the arguments
+    # or in a run's files (an image size, a batch) that no check bounded
     errors: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, ImportError,
-                                               DownloadError, DivergenceError)
+                                               DownloadError, DivergenceError, MemoryError)
     try:  # an image over PIL's pixel limit that no reader wrapped
         from PIL.Image import DecompressionBombError
     except ImportError:
@@ -288,6 +289,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if isinstance(exc, MemoryError):
+        return f"out of memory: {text}" if text else "out of memory"
     return text or type(exc).__name__
 
 
