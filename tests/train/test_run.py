@@ -3,6 +3,8 @@ schedules, data set resolution, run lookup, image loading; and the demo model Si
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -213,6 +215,22 @@ def test_image_files(tmp_path):
     assert [f.name for f in files] == ["y.jpg", "x.PNG"]  # recursive, sorted by path, images
     with pytest.raises(FileNotFoundError, match="missing.png: no such file or folder"):
         fbrun.image_files([tmp_path / "missing.png"])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
+def test_image_files_names_what_is_not_a_file(tmp_path):
+    """predict with a FIFO or a link to /dev/zero said "no such file or folder"."""
+    os.mkfifo(tmp_path / "fifo.png")
+    os.symlink(os.devnull, tmp_path / "null.png")
+    os.symlink(tmp_path / "gone.png", tmp_path / "dangling.png")
+    with pytest.raises(ValueError, match="fifo.png: expected a regular file, got a FIFO"):
+        fbrun.image_files([tmp_path / "fifo.png"])
+    with pytest.raises(ValueError, match="null.png: expected a regular file, got a character "
+                                         "device"):
+        fbrun.image_files([tmp_path / "null.png"])
+    with pytest.raises(FileNotFoundError, match="dangling.png: a link to .*gone.png, which "
+                                                "does not exist"):
+        fbrun.image_files([tmp_path / "dangling.png"])
 
 
 def test_image_files_empty_folder(tmp_path):

@@ -13,6 +13,7 @@ import numpy as np
 import filterbank as fb
 from filterbank import nn
 from filterbank.data import DataLoader, Subset
+from filterbank.serialization import check_regular
 from filterbank.train.metrics import classification_report, confusion_matrix, precision_recall_f1
 from filterbank.train.recipe import (
     IMAGE_SUFFIXES,
@@ -186,6 +187,11 @@ def image_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
             files += found
         elif p.is_file():
             files.append(p)
+        elif p.exists():  # a FIFO, a device or a link to one: named as such, never opened
+            check_regular(p, ValueError)
+        elif p.is_symlink():
+            raise FileNotFoundError(f"{p}: a link to {os.path.realpath(p)}, which does not "
+                                    f"exist")
         else:
             raise FileNotFoundError(f"{p}: no such file or folder")
     if not files:
