@@ -18,13 +18,17 @@ from filterbank.train.metrics import (
     Accuracy,
     BinaryAccuracy,
     Mean,
+    MeanIoU,
     Metric,
+    PixelAccuracy,
     TopKAccuracy,
     accuracy,
     binary_accuracy,
     classification_report,
     confusion_matrix,
     default_metrics,
+    mean_average_precision,
+    mean_iou,
     precision_recall_f1,
     top_k_accuracy,
 )
@@ -45,4 +49,5 @@ __all__ = [
     "save_checkpoint", "top_k_accuracy",
     "BinaryAccuracy", "binary_accuracy", "default_metrics", "load_run",
     "DIVERGENCE_FACTOR", "DivergenceError",
+    "MeanIoU", "PixelAccuracy", "mean_average_precision", "mean_iou",
 ]
