@@ -37,5 +37,6 @@ from filterbank._allocator import tune as tune_allocator
 # layers build on the core above (importing nn first would be circular)
 from filterbank import nn  # isort: skip
 from filterbank import cuda, data, functional, models, optim, train, viz  # isort: skip
+from filterbank import ops  # isort: skip
 
 __version__ = "0.1.0"
