@@ -1,10 +1,12 @@
-"""Real data sets: MNIST, Fashion-MNIST (+ an embedded sample), CIFAR-10/100, image folders.
+"""Real data sets: MNIST, Fashion-MNIST (+ an embedded sample), CIFAR-10/100, image folders;
+detection and segmentation: synthetic ``Shapes`` and COCO-format ``CocoDetection``.
 
 Readers return uint8 images (HWC per item) and int64 labels; files are found in ``root``,
 ``$FILTERBANK_DATA``, ``~/.cache/filterbank`` or system directories (see :mod:`.download`).
 """
 
 from filterbank.data.datasets.cifar import CIFAR10, CIFAR100, read_cifar_binary
+from filterbank.data.datasets.coco import CocoDetection, polygon_mask
 from filterbank.data.datasets.download import (
     DownloadError,
     cache_dir,
@@ -26,11 +28,13 @@ from filterbank.data.datasets.registry import (
     get_dataset,
     is_image_folder_name,
 )
+from filterbank.data.datasets.shapes import SHAPE_KINDS, Shapes, collate_detection
 
 __all__ = [
     "CIFAR10", "CIFAR100", "DownloadError", "FashionMNIST", "FashionMNISTSample", "IMG_EXTENSIONS",
     "ImageFolder", "ImageFolderArrays", "MNIST", "available_datasets", "cache_dir",
     "download_url", "get_dataset", "image_folder_splits", "is_image_folder_name", "load_image",
     "read_cifar_binary", "read_idx", "read_idx_images", "read_idx_labels", "search_dirs",
-    "sha256_file", "write_idx",
+    "sha256_file", "write_idx", "CocoDetection", "SHAPE_KINDS", "Shapes", "collate_detection",
+    "polygon_mask",
 ]
