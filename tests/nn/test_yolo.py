@@ -11,7 +11,7 @@ import pytest
 
 import filterbank as fb
 from filterbank import nn
-from filterbank.train.yolo import _nms_per_class, decode, encode_targets
+from filterbank.train.yolo import decode, encode_targets
 
 PARTS = ("coord", "size", "obj", "noobj", "class")
 
@@ -336,13 +336,17 @@ def test_decode_nms_suppresses_within_a_class_only():
     assert decode(pred2, 0.1, 0.5)[0]["labels"].tolist() == [0]
 
 
-def test_nms_strictly_greater_and_stable_ties():
-    boxes = np.array([[0, 0, 0.5, 0.5], [0, 0, 0.5, 0.25], [0.6, 0.6, 0.9, 0.9]])  # IoU 0.5
-    scores = np.array([0.5, 0.9, 0.9])
-    labels = np.zeros(3, np.int64)
-    assert _nms_per_class(boxes, scores, labels, 0.5).tolist() == [1, 2, 0]  # ties: index
-    assert _nms_per_class(boxes, scores, labels, 0.49).tolist() == [1, 2]
-    assert _nms_per_class(boxes, scores, np.array([0, 1, 0]), 0.0).tolist() == [1, 2, 0]
+def test_decode_equal_scores_keep_grid_order():
+    """Ties in score come out in row, column, predictor order (batched_nms is stable)."""
+    pred = np.zeros((1, 2, 2, 12), np.float32)
+    for (i, j), cls in (((1, 1), [1.0, 0.0]), ((0, 1), [0.0, 1.0]), ((1, 0), [0.0, 1.0])):
+        pred[0, i, j, :5] = [0.5, 0.5, 0.5, 0.5, 0.8]
+        pred[0, i, j, 5:10] = [0.5, 0.5, 0.45, 0.45, 0.8]  # IoU 0.66 with predictor 0
+        pred[0, i, j, 10:] = cls
+    det = decode(pred, 0.1, 0.5)[0]
+    np.testing.assert_allclose(det["boxes"][:, :2], [[0.625, 0.125], [0.125, 0.625],
+                                                     [0.625, 0.625]])
+    assert det["labels"].tolist() == [1, 1, 0]
 
 
 def test_decode_empty_when_nothing_passes():

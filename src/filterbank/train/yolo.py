@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from filterbank.nn.detection import _cell_boxes_xyxy, _pairwise_iou
+from filterbank.nn.detection import _cell_boxes_xyxy
+from filterbank.ops import batched_nms
 from filterbank.tensor import Tensor
 
 
@@ -122,28 +123,6 @@ def encode_targets(boxes_per_image: Sequence, labels_per_image: Sequence, S: int
     return out
 
 
-def _nms_per_class(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
-                   iou_threshold: float) -> np.ndarray:
-    """Greedy NMS within each label: visit boxes by descending score (stable, so ties keep
-    their order), drop a box whose IoU with an already kept box of its label is strictly
-    greater than ``iou_threshold``. Returns the kept indices in that order.
-
-    Same semantics as ``filterbank.ops.batched_nms`` (torchvision's); this private copy exists
-    until that module lands.
-    """
-    order = np.argsort(-scores, kind="stable")
-    b, lab = boxes[order], labels[order]
-    overlap = _pairwise_iou(b[:, None, :], b[None, :, :]) > iou_threshold
-    overlap &= lab[:, None] == lab[None, :]
-    suppressed = np.zeros(len(order), bool)
-    keep = []
-    for k in range(len(order)):  # greedy: each kept box suppresses its later overlaps
-        if not suppressed[k]:
-            keep.append(k)
-            suppressed |= overlap[k]
-    return order[np.asarray(keep, np.int64)]
-
-
 def decode(pred, conf_threshold: float, iou_threshold: float, B: int = 2, C: int | None = None,
            image_size=None) -> list[dict[str, np.ndarray]]:
     """YOLO v1 predictions to detections: boxes, scores and labels per image, after NMS.
@@ -153,9 +132,9 @@ def decode(pred, conf_threshold: float, iou_threshold: float, B: int = 2, C: int
     class-specific confidence, Pr(class | object) Pr(object) IoU). Boxes with
     ``score > conf_threshold`` are kept, converted to xyxy
     (``cx = (j + x) / S, cy = (i + y) / S, w = sqrt_w^2, h = sqrt_h^2``), clipped to the image,
-    and reduced by greedy non-maximum suppression per class: by descending score (ties in
-    row, column, predictor order), a box whose IoU with a kept box of its class is strictly
-    greater than ``iou_threshold`` is dropped.
+    and reduced by :func:`filterbank.ops.batched_nms` (greedy non-maximum suppression per
+    class: by descending score, ties in row, column, predictor order, a box whose IoU with a
+    kept box of its class is strictly greater than ``iou_threshold`` is dropped).
 
     Args:
         pred: ``(N, S, S, B*5 + C)`` Tensor or array, the network's raw output.
@@ -227,7 +206,7 @@ def decode(pred, conf_threshold: float, iou_threshold: float, B: int = 2, C: int
     for k in range(n):
         s, b, lab = scores[k].reshape(-1), xyxy[k].reshape(-1, 4), labels[k].reshape(-1)
         sel = np.flatnonzero(s > conf_threshold)
-        keep = sel[_nms_per_class(b[sel], s[sel], lab[sel], iou_threshold)]
+        keep = sel[batched_nms(b[sel], s[sel], lab[sel], iou_threshold)]
         boxes = b[keep].astype(np.float32)
         if scale is not None:
             boxes = boxes * scale
