@@ -149,6 +149,20 @@ def test_min_visible_one_forbids_overlap():
         assert total.max() <= 1
 
 
+def test_grid_puts_one_box_centre_per_cell():
+    def cells(boxes, n, size):
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        return [tuple(c) for c in np.minimum(n - 1, np.floor(centres[:, ::-1] / size * n))]
+
+    kwargs = {"n": 60, "image_size": 32, "min_objects": 4, "max_objects": 4, "seed": 6}
+    gridded = Shapes(grid=3, **kwargs)
+    for i in range(len(gridded)):
+        taken = cells(gridded[i][1]["boxes"], 3, 32)
+        assert len(taken) == 4 and len(set(taken)) == 4
+    free = Shapes(**kwargs)  # without the option, some images share a cell
+    assert any(len(set(cells(free[i][1]["boxes"], 3, 32))) < 4 for i in range(len(free)))
+
+
 def test_noise_and_texture():
     flat = Shapes(n=3, image_size=32, noise=0.0, texture=0.0, min_objects=0, max_objects=0)
     image, target = flat[0]
@@ -229,6 +243,8 @@ def test_batched_generation_is_fast():
     ({"noise": -0.1}, ValueError, "noise must be a number >= 0"),
     ({"texture": float("nan")}, ValueError, "texture must be a number >= 0"),
     ({"channels": 2}, ValueError, "channels must be 1 or 3, got 2"),
+    ({"grid": 0}, ValueError, "grid must be None or an int >= 1, got 0"),
+    ({"grid": 1, "max_objects": 2}, ValueError, "a 1x1 grid has fewer cells than max_objects"),
     ({"seed": -1}, ValueError, "seed must be an int >= 0"),
     ({"train": "yes"}, TypeError, "train must be a bool"),
     ({"transform": 3}, TypeError, "transform must be callable"),

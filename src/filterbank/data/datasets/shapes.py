@@ -160,6 +160,10 @@ class Shapes(Dataset):
         noise: standard deviation of the Gaussian noise added to every pixel.
         texture: amplitude of the background's low-frequency waves (0: a plain gradient).
         channels: 3 (colour) or 1 (grey).
+        grid: if set, no two boxes have their centres in the same cell of a ``grid x grid``
+            division of the image (cell row ``floor(cy / H * grid)``, column
+            ``floor(cx / W * grid)``, as YOLO v1 assigns objects: one per cell). A shape
+            that lands in a taken cell is placed again, as for ``min_visible``.
         seed: the data set's seed (an int >= 0).
         train: the training split if True, else the test split (other images).
         transform: applied to each image (after generation); it must not move pixels, as
@@ -181,9 +185,9 @@ class Shapes(Dataset):
     def __init__(self, n: int = 1000, image_size: int = 64, min_objects: int = 1,
                  max_objects: int = 4, shapes: Sequence[str] = DEFAULT_SHAPES,
                  size_range: tuple[float, float] = (0.2, 0.5), min_visible: float = 0.5,
-                 noise: float = 0.05, texture: float = 0.15, channels: int = 3, seed: int = 0,
-                 train: bool = True, transform: Callable | None = None,
-                 target_transform: Callable | None = None):
+                 noise: float = 0.05, texture: float = 0.15, channels: int = 3,
+                 grid: int | None = None, seed: int = 0, train: bool = True,
+                 transform: Callable | None = None, target_transform: Callable | None = None):
         for name, v, lo in (("n", n, 1), ("image_size", image_size, 16),
                             ("min_objects", min_objects, 0), ("max_objects", max_objects, 0),
                             ("seed", seed, 0)):
@@ -217,6 +221,11 @@ class Shapes(Dataset):
             if not _is_number(v) or not math.isfinite(v) or not 0 <= v <= top:
                 bound = "in [0, 1]" if top == 1.0 else ">= 0 and finite"
                 raise ValueError(f"Shapes: {name} must be a number {bound}, got {v!r}")
+        if grid is not None and (not _is_int(grid) or grid < 1):
+            raise ValueError(f"Shapes: grid must be None or an int >= 1, got {grid!r}")
+        if grid is not None and grid * grid < max_objects:
+            raise ValueError(f"Shapes: a {grid}x{grid} grid has fewer cells than max_objects "
+                             f"({max_objects}), one object per cell")
         if channels not in (1, 3) or isinstance(channels, bool):
             raise ValueError(f"Shapes: channels must be 1 or 3, got {channels!r}")
         if not isinstance(train, bool | np.bool_):
@@ -232,6 +241,7 @@ class Shapes(Dataset):
         self.min_visible, self.noise, self.texture = float(min_visible), float(noise), \
             float(texture)
         self.channels, self.seed, self.train = int(channels), int(seed), bool(train)
+        self.grid = None if grid is None else int(grid)
         self.transform, self.target_transform = transform, target_transform
 
     @property
@@ -288,6 +298,7 @@ class Shapes(Dataset):
         instance = np.full((s, s), -1, dtype=np.int64)  # top object per pixel
         objects: list[dict] = []
         visible = np.zeros(0, dtype=np.int64)
+        cells: set = set()
         for _ in range(count):
             label = int(g.integers(len(self.classes)))
             for _try in range(_MAX_TRIES):
@@ -299,10 +310,14 @@ class Shapes(Dataset):
                 covered = np.bincount(region[win & (region >= 0)], minlength=len(objects))
                 left = visible - covered
                 areas = np.array([o["area"] for o in objects], dtype=np.int64)
-                if win.any() and np.all(left >= self.min_visible * areas):
+                cell = self._cell(r0, c0, win) if self.grid else None
+                if win.any() and np.all(left >= self.min_visible * areas) \
+                        and cell not in cells:
                     break
             else:
                 continue  # no room for this one
+            if cell is not None:
+                cells.add(cell)
             region[win] = len(objects)
             visible = np.append(left, int(win.sum()))
             colour = (image[:, int(cy), int(cx)] + g.uniform(0.3, 0.7, self.channels)) % 1.0
@@ -317,6 +332,13 @@ class Shapes(Dataset):
             top = instance[r0:r0 + win.shape[0], c0:c0 + win.shape[1]] == k
             sub[:, top] = o["colour"][:, None]
         return g, image, objects, instance
+
+    def _cell(self, r0: int, c0: int, win: np.ndarray) -> tuple[int, int]:
+        """(row, column) of the grid cell holding the centre of the window's box."""
+        x1, y1, x2, y2 = self._box({"window": (r0, c0, win)}) if win.any() else (0, 0, 0, 0)
+        s, n = self.image_size, self.grid
+        return (min(n - 1, math.floor((y1 + y2) / 2 / s * n)),
+                min(n - 1, math.floor((x1 + x2) / 2 / s * n)))
 
     def _finish(self, g: np.random.Generator, image: np.ndarray) -> np.ndarray:
         image = image.astype(np.float32)
