@@ -262,6 +262,18 @@ def _sparse(path):
     os.truncate(path, 8 * 2**30)  # truncate -s 8G: a valid header, 8 GiB of holes after it
 
 
+def _sparse_declared(path):
+    """A header declaring an 8 GiB array over 8 GiB of holes: was a bare MemoryError."""
+    n = 8 * 2**30
+    structure = json.dumps({"__tensor__": "w"})
+    header = json.dumps({"__metadata__": {"format": "filterbank-save", "version": "1",
+                                          "structure": structure},
+                         "w": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}).encode()
+    with open(path, "wb") as f:
+        f.write(len(header).to_bytes(8, "little") + header)
+        f.truncate(8 + len(header) + n)
+
+
 def _dev_zero(path):
     path.symlink_to("/dev/zero")
 
@@ -285,9 +297,11 @@ LOAD_CHILD = textwrap.dedent("""
 @pytest.mark.skipif(sys.platform == "win32", reason="FIFOs, /dev/zero, rlimits")
 @pytest.mark.parametrize("make, match", [
     (_sparse, r"its arrays end at byte 32 of the 8,589,934,\d{3} after the header"),
+    (_sparse_declared, r"its arrays take 8,589,934,592 bytes, more than the [\d,]+ bytes of "
+                       r"memory available"),
     (_dev_zero, r"expected a regular file, got a character device \(a link to /dev/zero\)"),
     (_fifo, r"expected a regular file, got a FIFO"),
-], ids=["sparse 8 GiB", "link to /dev/zero", "FIFO"])
+], ids=["sparse 8 GiB", "sparse 8 GiB declared", "link to /dev/zero", "FIFO"])
 def test_special_files_are_refused_before_reading(tmp_path, make, match):
     path = tmp_path / "x.safetensors"
     make(path)

@@ -453,7 +453,19 @@ def read_safetensors(path, error: ErrorType = ValueError, expected_size: int | N
                         f"file has {f.size - 8:,} after the length field; truncated?)")
         header_bytes = f.read(n)
         header = check_header(path, header_bytes, f.size - 8 - n, error)
-        return header, head + header_bytes + f.read(f.size - 8 - n)
+        # a header may declare gigabytes over a sparse file (truncate -s 8G): refuse what
+        # cannot be held before reading it, rather than fill the memory or raise MemoryError
+        from filterbank.nn.summary import available_memory
+
+        available = available_memory()
+        if f.size > available:
+            raise error(f"{path}: its arrays take {f.size - 8 - n:,} bytes, more than the "
+                        f"{available:,} bytes of memory available")
+        try:
+            return header, head + header_bytes + f.read(f.size - 8 - n)
+        except MemoryError:
+            raise error(f"{path}: its arrays take {f.size - 8 - n:,} bytes, more than the "
+                        f"memory available") from None
 
 
 def _bad(path, why: str) -> ValueError:
