@@ -124,6 +124,34 @@ def test_gzip_bomb_under_a_memory_limit(tmp_path):
     assert proc.stdout.startswith("ValueError:") and "trailing bytes" in proc.stdout
 
 
+@pytest.mark.parametrize("reader", ["idx", "cifar"])
+def test_sparse_file_of_a_valid_length_larger_than_memory_is_refused(tmp_path, reader):
+    """3 GB of holes with a matching IDX header (or a whole number of CIFAR records): under a
+    memory limit this was a bare MemoryError naming nothing (without one, 3 GB read)."""
+    path = tmp_path / "big"
+    with open(path, "wb") as f:
+        if reader == "idx":
+            f.write(b"\x00\x00\x08\x03" + struct.pack(">3I", 3000, 1000, 1000))
+            f.truncate(16 + 3 * 10**9)
+        else:
+            f.truncate(3073 * 10**6)
+    call = (f"read_idx({str(path)!r})" if reader == "idx"
+            else f"read_cifar_binary([{str(path)!r}])")
+    proc = _run_python(f"""
+        from filterbank.data.datasets.cifar import read_cifar_binary
+        from filterbank.data.datasets.idx import read_idx
+        {_LIMIT_MEMORY}
+        try:
+            {call}
+        except ValueError as e:
+            print("ValueError:", e)
+        """)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f"ValueError: {reader.upper()} file {path}: ")
+    assert "bytes of data, more than the" in proc.stdout
+    assert "bytes of memory available" in proc.stdout
+
+
 # -------------------------------------------------------- files that are not regular files
 @pytest.fixture
 def fifo(tmp_path):

@@ -35,6 +35,7 @@ import numpy as np
 
 from filterbank.data.datasets._base import ArrayImageDataset
 from filterbank.data.datasets.download import download_dir, download_url, search_dirs
+from filterbank.data.datasets.idx import _check_memory
 
 _PIXELS = 3 * 32 * 32
 
@@ -92,6 +93,7 @@ def read_cifar_binary(paths: Sequence[str | os.PathLike], label_bytes: int = 1,
                 f"the {record}-byte record ({label_bytes} label byte(s) + {_PIXELS} pixels); "
                 f"truncated or not a CIFAR binary file"
             )
+        _check_memory(f"CIFAR file {path}: holds", st.st_size)
         with open(path, "rb") as f:
             raw = np.frombuffer(f.read(st.st_size), dtype=np.uint8)
         if raw.size != st.st_size:

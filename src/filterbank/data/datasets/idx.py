@@ -153,6 +153,7 @@ def _read_idx_stream(src, path: Path, gz: bool, file_size: int, limit: int) -> n
         )
     if not gz and file_size != expected:  # checked with stat, before reading the data
         _wrong_length(path, dims, dtype, header, nbytes, file_size, gz)
+    _check_memory(f"IDX file {path}: the header declares", nbytes)
     data = _read_upto(src, nbytes, path, gz)
     if len(data) < nbytes:
         _wrong_length(path, dims, dtype, header, nbytes, header + len(data), gz)
@@ -160,6 +161,17 @@ def _read_idx_stream(src, path: Path, gz: bool, file_size: int, limit: int) -> n
         _wrong_length(path, dims, dtype, header, nbytes, None, gz)
     arr = np.frombuffer(data, dtype=dtype).reshape(dims)  # writable: backed by a bytearray
     return arr if dtype.isnative else arr.astype(dtype.newbyteorder("="))
+
+
+def _check_memory(what: str, nbytes: int) -> None:
+    """Refuse, before reading, data larger than the memory available (a sparse file of a
+    valid length would otherwise fill it, or end in a MemoryError naming nothing)."""
+    from filterbank.nn.summary import available_memory
+
+    available = available_memory()
+    if nbytes > available:
+        raise ValueError(f"{what} {nbytes:,} bytes of data, more than the {available:,} bytes "
+                         f"of memory available")
 
 
 def _wrong_length(path: Path, dims, dtype, header: int, nbytes: int, has: int | None,
