@@ -142,6 +142,15 @@ CONFIG_JSON = {
     "lr a string": (lambda c: c["training"].__setitem__("lr", "0.1"),
                     r"training.lr: expected a number, got \"0.1\" \(a string\)"),
     "classes empty": (lambda c: c.__setitem__("classes", []), "classes: expected a non-empty"),
+    # values train() refuses as options but --resume took from the file unchecked
+    "val_split 2": (lambda c: c["training"].__setitem__("val_split", 2),  # was StopIteration
+                    r"config.json: training.val_split: expected a number in \[0, 1\), got 2"),
+    "lr inf": (lambda c: c["training"].__setitem__("lr", float("inf")),
+               r"config.json: training.lr: expected a finite number > 0, got Infinity"),
+    "lr -1": (lambda c: c["training"].__setitem__("lr", -1),  # was "--lr must be > 0"
+              r"config.json: training.lr: expected a finite number > 0, got -1"),
+    "momentum nan": (lambda c: c["training"].__setitem__("momentum", float("nan")),
+                     r"config.json: training.momentum: expected a finite number, got NaN"),
     "config emptied": (lambda c: c.clear(), "without a run configuration"),
 }
 

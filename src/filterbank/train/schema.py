@@ -23,6 +23,7 @@ listed are checked, and those readers rely on must be present.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 
@@ -287,6 +288,21 @@ def _preprocessing_fits(config: dict, where: str, error: ErrorType, prefix: str)
                         f"channel (preprocessing.channels), got {len(pre[key])}")
 
 
+def _training_fits(config: dict, where: str, error: ErrorType, prefix: str) -> None:
+    """The ranges ``filterbank train`` checks its options against (a resumed run takes them
+    from the file, past those checks): val_split=2 ended in a StopIteration traceback."""
+    t = config["training"]
+    checks = {"val_split": (0 <= t["val_split"] < 1, "a number in [0, 1)"),
+              "lr": (math.isfinite(t["lr"]) and t["lr"] > 0, "a finite number > 0"),
+              "momentum": (math.isfinite(t["momentum"]), "a finite number"),
+              "weight_decay": (t["weight_decay"] is None or math.isfinite(t["weight_decay"]),
+                               "a finite number or null")}
+    for key, (ok, what) in checks.items():
+        if not ok:
+            field = f"{prefix}.training.{key}" if prefix else f"training.{key}"
+            raise error(f"{where}: {field}: expected {what}, got {_got(t[key])}")
+
+
 def validate_config(obj, path: str | os.PathLike, error: ErrorType | None = None,
                     prefix: str = "") -> dict:
     """Check a run configuration (``config.json``) against :data:`RUN_CONFIG`; returns it.
@@ -312,6 +328,7 @@ string (a zoo model name), got 5 (a number)
         from filterbank.train.checkpoint import CheckpointError as error
     validate(obj, RUN_CONFIG, str(path), error, prefix)
     _preprocessing_fits(obj, str(path), error, prefix)
+    _training_fits(obj, str(path), error, prefix)
     return obj
 
 
