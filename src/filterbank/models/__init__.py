@@ -1,5 +1,5 @@
-"""The model zoo: LeNet-5, AlexNet, VGG, ResNet and a small U-Net, named as in torchvision so
-state_dicts map one to one. ``get_model(name, **kwargs)`` builds one by name."""
+"""The model zoo: LeNet-5, AlexNet, VGG, ResNet, a small U-Net and YOLO v1 detectors, named as
+in torchvision so state_dicts map one to one. ``get_model(name, **kwargs)`` builds one by name."""
 
 from filterbank.models.alexnet import AlexNet, alexnet
 from filterbank.models.lenet import LeNet5, lenet5
@@ -18,10 +18,11 @@ from filterbank.models.vgg import (
     vgg19,
     vgg19_bn,
 )
+from filterbank.models.yolo import TinyYOLO, YOLOv1, tiny_yolo, yolo_v1
 
 __all__ = [
     "VGG", "AlexNet", "BasicBlock", "Bottleneck", "LeNet5", "ResNet", "UNet", "alexnet",
     "available_models", "get_model", "lenet5", "resnet18", "resnet34", "resnet50", "unet",
     "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-    "SimpleCNN", "simple_cnn",
+    "SimpleCNN", "simple_cnn", "TinyYOLO", "YOLOv1", "tiny_yolo", "yolo_v1",
 ]

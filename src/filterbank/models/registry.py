@@ -19,6 +19,7 @@ from filterbank.models.vgg import (
     vgg19,
     vgg19_bn,
 )
+from filterbank.models.yolo import tiny_yolo, yolo_v1
 from filterbank.nn.module import Module
 
 _MODELS: dict[str, Callable[..., Module]] = {
@@ -37,6 +38,8 @@ _MODELS: dict[str, Callable[..., Module]] = {
     "resnet50": resnet50,
     "unet": unet,
     "simple_cnn": simple_cnn,
+    "yolo_v1": yolo_v1,
+    "tiny_yolo": tiny_yolo,
 }
 
 
