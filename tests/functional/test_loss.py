@@ -117,6 +117,53 @@ CASES += [
           [noncontiguous(_uniform(2, 2, 3, 3)), _uniform(2, 2, 3, 3, lo=0, hi=1)]),
 ]
 
+
+
+def _masked_bce_case(name, x, t, grad=None, reduction="mean", **kw):
+    """binary_cross_entropy_with_logits(ignore_index=-1) against torch's BCE-with-logits on
+    the known entries only (targets -1 or NaN are unknown; torch has no such option)."""
+    known = ~(np.isnan(t) | (t == -1))
+
+    def torch_fn(x, t):
+        import torch
+        import torch.nn.functional as TF
+
+        k = torch.from_numpy(known)
+        conv = {n: _tt(np.broadcast_to(v, known.shape).copy()) for n, v in kw.items()}
+        if reduction == "none":  # the full shape, 0 at unknown entries
+            loss = TF.binary_cross_entropy_with_logits(x, torch.where(k, t, 0.0),
+                                                       reduction="none", **conv)
+            return torch.where(k, loss, 0.0)
+        return TF.binary_cross_entropy_with_logits(
+            x[k], t[k], reduction=reduction, **{n: v[k] for n, v in conv.items()})
+
+    return OpCase(name, lambda *xs: F.binary_cross_entropy_with_logits(
+        *xs, reduction=reduction, ignore_index=-1, **kw), [x, t], torch_fn=torch_fn, grad=grad)
+
+
+def _with_unknown(t, fraction, value):
+    t = t.copy()
+    t[rng.random(t.shape) < fraction] = value
+    return t
+
+
+for red in RED:
+    CASES += [
+        # a target of exactly -1 moves off -1 under finite differences: input gradient only
+        _masked_bce_case(f"bce_logits_ignore_minus1_{red}", _r(4, 5, scale=3),
+                         _with_unknown((rng.random((4, 5)) < 0.5).astype(float), 0.3, -1.0),
+                         grad=[True, False], reduction=red),
+        _masked_bce_case(f"bce_logits_ignore_nan_{red}", _r(4, 5, scale=3),
+                         _with_unknown(_uniform(4, 5, lo=0, hi=1), 0.3, np.nan), reduction=red),
+    ]
+CASES += [
+    _masked_bce_case("bce_logits_ignore_weight_pos_weight", _r(3, 2, 4),
+                     _with_unknown(_with_unknown(_uniform(3, 2, 4, lo=0, hi=1), 0.2, np.nan),
+                                   0.2, -1.0),
+                     grad=[True, False], weight=_uniform(4, lo=0.2, hi=2.0),
+                     pos_weight=_uniform(4, lo=0.5, hi=3.0)),
+]
+
 # ------------------------------------------------------------ class-index losses
 _W5 = _uniform(5, lo=0.2, hi=2.0)
 _T_IGN = np.array([1, -100, 4, 0, -100, 2], dtype=np.int64)  # two ignored samples
@@ -195,6 +242,29 @@ def test_lecture_squared_loss_convention():
     assert e.item() == pytest.approx(0.5 * (1 + 1 + 1 + 4))
     e.backward()
     assert y.grad.tolist() == (y.detach() - t).tolist()
+
+
+def test_masked_bce_lecture_example_y_1_1_unknown_0():
+    # y = [1 1 ? 0]: the loss is the mean of the three known terms, the "?" gets no gradient
+    x = fb.tensor([[2.0, -1.0, 3.0, 0.5]], requires_grad=True)
+    for unknown in (-1.0, np.nan):
+        x.grad = None
+        y = fb.tensor([[1.0, 1.0, unknown, 0.0]])
+        loss = F.binary_cross_entropy_with_logits(x, y, ignore_index=-1)
+        terms = [np.log1p(np.exp(-2.0)), np.log1p(np.exp(1.0)), np.log1p(np.exp(0.5))]
+        assert loss.item() == pytest.approx(np.mean(terms), rel=1e-6)
+        loss.backward()
+        sig = 1 / (1 + np.exp(-x.data[0]))
+        assert_close(x.grad, [[(sig[0] - 1) / 3, (sig[1] - 1) / 3, 0.0, sig[3] / 3]])
+    # without ignore_index a NaN target poisons the loss, as in PyTorch
+    assert np.isnan(F.binary_cross_entropy_with_logits(x, y).item())
+
+
+def test_masked_bce_with_nothing_known_is_nan_without_warnings():
+    with np.errstate(all="raise"):
+        out = F.binary_cross_entropy_with_logits(fb.randn(2, 3), fb.full((2, 3), -1.0),
+                                                 ignore_index=-1)
+    assert np.isnan(out.item())
 
 
 def test_cross_entropy_gradient_is_softmax_minus_onehot():
@@ -332,6 +402,12 @@ ERRORS = [
                                                 pos_weight=np.ones(2)), ValueError,
      r"binary_cross_entropy_with_logits: pos_weight of shape \(2,\) does not broadcast to the "
      r"input shape \(2, 3\)"),
+    (lambda: F.binary_cross_entropy_with_logits(fb.zeros(2), fb.zeros(2), ignore_index="?"),
+     TypeError, r"binary_cross_entropy_with_logits: ignore_index must be a number or None, "
+     r"got str"),
+    (lambda: F.binary_cross_entropy_with_logits(fb.zeros(2, 3), fb.zeros(3), ignore_index=-1),
+     ValueError, r"binary_cross_entropy_with_logits: target shape \(3,\) does not match input "
+     r"shape \(2, 3\)"),
 ]
 
 

@@ -147,3 +147,32 @@ def test_weight_buffer_follows_module_dtype_and_state_dict():
 def test_constructor_errors(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_bce_with_logits_ignore_index_vs_torch_on_known_entries():
+    # unknown labels (-1 or NaN) leave the loss and its mean's count; torch has no such option,
+    # so its BCEWithLogitsLoss sees only the known entries
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    t = (rng.random((6, 4)) < 0.5).astype(np.float32)
+    t[rng.random((6, 4)) < 0.25] = -1.0
+    t[0, 0], t[1, 2] = np.nan, -1.0
+    known = ~(np.isnan(t) | (t == -1))
+    pw = np.array([0.5, 1.0, 2.0, 3.0])
+    m = nn.BCEWithLogitsLoss(pos_weight=pw, ignore_index=-1)
+    xt = _fb(x, requires_grad=True)
+    y = m(xt, _fb(t))
+    y.backward()
+    tx = torch.tensor(x, requires_grad=True)
+    tpw = torch.tensor(np.broadcast_to(pw, t.shape)[known].astype(np.float32))
+    ty = torch.nn.BCEWithLogitsLoss(pos_weight=tpw)(tx[torch.from_numpy(known)],
+                                                   torch.from_numpy(t[known]))
+    ty.backward()
+    assert_close(y, ty, what="forward")
+    assert_close(xt.grad, tx.grad, what="input grad")
+    assert np.all(xt.grad.data[~known] == 0)
+    assert list(m.state_dict()) == list(torch.nn.BCEWithLogitsLoss(pos_weight=tpw).state_dict())
+    assert repr(m) == "BCEWithLogitsLoss(reduction='mean', ignore_index=-1.0)"
+    with pytest.raises(TypeError, match=r"BCEWithLogitsLoss: ignore_index must be a number or "
+                                        r"None, got str"):
+        nn.BCEWithLogitsLoss(ignore_index="?")

@@ -107,10 +107,14 @@ class _PointwiseLoss(Function):
         loss = self.loss(x, t)
         if w is not None:
             loss = loss * w
-        self.denom = None
-        if w is not None and self.weight_normalised_mean and self.reduction == "mean":
-            self.denom = xp.broadcast_to(w, x.shape).sum()
+        self.denom = self._mean_denominator(w, x.shape)
         return _reduce(loss, self.reduction, self.denom)
+
+    def _mean_denominator(self, w, shape):
+        """What the mean divides by: None for the element count."""
+        if w is not None and self.weight_normalised_mean and self.reduction == "mean":
+            return xp.broadcast_to(w, shape).sum()
+        return None
 
     def backward(self, gy):
         g = _upstream(gy, self.reduction, self.shape, self.denom)
@@ -209,10 +213,26 @@ class BinaryCrossEntropy(_PointwiseLoss):
 class BinaryCrossEntropyWithLogits(_PointwiseLoss):
     name_ = "binary_cross_entropy_with_logits"
 
+    ignore_index = None
+
     def forward(self, x, t, w=None, pos_weight=None):
         _check_weight(self.name_, "pos_weight", pos_weight, x.shape)
-        self.pos_weight = pos_weight
+        self.pos_weight, self.known = pos_weight, None
+        if self.ignore_index is not None:
+            # unknown labels ("?"): weight 0, and a finite stand-in target so that no NaN
+            # reaches the loss or either gradient
+            _check_same_shape(self.name_, x, t)
+            _check_weight(self.name_, "weight", w, x.shape)
+            self.known = ~(xp.isnan(t) | (t == self.ignore_index))
+            t = xp.where(self.known, t, 0).astype(t.dtype, copy=False)
+            w = (self.known.astype(x.dtype) if w is None
+                 else xp.where(self.known, w, 0).astype(x.dtype, copy=False))
         return super().forward(x, t, w)
+
+    def _mean_denominator(self, w, shape):
+        if self.known is not None and self.reduction == "mean":
+            return self.known.sum()  # the known entries only; none known gives NaN
+        return None
 
     def loss(self, x, t):
         # softplus(-x) = log(1 + e^-x) = log1p(e^-|x|) + max(-x, 0): no overflow at |x| ~ 100
@@ -635,7 +655,8 @@ def binary_cross_entropy(input, target, weight=None, *,  # noqa: A002
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, *,  # noqa: A002
-                                     reduction: str = "mean", pos_weight=None) -> Tensor:
+                                     reduction: str = "mean", pos_weight=None,
+                                     ignore_index: float | None = None) -> Tensor:
     """Sigmoid + binary cross-entropy on logits, computed stably (multi-label ready).
 
     l = w [(1 - t) x + (1 + (pw - 1) t) softplus(-x)], which equals
@@ -643,13 +664,23 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *,  # noqa: A00
     max(-x, 0) never overflows. dl/dx = w [(1 - t) - (1 + (pw - 1) t) sigma(-x)]
     (= w (sigma(x) - t) without ``pos_weight``).
 
+    Unknown labels (the lecture's y = [1 1 ? 0]): with ``ignore_index`` set, every target
+    equal to it, and every NaN target, is left out. Such an entry has loss 0 and no gradient
+    (input or target), and ``'mean'`` divides by the number of *known* entries, so
+    ``reduction='mean'`` is exactly the mean BCE over the known labels (NaN when none is
+    known, as ``cross_entropy`` with every target ignored). Without ``ignore_index``
+    (PyTorch's behaviour) a NaN target gives a NaN loss.
+
     Args:
         input: logits, any shape.
-        target: same shape, values in [0, 1] (several labels may be 1 at once).
+        target: same shape, values in [0, 1] (several labels may be 1 at once), or
+            ``ignore_index`` / NaN for unknown labels.
         weight: optional rescaling weight, broadcastable to the input.
         reduction: ``'mean'`` | ``'sum'`` | ``'none'``.
         pos_weight: weight of the positive term per class, broadcast along the last
             dimension (shape (C,) for (N, C) inputs); > 1 raises recall.
+        ignore_index: target value meaning "unknown" (e.g. -1), or None (default: every
+            target counts). Not in PyTorch, whose loss has no such option.
 
     Shape:
         input, target: (*). Output: scalar, or (*) for ``'none'``.
@@ -659,7 +690,21 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *,  # noqa: A00
         >>> import filterbank.functional as F
         >>> round(F.binary_cross_entropy_with_logits(fb.tensor([0.0]), fb.tensor([1.0])).item(), 4)
         0.6931
+        >>> x = fb.tensor([[2.0, 1.0, 0.5, -1.0]])
+        >>> y = fb.tensor([[1.0, 1.0, -1.0, 0.0]])  # y = [1 1 ? 0]
+        >>> masked = F.binary_cross_entropy_with_logits(x, y, ignore_index=-1)
+        >>> known = F.binary_cross_entropy_with_logits(x[:, [0, 1, 3]], y[:, [0, 1, 3]])
+        >>> round(masked.item(), 6) == round(known.item(), 6)
+        True
     """
-    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    name = "binary_cross_entropy_with_logits"
+    _check_reduction(name, reduction)
+    if ignore_index is not None:
+        if isinstance(ignore_index, bool) or not isinstance(
+                ignore_index, int | float | np.integer | np.floating):
+            raise TypeError(f"{name}: ignore_index must be a number or None, got "
+                            f"{type(ignore_index).__name__}")
+        ignore_index = float(ignore_index)
     return BinaryCrossEntropyWithLogits.apply(input, _target_operand(target), _const(weight),
-                                              _const(pos_weight), reduction=reduction)
+                                              _const(pos_weight), reduction=reduction,
+                                              ignore_index=ignore_index)

@@ -6,6 +6,8 @@ state_dict as in PyTorch. Each loss is called as ``loss_fn(input, target)``.
 
 from __future__ import annotations
 
+import numpy as np
+
 from filterbank.functional import loss as F
 from filterbank.nn.module import Module
 from filterbank.tensor import Tensor
@@ -244,6 +246,9 @@ class BCEWithLogitsLoss(_Loss):
         reduction: ``'mean'`` | ``'sum'`` | ``'none'``.
         pos_weight: optional weight of positives per class, broadcast along the last dim
             (a buffer).
+        ignore_index: target value meaning "unknown label" (e.g. -1), or None. Targets equal
+            to it, and NaN targets, are left out of the loss and of the mean's count (not in
+            PyTorch).
 
     Shape:
         input, target: (*), same shape. Output: scalar, or (*) for ``'none'``.
@@ -253,14 +258,29 @@ class BCEWithLogitsLoss(_Loss):
         >>> from filterbank import nn
         >>> round(nn.BCEWithLogitsLoss()(fb.tensor([0.0]), fb.tensor([1.0])).item(), 4)
         0.6931
+        >>> loss = nn.BCEWithLogitsLoss(ignore_index=-1)  # y = [1 ? 0]: the mean of two terms
+        >>> round(loss(fb.tensor([0.0, 5.0, 0.0]), fb.tensor([1.0, -1.0, 0.0])).item(), 4)
+        0.6931
     """
 
-    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
+    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None,
+                 ignore_index: float | None = None):
         super().__init__(reduction)
+        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(
+                ignore_index, int | float | np.integer | np.floating)):
+            raise TypeError(f"BCEWithLogitsLoss: ignore_index must be a number or None, got "
+                            f"{type(ignore_index).__name__}")
         self.register_buffer("weight", _buffer(weight))
         self.register_buffer("pos_weight", _buffer(pos_weight))
+        self.ignore_index = None if ignore_index is None else float(ignore_index)
 
     def forward(self, input, target):  # noqa: A002
         return F.binary_cross_entropy_with_logits(input, target, self.weight,
                                                   reduction=self.reduction,
-                                                  pos_weight=self.pos_weight)
+                                                  pos_weight=self.pos_weight,
+                                                  ignore_index=self.ignore_index)
+
+    def extra_repr(self) -> str:
+        if self.ignore_index is None:
+            return super().extra_repr()
+        return f"reduction={self.reduction!r}, ignore_index={self.ignore_index}"
