@@ -866,3 +866,64 @@ def default_metrics(loss_fn) -> list[Metric]:
     if kind in ("binary", "binary_logits"):
         return [BinaryAccuracy(from_logits=kind == "binary_logits", name="accuracy")]
     return []
+
+
+# ------------------------------------------------------------------------ multi-label
+def average_precision(scores, targets, ignore_index: float | None = None):
+    """Average precision of a ranking by score: the area under the precision-recall steps.
+
+    Sort the samples by score, descending; at each distinct score s_k (ties form one step)
+    take precision P_k and recall R_k of "score >= s_k is positive"; then::
+
+        AP = sum_k (R_k - R_{k-1}) P_k        (R_0 = 0)
+
+    the definition of scikit-learn's ``average_precision_score`` (no interpolation). For
+    multi-label outputs ``(N, C)`` each column is scored on its own: the per-class AP, whose
+    mean over classes is the multi-label mAP.
+
+    Args:
+        scores: ``(N,)`` or ``(N, C)`` scores (logits or probabilities: only the order counts).
+        targets: the same shape, 1 for positive and 0 for negative.
+        ignore_index: target value of unknown labels, left out (NaN targets too), or None.
+
+    Returns:
+        A float for ``(N,)`` inputs, a float64 ``(C,)`` array for ``(N, C)``; NaN for a
+        column without a known positive (AP is undefined there).
+
+    Raises:
+        ValueError: shapes that differ or are not 1-d / 2-d, or a known target other than
+            0 and 1.
+
+    Example:
+        >>> average_precision(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
+        0.8333333333333333
+    """
+    s, t = _np(scores).astype(np.float64), _np(targets).astype(np.float64)
+    if s.shape != t.shape or s.ndim not in (1, 2):
+        raise ValueError(f"average_precision: expected scores and targets of one shape, (N,) "
+                         f"or (N, C), got {s.shape} and {t.shape}")
+    known = ~np.isnan(t)
+    if ignore_index is not None:
+        known &= t != ignore_index
+    bad = known & (t != 0) & (t != 1)
+    if bad.any():
+        extra = "" if ignore_index is None else f" (or ignore_index={ignore_index})"
+        raise ValueError(f"average_precision: targets must be 0 or 1{extra}, got "
+                         f"{t[bad].ravel()[0]:g}")
+    if s.ndim == 1:
+        return _average_precision_1d(s[known], t[known])
+    return np.array([_average_precision_1d(s[known[:, c], c], t[known[:, c], c])
+                     for c in range(s.shape[1])], dtype=np.float64)
+
+
+def _average_precision_1d(s: np.ndarray, t: np.ndarray) -> float:
+    positives = t.sum()
+    if positives == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    s, t = s[order], t[order]
+    tp = np.cumsum(t)
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]  # the end of each tie group
+    precision = tp[last] / (last + 1)
+    recall = tp[last] / positives
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
