@@ -8,8 +8,115 @@ import pytest
 
 import filterbank as fb
 from filterbank import nn
-from filterbank.models import TinyYOLO, available_models, get_model, tiny_yolo
+from filterbank.models import TinyYOLO, YOLOv1, available_models, get_model, tiny_yolo, yolo_v1
 from filterbank.train.yolo import encode_targets
+
+
+# ------------------------------------------------------------------------------ YOLO v1
+@pytest.fixture(scope="module")
+def paper_model():
+    """The paper's network, built once (272M parameters, ~1.1 GB, ~15 s) and freed after."""
+    fb.manual_seed(0)
+    model = yolo_v1()
+    yield model
+    del model
+
+
+def _conv(k: int, c_in: int, c_out: int) -> int:
+    return k * k * c_in * c_out + c_out  # weights + bias
+
+
+def test_yolo_v1_parameter_count_by_hand(paper_model):
+    """Figure 3 of the paper, layer by layer (every convolution has a bias, no BatchNorm)."""
+    convs = (
+        _conv(7, 3, 64)                                                   # 9,472
+        + _conv(3, 64, 192)                                               # 110,784
+        + _conv(1, 192, 128) + _conv(3, 128, 256)                         # 24,704 + 295,168
+        + _conv(1, 256, 256) + _conv(3, 256, 512)                         # 65,792 + 1,180,160
+        + 4 * (_conv(1, 512, 256) + _conv(3, 256, 512))                   # 4 x 1,311,488
+        + _conv(1, 512, 512) + _conv(3, 512, 1024)                        # 262,656 + 4,719,616
+        + 2 * (_conv(1, 1024, 512) + _conv(3, 512, 1024))                 # 2 x 5,244,416
+        + 4 * _conv(3, 1024, 1024)                                        # 4 x 9,438,208
+    )
+    assert convs == 60_155_968
+    fc1 = 7 * 7 * 1024 * 4096 + 4096                                      # 205,524,992
+    fc2 = 4096 * 7 * 7 * (2 * 5 + 20) + 7 * 7 * 30                        # 6,022,590
+    assert convs + fc1 + fc2 == 271_703_550  # "about 2.7e8"
+    assert paper_model.num_parameters() == 271_703_550
+    assert paper_model.features.num_parameters() == convs
+    assert all(p.dtype == np.float32 for p in paper_model.parameters())
+
+
+def test_yolo_v1_architecture(paper_model):
+    convs = [m for m in paper_model.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in paper_model.modules() if isinstance(m, nn.Linear)]
+    assert len(convs) == 24 and len(linears) == 2
+    assert (convs[0].kernel_size, convs[0].stride, convs[0].padding) == ((7, 7), (2, 2), (3, 3))
+    assert [c.stride for c in convs].count((2, 2)) == 2  # the 7x7/2 and the 3x3/2
+    assert convs[-3].stride == (2, 2) and convs[-3].out_channels == 1024
+    # 1x1 reductions: every 1x1 halves (or keeps) the channels before a 3x3
+    for a, b in zip(convs, convs[1:]):
+        if a.kernel_size == (1, 1):
+            assert b.kernel_size == (3, 3) and a.out_channels * 2 == b.out_channels
+    assert all(c.padding == (c.kernel_size[0] // 2,) * 2 for c in convs)
+    assert sum(isinstance(m, nn.MaxPool2d) for m in paper_model.modules()) == 4
+    acts = [m for m in paper_model.modules() if isinstance(m, nn.LeakyReLU | nn.ReLU)]
+    assert [getattr(m, "negative_slope", None) for m in acts] == [0.1] * 25  # the last is linear
+    drops = [m for m in paper_model.modules() if isinstance(m, nn.Dropout)]
+    assert len(drops) == 1 and drops[0].p == 0.5
+    assert (linears[0].in_features, linears[0].out_features) == (7 * 7 * 1024, 4096)
+    assert linears[1].out_features == 7 * 7 * 30
+    assert (paper_model.S, paper_model.B, paper_model.C) == (7, 2, 20)
+
+
+def test_yolo_v1_summary_at_448(paper_model):
+    """The one 448x448 forward of this file: the summary traces it and prints the count."""
+    lines: list[str] = []
+    info = paper_model.summary((3, 448, 448), print_fn=lines.append)
+    assert info["total_params"] == 271_703_550
+    assert "Total params: 271,703,550" in "\n".join(lines)
+    assert tuple(info["output_shape"])[1:] == (7, 7, 30)
+    text = "\n".join(lines)
+    assert "[-1, 1024, 7, 7]" in text and "[-1, 7, 7, 30]" in text
+
+
+def test_yolo_v1_output_layout(paper_model):
+    """The FC output is read as (S, S, B*5 + C) in C order: unit (i*S + j)*30 + k is cell row
+    i, column j, channel k, the layout of YOLOv1Loss. The convolutions are swapped for a cheap
+    stand-in (a 64x64 average pool and a 1x1 conv give the 7x7x1024 map)."""
+    features = paper_model.features
+    fb.manual_seed(1)
+    paper_model.features = nn.Sequential(nn.AvgPool2d(64), nn.Conv2d(3, 1024, 1))
+    try:
+        paper_model.eval()
+        x = fb.randn(2, 3, 448, 448)
+        with fb.no_grad():
+            y = paper_model(x).data
+            flat = paper_model.classifier(paper_model.features(x)).data
+    finally:
+        paper_model.features = features
+        paper_model.train()
+    assert y.shape == (2, 7, 7, 30) and y.dtype == np.float32
+    n, i, j, k = 1, 2, 5, 11
+    assert y[n, i, j, k] == flat[n, (i * 7 + j) * 30 + k]
+    np.testing.assert_array_equal(y.reshape(2, -1), flat)
+
+
+def test_yolo_v1_errors(paper_model):
+    with pytest.raises(ValueError, match=r"YOLOv1\(S=7\): expected input \(N, C, 448, 448\) "
+                                         r"\(total stride 64 x S=7 cells\), got "
+                                         r"\(1, 3, 224, 224\)"):
+        paper_model(fb.zeros(1, 3, 224, 224))
+    with pytest.raises(ValueError, match=r"got \(1, 3, 448, 447\)"):
+        paper_model(fb.zeros(1, 3, 448, 447))
+    with pytest.raises(ValueError, match="YOLOv1: S must be a positive int, got 0"):
+        yolo_v1(S=0)
+    with pytest.raises(ValueError, match="YOLOv1: B must be a positive int, got 1.5"):
+        yolo_v1(B=1.5)
+    with pytest.raises(ValueError, match="YOLOv1: num_classes must be a positive int, got -1"):
+        yolo_v1(num_classes=-1)
+    assert "S=7, B=2, C=20" in repr(paper_model).splitlines()[0]
+    assert isinstance(paper_model, YOLOv1)
 
 
 # ---------------------------------------------------------------------------- tiny YOLO
@@ -143,3 +250,12 @@ def test_summary_cli_tiny_yolo():
     info = summary("tiny_yolo", (3, 64, 64), num_classes=5, echo=lines.append)
     assert info["total_params"] == 247_327
     assert any("[-1, 8, 8, 15]" in line for line in lines), "\n".join(lines)
+
+
+def test_docstring_examples():
+    import doctest
+    import importlib
+
+    module = importlib.import_module("filterbank.models.yolo")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 2 and result.failed == 0
