@@ -149,10 +149,29 @@ def test_tiny_yolo_parameter_count_by_hand():
     head = 128 * (2 * 5 + 5) + (2 * 5 + 5)
     assert backbone + head == 247_327
     assert tiny_yolo().num_parameters() == 247_327
-    # 128x128 with S=8 adds a fourth pooled block: 16-32-64-128, then 256, 256
-    convs = [(3, 16), (16, 32), (32, 64), (64, 128), (128, 256), (256, 256)]
-    count = sum(9 * a * b + 2 * b for a, b in convs) + 256 * 15 + 15
-    assert tiny_yolo(input_size=128).num_parameters() == count == 987_295
+    # 128x128 with S=8 adds a fourth pooled block: 16-32-64-128, then (capped at 8w) 128, 128
+    convs = [(3, 16), (16, 32), (32, 64), (64, 128), (128, 128), (128, 128)]
+    count = sum(9 * a * b + 2 * b for a, b in convs) + 128 * 15 + 15
+    assert count == 395_039
+    assert tiny_yolo(input_size=128).num_parameters() == count
+    assert tiny_yolo(input_size=64, S=4).num_parameters() == count
+    # the widths stay at 8w however deep: 256x256 with S=8 is five blocks, 16-..-128-128
+    assert tiny_yolo(input_size=256, S=8).num_parameters() == count + 9 * 128 * 128 + 256
+
+
+def test_tiny_yolo_stride_stem():
+    """stem='stride': the first down-sampling is a stride-2 convolution instead of a conv and a
+    max pool; same parameters, same grid, one pool fewer."""
+    fb.manual_seed(0)
+    model = tiny_yolo(S=4, input_size=64, stem="stride")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs[0].stride == (2, 2) and all(c.stride == (1, 1) for c in convs[1:])
+    assert sum(isinstance(m, nn.MaxPool2d) for m in model.modules()) == 3
+    assert model.num_parameters() == tiny_yolo(S=4, input_size=64).num_parameters()
+    seen = []
+    model.features[0].register_forward_hook(lambda m, a, out: seen.append(out.shape))
+    assert model(fb.randn(2, 3, 64, 64)).shape == (2, 4, 4, 15)
+    assert seen == [(2, 16, 32, 32)]
 
 
 def _same_weights(a: nn.Module, b: nn.Module) -> None:
@@ -160,18 +179,21 @@ def _same_weights(a: nn.Module, b: nn.Module) -> None:
 
 
 def test_tiny_yolo_head_layout_and_sigmoid():
-    """The head's 1x1 conv channels go to the last axis, cell [n, i, j] = row i, column j; with
-    sigmoid=True exactly x, y, sqrt_w, sqrt_h of each box are squashed, the rest is linear."""
+    """The head's 1x1 conv channels go to the last axis, cell [n, i, j] = row i, column j;
+    sigmoid='boxes' squashes exactly x, y, sqrt_w, sqrt_h of each box, 'all' everything."""
     fb.manual_seed(0)
-    raw = tiny_yolo(S=4, B=2, C=3, input_size=32, width=4, sigmoid=False).eval()
-    squashed = tiny_yolo(S=4, B=2, C=3, input_size=32, width=4).eval()
-    _same_weights(raw, squashed)
+    raw = tiny_yolo(S=4, B=2, C=3, input_size=32, width=4, sigmoid="none").eval()
+    boxes = tiny_yolo(S=4, B=2, C=3, input_size=32, width=4, sigmoid="boxes").eval()
+    every = tiny_yolo(S=4, B=2, C=3, input_size=32, width=4).eval()
+    assert every.sigmoid == "all"
+    _same_weights(raw, boxes)
+    _same_weights(raw, every)
     g = np.random.default_rng(0)
     x = fb.Tensor(g.standard_normal((2, 3, 32, 48)).astype(np.float32))  # 4 x 6 cells
     with fb.no_grad():
         conv = raw.head(raw.features(x)).data  # (N, 13, 4, 6)
-        y, z = raw(x).data, squashed(x).data
-    assert y.shape == z.shape == (2, 4, 6, 13)
+        y, z, a = raw(x).data, boxes(x).data, every(x).data
+    assert y.shape == z.shape == a.shape == (2, 4, 6, 13)
     np.testing.assert_array_equal(y, conv.transpose(0, 2, 3, 1))
     box = np.zeros(13, bool)
     box[[0, 1, 2, 3, 5, 6, 7, 8]] = True  # (x, y, sqrt_w, sqrt_h) of both boxes
@@ -179,6 +201,7 @@ def test_tiny_yolo_head_layout_and_sigmoid():
                                atol=1e-7)
     np.testing.assert_array_equal(z[..., ~box], y[..., ~box])  # confidences, class scores
     assert ((z[..., box] > 0) & (z[..., box] < 1)).all()
+    np.testing.assert_allclose(a, 1 / (1 + np.exp(-y)), rtol=1e-6, atol=1e-7)
 
 
 def test_tiny_yolo_trains_with_the_loss():
@@ -225,8 +248,11 @@ def test_tiny_yolo_errors():
         tiny_yolo(C=0)
     with pytest.raises(ValueError, match="TinyYOLO: width must be a positive int, got 2.5"):
         tiny_yolo(width=2.5)
-    with pytest.raises(TypeError, match="TinyYOLO: sigmoid must be a bool, got 'yes'"):
-        tiny_yolo(sigmoid="yes")
+    with pytest.raises(ValueError, match="TinyYOLO: sigmoid must be 'all', 'boxes' or 'none', "
+                                         "got True"):
+        tiny_yolo(sigmoid=True)
+    with pytest.raises(ValueError, match="TinyYOLO: stem must be 'pool' or 'stride', got 'avg'"):
+        tiny_yolo(stem="avg")
 
 
 # --------------------------------------------------------------------- registry and CLI
@@ -238,7 +264,8 @@ def test_registered_with_num_classes_as_C():
     assert isinstance(model, TinyYOLO) and (model.C, model.B) == (4, 2)
     assert model(fb.zeros(1, 1, 64, 64)).shape == (1, 8, 8, 14)
     assert get_model("Tiny-YOLO", C=2, width=2).C == 2
-    assert "S=8, B=2, C=4, input_size=64, stride=8, sigmoid=True" in repr(model)
+    assert ("S=8, B=2, C=4, input_size=64, stride=8, sigmoid='all', stem='pool'"
+            in repr(model))
 
 
 def test_summary_cli_tiny_yolo():

@@ -131,11 +131,11 @@ def yolo_v1(S: int = 7, B: int = 2, C: int = 20, in_channels: int = 3,
 
 
 # ---------------------------------------------------------------------------- tiny YOLO
-def conv_bn_leaky(in_channels: int, out_channels: int) -> nn.Sequential:
+def conv_bn_leaky(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
     """3x3 convolution (padding 1, no bias: the BatchNorm's shift replaces it), BatchNorm,
     leaky ReLU 0.1."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
         nn.BatchNorm2d(out_channels),
         nn.LeakyReLU(0.1),
     )
@@ -156,31 +156,51 @@ def _default_grid(input_size: int) -> int:
     return best
 
 
+def _grids(input_size: int) -> list[int]:
+    """The grids S for which ``input_size / S`` is a power of two >= 2."""
+    out, s = [], input_size
+    while s % 2 == 0:
+        s //= 2
+        out.append(s)
+    return out
+
+
+SIGMOIDS = ("all", "boxes", "none")
+STEMS = ("pool", "stride")
+
+
 class TinyYOLO(nn.Module):
     """A small, fully convolutional YOLO v1 for 64x64 to 128x128 images.
 
     ::
 
-        input (in_channels, H, H)
-        n blocks:   conv 3x3 -> BN -> leaky ReLU 0.1 -> maxpool 2x2   widths w, ..., 2^(n-1) w
-        two blocks: conv 3x3 -> BN -> leaky ReLU 0.1 at H / 2^n       width 2^n w
-        head:       conv 1x1 to B*5 + C channels, permuted to (N, H/2^n, H/2^n, B*5 + C)
+        input (in_channels, H, W)
+        n blocks:    conv 3x3 -> BN -> leaky ReLU 0.1 -> maxpool 2x2    widths w, 2w, 4w, 8w, 8w..
+        two blocks:  conv 3x3 -> BN -> leaky ReLU 0.1 at H / 2^n        width 8w
+        head:        conv 1x1 to B*5 + C channels, (sigmoid), permuted to (N, H/2^n, W/2^n, B*5+C)
 
     The total stride ``2^n = input_size / S`` must be a power of two: 64x64 images with S=8
-    give 3 down-samplings and widths 16-32-64-128 (``width=16``), 128x128 with S=8 give 4
-    (16-32-64-128-256). The head is a 1x1 convolution, not the paper's fully connected layers:
+    give 3 down-samplings (widths 16-32-64, then 128, 128 for ``width=16``), 64x64 with S=4 and
+    128x128 with S=8 give 4 (16-32-64-128, then 128, 128). With ``stem='stride'`` the first
+    block is a stride-2 convolution instead of a convolution and a max pool: it computes only
+    the pixels the pool would keep, 4x cheaper at full resolution, where small models spend
+    most of their time. The head is a 1x1 convolution, not the paper's fully connected layers:
     each cell's ``B*5 + C`` numbers come from the features at that cell (whose receptive field,
     54 pixels at stride 8, covers the objects of a 64x64 image), which costs a few thousand
     parameters instead of millions. Being convolutional, the model also runs on larger inputs
     (multiples of the stride), giving a larger grid.
 
-    With ``sigmoid=True`` (default) the head passes ``x, y, sqrt_w, sqrt_h`` through a sigmoid:
-    all four are fractions in [0, 1] by definition (offsets inside the cell, roots of fractions
-    of the image), so the sigmoid keeps predictions valid from the first step and makes the
-    untrained boxes centred in their cells with half-size roots. The confidence and the class
-    scores stay linear, as in the paper (their squared-error targets 0 and 1 would sit in the
-    sigmoid's flat tails). The layout is unchanged: the loss and the decoder read the same
-    numbers.
+    Output activation (the layout is the same in every case; the loss and the decoder read the
+    same numbers):
+
+    - ``sigmoid='all'`` (default): every output goes through a sigmoid. All the targets of
+      :class:`filterbank.nn.YOLOv1Loss` lie in [0, 1] (offsets inside the cell, roots of
+      fractions of the image, confidence = IoU or 0, one-hot classes), so the network never
+      spends capacity on impossible values, and untrained boxes start centred in their cells
+      at half-size roots.
+    - ``'boxes'``: only ``x, y, sqrt_w, sqrt_h`` of each box; confidences and class scores stay
+      linear, as in the paper.
+    - ``'none'``: the paper's linear output.
 
     Args:
         S: grid size at ``input_size``; default the power-of-two stride's grid closest to 7
@@ -189,8 +209,11 @@ class TinyYOLO(nn.Module):
         C: number of classes. Default: 5 (the Shapes data set's).
         in_channels: input channels. Default: 3.
         input_size: height and width of the training images. Default: 64.
-        width: channels of the first block, doubled after each down-sampling. Default: 16.
-        sigmoid: squash ``x, y, sqrt_w, sqrt_h`` into (0, 1). Default: True.
+        width: channels of the first block, doubled after each down-sampling up to
+            ``8 * width``. Default: 16.
+        sigmoid: ``'all'``, ``'boxes'`` or ``'none'``, see above. Default: ``'all'``.
+        stem: ``'pool'`` (3x3 conv, then 2x2 max pool) or ``'stride'`` (3x3 conv with stride
+            2) for the first down-sampling. Default: ``'pool'``.
         num_classes: another name of ``C`` (the zoo's); wins when given.
 
     Shape:
@@ -207,8 +230,8 @@ class TinyYOLO(nn.Module):
     """
 
     def __init__(self, S: int | None = None, B: int = 2, C: int = 5, in_channels: int = 3,
-                 input_size: int = 64, width: int = 16, sigmoid: bool = True,
-                 num_classes: int | None = None):
+                 input_size: int = 64, width: int = 16, sigmoid: str = "all",
+                 stem: str = "pool", num_classes: int | None = None):
         super().__init__()
         input_size = _positive_int("TinyYOLO", "input_size", input_size)
         if S is None:
@@ -218,28 +241,36 @@ class TinyYOLO(nn.Module):
         self.C = _classes("TinyYOLO", C, num_classes)
         in_channels = _positive_int("TinyYOLO", "in_channels", in_channels)
         width = _positive_int("TinyYOLO", "width", width)
-        if not isinstance(sigmoid, bool | np.bool_):
-            raise TypeError(f"TinyYOLO: sigmoid must be a bool, got {sigmoid!r}")
+        if sigmoid not in SIGMOIDS:
+            raise ValueError(f"TinyYOLO: sigmoid must be 'all', 'boxes' or 'none', got "
+                             f"{sigmoid!r}")
+        if stem not in STEMS:
+            raise ValueError(f"TinyYOLO: stem must be 'pool' or 'stride', got {stem!r}")
         stride = input_size // self.S
         if input_size % self.S or stride < 2 or stride & (stride - 1):
             raise ValueError(
                 f"TinyYOLO: input_size / S must be a power of two >= 2 (the total stride of "
                 f"the 2x2 max pools), got input_size={input_size}, S={self.S}; e.g. S in "
                 f"{_grids(input_size)}")
-        self.input_size, self.stride, self.sigmoid = input_size, stride, bool(sigmoid)
-        n = stride.bit_length() - 1  # number of 2x2 max pools
+        self.input_size, self.stride = input_size, stride
+        self.sigmoid, self.stem = sigmoid, stem
+        n = stride.bit_length() - 1  # number of down-samplings
         layers: list[nn.Module] = []
         c = in_channels
         for i in range(n):
-            layers += [conv_bn_leaky(c, width * 2 ** i), nn.MaxPool2d(2, 2)]
-            c = width * 2 ** i
-        layers += [conv_bn_leaky(c, width * 2 ** n), conv_bn_leaky(width * 2 ** n, width * 2 ** n)]
+            out = width * 2 ** min(i, 3)
+            if i == 0 and stem == "stride":
+                layers.append(conv_bn_leaky(c, out, stride=2))
+            else:
+                layers += [conv_bn_leaky(c, out), nn.MaxPool2d(2, 2)]
+            c = out
+        layers += [conv_bn_leaky(c, 8 * width), conv_bn_leaky(8 * width, 8 * width)]
         self.features = nn.Sequential(*layers)
-        self.head = nn.Conv2d(width * 2 ** n, 5 * self.B + self.C, 1)
+        self.head = nn.Conv2d(8 * width, 5 * self.B + self.C, 1)
 
     def extra_repr(self) -> str:
         return (f"S={self.S}, B={self.B}, C={self.C}, input_size={self.input_size}, "
-                f"stride={self.stride}, sigmoid={self.sigmoid}")
+                f"stride={self.stride}, sigmoid={self.sigmoid!r}, stem={self.stem!r}")
 
     def forward(self, x: Tensor) -> Tensor:
         s = self.stride
@@ -249,26 +280,20 @@ class TinyYOLO(nn.Module):
                 f"W) with H and W positive multiples of the total stride {s} "
                 f"({self.input_size}x{self.input_size} gives the {self.S}x{self.S} grid), "
                 f"got {tuple(x.shape)}")
-        y = self.head(self.features(x)).permute(0, 2, 3, 1)  # (N, S, S, B*5 + C)
-        if not self.sigmoid:
+        y = self.head(self.features(x))
+        if self.sigmoid == "all":
+            y = sigmoid(y)
+        y = y.permute(0, 2, 3, 1)  # (N, S, S, B*5 + C)
+        if self.sigmoid != "boxes":
             return y
-        n, h, w, d = y.shape
+        n, h, w, _ = y.shape
         boxes = y[..., : 5 * self.B].reshape(n, h, w, self.B, 5)
         boxes = cat([sigmoid(boxes[..., :4]), boxes[..., 4:]], -1)
         return cat([boxes.reshape(n, h, w, 5 * self.B), y[..., 5 * self.B:]], -1)
 
 
-def _grids(input_size: int) -> list[int]:
-    """The grids S for which ``input_size / S`` is a power of two >= 2."""
-    out, s = [], input_size
-    while s % 2 == 0:
-        s //= 2
-        out.append(s)
-    return out
-
-
 def tiny_yolo(S: int | None = None, B: int = 2, C: int = 5, in_channels: int = 3,
-              input_size: int = 64, width: int = 16, sigmoid: bool = True,
+              input_size: int = 64, width: int = 16, sigmoid: str = "all", stem: str = "pool",
               num_classes: int | None = None) -> TinyYOLO:
     """A small fully convolutional YOLO v1 for 64x64 to 128x128 images; see :class:`TinyYOLO`."""
-    return TinyYOLO(S, B, C, in_channels, input_size, width, sigmoid, num_classes)
+    return TinyYOLO(S, B, C, in_channels, input_size, width, sigmoid, stem, num_classes)
