@@ -8,7 +8,15 @@ import pytest
 
 import filterbank as fb
 from filterbank import nn
-from filterbank.models import TinyYOLO, YOLOv1, available_models, get_model, tiny_yolo, yolo_v1
+from filterbank.models import (
+    TinyYOLO,
+    YOLOv1,
+    available_models,
+    get_model,
+    model_task,
+    tiny_yolo,
+    yolo_v1,
+)
 from filterbank.train.yolo import encode_targets
 
 
@@ -268,6 +276,16 @@ def test_registered_with_num_classes_as_C():
             in repr(model))
 
 
+def test_model_task():
+    """The registry says which models are not classifiers, so a task can refuse a model whose
+    output it cannot read."""
+    assert [model_task(n) for n in ("yolo_v1", "Tiny-YOLO", "unet", "lenet", "resnet18")] == [
+        "detect", "detect", "segment", "classify", "classify"]
+    assert {model_task(n) for n in available_models()} == {"classify", "detect", "segment"}
+    with pytest.raises(ValueError, match="model_task: unknown model 'yolo9'; available: lenet5"):
+        model_task("yolo9")
+
+
 def test_summary_cli_tiny_yolo():
     """``filterbank summary --model tiny_yolo`` goes through model_kwargs (num_classes,
     in_channels): the model builds, and the table's last row is the grid."""
@@ -283,6 +301,6 @@ def test_docstring_examples():
     import doctest
     import importlib
 
-    module = importlib.import_module("filterbank.models.yolo")
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 2 and result.failed == 0
+    for name, n in (("filterbank.models.yolo", 2), ("filterbank.models.registry", 3)):
+        result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+        assert result.attempted >= n and result.failed == 0, name

@@ -159,3 +159,12 @@ def test_valid_errors():
     with pytest.raises(ValueError, match=r"UNet\(depth=2\): expected H and W positive multiples "
                                          r"of 4, got 6x8"):
         unet(base=1, depth=2).output_size(6, 8)
+
+
+def test_docstring_examples():
+    import doctest
+    import sys
+
+    module = sys.modules["filterbank.models.unet"]  # the package's ``unet`` is the factory
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 2 and result.failed == 0

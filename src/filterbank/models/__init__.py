@@ -3,7 +3,7 @@ in torchvision so state_dicts map one to one. ``get_model(name, **kwargs)`` buil
 
 from filterbank.models.alexnet import AlexNet, alexnet
 from filterbank.models.lenet import LeNet5, lenet5
-from filterbank.models.registry import available_models, get_model
+from filterbank.models.registry import available_models, get_model, model_task
 from filterbank.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 from filterbank.models.simple import SimpleCNN, simple_cnn
 from filterbank.models.unet import UNet, unet
@@ -24,5 +24,5 @@ __all__ = [
     "VGG", "AlexNet", "BasicBlock", "Bottleneck", "LeNet5", "ResNet", "UNet", "alexnet",
     "available_models", "get_model", "lenet5", "resnet18", "resnet34", "resnet50", "unet",
     "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-    "SimpleCNN", "simple_cnn", "TinyYOLO", "YOLOv1", "tiny_yolo", "yolo_v1",
+    "SimpleCNN", "simple_cnn", "TinyYOLO", "YOLOv1", "tiny_yolo", "yolo_v1", "model_task",
 ]

@@ -42,6 +42,11 @@ _MODELS: dict[str, Callable[..., Module]] = {
     "tiny_yolo": tiny_yolo,
 }
 
+#: What a model's output is, for models that are not classifiers (``(N, num_classes)`` logits):
+#: ``'detect'`` gives the YOLO v1 grid ``(N, S, S, B*5 + C)``, ``'segment'`` per-pixel logits
+#: ``(N, num_classes, H', W')``.
+_TASKS: dict[str, str] = {"yolo_v1": "detect", "tiny_yolo": "detect", "unet": "segment"}
+
 
 def available_models() -> list[str]:
     """Names accepted by :func:`get_model`, in a fixed order (small to large families).
@@ -53,6 +58,25 @@ def available_models() -> list[str]:
     return list(_MODELS)
 
 
+def model_task(name: str) -> str:
+    """The task the model called ``name`` is built for: ``'classify'``, ``'detect'`` or
+    ``'segment'``.
+
+    Example:
+        >>> model_task("resnet18"), model_task("tiny_yolo"), model_task("unet")
+        ('classify', 'detect', 'segment')
+    """
+    key = _key(name)
+    if key not in _MODELS:
+        raise ValueError(f"model_task: unknown model {name!r}; available: {', '.join(_MODELS)}")
+    return _TASKS.get(key, "classify")
+
+
+def _key(name: str) -> str:
+    key = name.strip().lower().replace("-", "_")
+    return "lenet5" if key == "lenet" else key
+
+
 def get_model(name: str, **kwargs) -> Module:
     """Build the model called ``name`` with keyword arguments for its factory
     (``num_classes``, ``in_channels``, ``stem``, ``batch_norm`` ...).
@@ -61,10 +85,7 @@ def get_model(name: str, **kwargs) -> Module:
         >>> get_model("lenet5", num_classes=10, padding=2).num_parameters()
         61706
     """
-    key = name.strip().lower().replace("-", "_")
-    if key == "lenet":
-        key = "lenet5"
-    factory = _MODELS.get(key)
+    factory = _MODELS.get(_key(name))
     if factory is None:
         raise ValueError(f"get_model: unknown model {name!r}; available: "
                          f"{', '.join(_MODELS)}")
