@@ -60,11 +60,11 @@ class YOLOv1(nn.Module):
         flatten -> fc 4096, leaky ReLU, dropout 0.5 -> fc S*S*(B*5 + C) -> (S, S, B*5 + C)
 
     Every convolution is "same"-padded (``padding = k // 2``), has a bias and is followed by a
-    leaky ReLU with slope 0.1; the last layer is linear. The 1x1 reductions (from GoogLeNet,
-    as in Network in Network) halve the channels before each 3x3 convolution to save
-    computation. The total stride is 64, so the input must be ``64 S`` pixels square: 448 for
-    the paper's S = 7. With S=7, B=2, C=20 the network has 271,703,550 parameters, 205.5M of
-    them in the first fully connected layer.
+    leaky ReLU with slope 0.1; the last layer is linear. Instead of GoogLeNet's inception
+    modules, 1x1 reduction layers (as in Network in Network) cut the channels before the 3x3
+    convolutions to save computation. The total stride is 64, so the input must be ``64 S``
+    pixels square: 448 for the paper's S = 7. With S=7, B=2, C=20 the network has 271,703,550
+    parameters, 205.5M of them in the first fully connected layer.
 
     Args:
         S: grid size (S x S cells). Default: 7.
