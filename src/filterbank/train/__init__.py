@@ -23,6 +23,7 @@ from filterbank.train.metrics import (
     PixelAccuracy,
     TopKAccuracy,
     accuracy,
+    average_precision,
     binary_accuracy,
     classification_report,
     confusion_matrix,
@@ -50,4 +51,5 @@ __all__ = [
     "BinaryAccuracy", "binary_accuracy", "default_metrics", "load_run",
     "DIVERGENCE_FACTOR", "DivergenceError",
     "MeanIoU", "PixelAccuracy", "mean_average_precision", "mean_iou",
+    "average_precision",
 ]
