@@ -40,7 +40,7 @@ def test_model_output_has_the_yolo_layout():
     spec = importlib.util.spec_from_file_location("detect_shapes", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    model = module.GridDetector(num_classes=5, B=2, width=4)
+    model = module.build_model(num_classes=5, image_size=64, width=4)
     with fb.no_grad():
         out = model(fb.tensor(np.zeros((2, 3, 64, 64), np.float32))).numpy()
     assert out.shape == (2, 4, 4, 2 * 5 + 5)
