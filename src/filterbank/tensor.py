@@ -386,12 +386,16 @@ class Tensor:
                                                             "same_kind"):
             raise RuntimeError(f"{name}: result type {arr.dtype} can't be cast to the desired "
                                f"output type {self.data.dtype}")
+        self._begin_write(name)
+        if arr is not self.data:
+            np.copyto(self.data, arr, casting="unsafe")
+
+    def _begin_write(self, name: str) -> None:
+        """Every in-place write starts here: refuse a read-only array, bump the version."""
         if not self.data.flags.writeable:
             raise RuntimeError(f"{name}: this tensor's array is read-only (a broadcast view "
                                f"or a read-only NumPy array); clone() it first")
         self._mark_modified()
-        if arr is not self.data:
-            np.copyto(self.data, arr, casting="unsafe")
 
     def _inplace(self, name: str, fn, *args) -> Tensor:
         """``self <- fn(self, *args)`` in this tensor's own array.
@@ -448,11 +452,16 @@ class Tensor:
         if type(o) in (float, int, bool) and self.data.dtype.kind == "f":
             o = self.data.dtype.type(o)  # a Python scalar does not promote (PyTorch's rule)
         a = self.data
-        try:
-            r = ufunc(a, o)
-        except TypeError as e:
-            raise RuntimeError(f"{name}: {e}") from None
-        self._write(r, name)
+        shape = np.broadcast_shapes(a.shape, np.shape(o))
+        if shape != a.shape:
+            raise RuntimeError(f"{name}: output with shape {self.shape} doesn't match the "
+                               f"broadcast shape {shape}")
+        rt = np.result_type(a, o)
+        if rt != a.dtype and not np.can_cast(rt, a.dtype, "same_kind"):
+            raise RuntimeError(f"{name}: result type {rt} can't be cast to the desired "
+                               f"output type {a.dtype}")
+        self._begin_write(name)
+        ufunc(a, o, out=a, casting="same_kind")  # no temporary of the tensor's size
         return self
 
     def add_(self, other, *, alpha=1) -> Tensor:
@@ -524,9 +533,7 @@ class Tensor:
         return self
 
     def _write_fill(self, value, name: str) -> None:
-        if not self.data.flags.writeable:
-            raise RuntimeError(f"{name}: this tensor's array is read-only; clone() it first")
-        self._mark_modified()
+        self._begin_write(name)
         self.data[...] = value
 
     def copy_(self, src) -> Tensor:
@@ -542,9 +549,7 @@ class Tensor:
         except ValueError:
             raise RuntimeError(f"copy_: the source of shape {tuple(arr.shape)} can't be "
                                f"broadcast to the destination's shape {self.shape}") from None
-        if not self.data.flags.writeable:
-            raise RuntimeError("copy_: this tensor's array is read-only; clone() it first")
-        self._mark_modified()
+        self._begin_write("copy_")
         np.copyto(self.data, arr, casting="unsafe")
         return self
 
@@ -561,9 +566,7 @@ class Tensor:
             index = index.data
         elif isinstance(index, tuple):
             index = tuple([i.data if isinstance(i, Tensor) else i for i in index])
-        if not self.data.flags.writeable:
-            raise RuntimeError("__setitem__: this tensor's array is read-only; clone() it first")
-        self._mark_modified()
+        self._begin_write("__setitem__")
         self.data[index] = value.data if isinstance(value, Tensor) else value
 
     # --------------------------------------------------------------------- backward
