@@ -231,3 +231,20 @@ ERRORS = [
 def test_errors(make, exc, match):
     with pytest.raises(exc, match=match):
         make()
+
+
+def test_one_cycle_with_a_one_step_warm_up_starts_at_the_peak():
+    """pct_start * total_steps == 1: the warm-up phase has no length (0/0 in PyTorch's
+    formula); its end, the peak, is the first learning rate, then the annealing follows."""
+    w = fb.zeros(1, requires_grad=True)
+    opt = fb.optim.SGD([w], lr=0.1)
+    sched = fb.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=10, pct_start=0.1,
+                                             cycle_momentum=False)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(1.0)
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert lrs[-1] == pytest.approx(1.0 / 25 / 1e4)

@@ -466,7 +466,10 @@ class OneCycleLR(LRScheduler):
             for i, phase in enumerate(self._schedule_phases):
                 end_step = phase["end_step"]
                 if t <= end_step or i == last:
-                    pct = (t - start_step) / (end_step - start_step)
+                    span = end_step - start_step
+                    # a phase of no length (a one-step warm-up) is already at its end: PyTorch
+                    # divides 0 by 0 here
+                    pct = (t - start_step) / span if span else 1.0
                     lr = self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct)
                     if self.cycle_momentum:
                         momentum = self._anneal(group[phase["start_momentum"]],

@@ -294,8 +294,6 @@ def build_schedule(name: str, opt, epochs: int, steps_per_epoch: int,
         lr = opt.param_groups[0]["lr"]
         cycle = "betas" in opt.defaults or opt.defaults.get("momentum", 0) > 0
         pct = ONECYCLE_WARMUP if warmup_steps is None else min(1.0, warmup_steps / total)
-        if pct * total == 1.0:  # a one-step warm-up is a 0/0 phase in OneCycleLR: start at
-            pct = 0.5 / total   # the peak instead (PyTorch's formula fails the same way)
         return LRSchedulerCallback(lr_s.OneCycleLR(opt, max_lr=lr, total_steps=total,
                                                    pct_start=pct, cycle_momentum=cycle),
                                    "step")
