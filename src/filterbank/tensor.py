@@ -525,24 +525,27 @@ class Tensor:
 
     def fill_(self, value) -> Tensor:
         """Fill with ``value`` (a number or a one-element tensor) in place."""
-        if isinstance(value, Tensor) and value._requires_grad and grad_mode._enabled:
-            return self._inplace("fill_", lambda s, v: s * 0 + v.reshape(()), value)
-        if grad_mode._enabled and self._requires_grad:
-            return self._inplace("fill_", lambda s: s * 0 + _scalar(value))
-        self._write_fill(_scalar(value), "fill_")
-        return self
+        # recorded as index_put over everything: the old value gets a zero gradient without
+        # arithmetic on it (s * 0 would turn inf into nan)
+        from filterbank.functional.shape import index_put
 
-    def _write_fill(self, value, name: str) -> None:
-        self._begin_write(name)
-        self.data[...] = value
+        if isinstance(value, Tensor) and value._requires_grad and grad_mode._enabled:
+            return self._inplace("fill_", lambda s, v: index_put(s, ..., v.reshape(())), value)
+        if grad_mode._enabled and self._requires_grad:
+            return self._inplace("fill_", lambda s: index_put(s, ..., _scalar(value)))
+        self._begin_write("fill_")
+        self.data[...] = _scalar(value)
+        return self
 
     def copy_(self, src) -> Tensor:
         """Copy ``src`` (broadcast to this shape, cast to this dtype) into this tensor."""
         if isinstance(src, Tensor) and src._requires_grad and grad_mode._enabled or (
                 grad_mode._enabled and self._requires_grad):
+            from filterbank.functional.shape import index_put
+
             dt = self.data.dtype
-            return self._inplace("copy_", lambda s, o: s * 0 + _ew.cast(
-                o if isinstance(o, Tensor) else Tensor(o), dt), src)
+            return self._inplace("copy_", lambda s, o: index_put(s, ..., _ew.cast(
+                o if isinstance(o, Tensor) else Tensor(o), dt)), src)
         arr = src.data if isinstance(src, Tensor) else xp.asarray(src)
         try:
             arr = np.broadcast_to(arr, self.data.shape)

@@ -339,3 +339,20 @@ def test_inplace_on_a_slice_of_a_leaf_that_requires_grad_raises(lib):
     w = L.ones(3, requires_grad=True)
     with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
         w[1:].mul_(2)
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_recorded_fill_copy_zero_overwrite_inf_and_nan(lib):
+    """The old value is dropped, not multiplied by 0 (inf * 0 would be nan)."""
+    L = _lib(lib)
+    w = L.tensor([1.0, 2.0], requires_grad=True)
+    v = L.tensor([3.0, 4.0], requires_grad=True)
+    for op, want in ((lambda y: y.fill_(3.0), [3.0, 3.0]), (lambda y: y.zero_(), [0.0, 0.0]),
+                     (lambda y: y.copy_(v * 1), [3.0, 4.0])):
+        y = w + L.tensor([float("inf"), float("nan")])
+        op(y)
+        assert y.tolist() == want
+        (y * 2).sum().backward()
+        assert w.grad.tolist() == [0.0, 0.0]
+        w.grad = None
+    assert v.grad.tolist() == [2.0, 2.0]
