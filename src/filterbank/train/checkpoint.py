@@ -197,6 +197,27 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
         CheckpointError: not a filterbank checkpoint, unsupported version, tensor file missing,
             truncated, corrupted or not the one the sidecar describes.
     """
+    sidecar, meta = read_sidecar(path)
+    tfile = sidecar.with_name(meta["tensor_file"])
+    try:
+        _, blob = read_safetensors(tfile, CheckpointError, meta["tensor_bytes"],
+                                   f"recorded in {sidecar.name}")
+    except FileNotFoundError:
+        raise CheckpointError(f"{sidecar}: its tensor file {tfile.name} is missing") from None
+    if hashlib.sha256(blob).hexdigest() != meta["tensor_sha256"]:
+        raise CheckpointError(f"{tfile}: corrupted or mismatched: its SHA-256 differs from "
+                              f"the one recorded in {sidecar.name}")
+    try:
+        arrays = safetensors.numpy.load(blob)
+    except (safetensors.SafetensorError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{tfile}: not a readable safetensors file ({e})") from None
+    return meta, arrays
+
+
+def read_sidecar(path: str | os.PathLike) -> tuple[Path, dict]:
+    """A checkpoint's JSON sidecar, read safely and checked against the schema, without
+    reading its tensor file: ``(sidecar path, metadata)`` (``path`` as for
+    :func:`read_checkpoint`, whose first half this is)."""
     path = resolve(path)
     sidecar, _ = checkpoint_paths(path)
     if not os.path.lexists(sidecar):
@@ -224,20 +245,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
     if Path(name).name != name or name in ("", ".", ".."):
         raise CheckpointError(f"{sidecar}: damaged sidecar (tensor_file must be a file name "
                               f"in the same folder, got {name!r})")
-    tfile = sidecar.with_name(name)
-    try:
-        _, blob = read_safetensors(tfile, CheckpointError, meta["tensor_bytes"],
-                                   f"recorded in {sidecar.name}")
-    except FileNotFoundError:
-        raise CheckpointError(f"{sidecar}: its tensor file {tfile.name} is missing") from None
-    if hashlib.sha256(blob).hexdigest() != meta["tensor_sha256"]:
-        raise CheckpointError(f"{tfile}: corrupted or mismatched: its SHA-256 differs from "
-                              f"the one recorded in {sidecar.name}")
-    try:
-        arrays = safetensors.numpy.load(blob)
-    except (safetensors.SafetensorError, ValueError, TypeError) as e:
-        raise CheckpointError(f"{tfile}: not a readable safetensors file ({e})") from None
-    return meta, arrays
+    return sidecar, meta
 
 
 def _check_model(sidecar, meta, arrays, model) -> dict[str, np.ndarray]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from filterbank import nn
 from filterbank.serialization import atomic_write_bytes
 from filterbank.train import schema
-from filterbank.train.checkpoint import CheckpointError, load_checkpoint
+from filterbank.train.checkpoint import CheckpointError, load_checkpoint, read_sidecar
 from filterbank.train.checkpoint import resolve as _resolve
 from filterbank.train.recipe import build_model, model_kwargs, model_name
 
@@ -48,7 +48,8 @@ def find_run(path: str | os.PathLike) -> tuple[Path, dict]:
     """(checkpoint sidecar, run config) for a run folder or a checkpoint inside one.
 
     A folder means its final ``model.json`` (else ``checkpoints/last.json``). The config comes
-    from the checkpoint itself (``model.json`` embeds it) or from ``config.json`` in the
+    from the checkpoint's sidecar (``model.json`` embeds it; the tensor file is not read here)
+    or from ``config.json`` in the
     checkpoint's folder or the one above (``checkpoints/..``). Both files are read safely and
     the config is checked against :data:`~filterbank.train.schema.RUN_CONFIG`, so every
     reader of a run (``evaluate``, ``predict``, ``--resume``, ``--init-from``, :func:`load_run`)
@@ -59,8 +60,9 @@ def find_run(path: str | os.PathLike) -> tuple[Path, dict]:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: not a run folder (no model.json or "
                                 f"checkpoints/last.json in it)") from None
-    meta = load_checkpoint(p)  # verifies the files; raises FileNotFoundError/CheckpointError
-    sidecar = Path(meta["sidecar"])
+    # the sidecar only (the run's config is in it or beside it): the tensor file is read and
+    # verified once, by whoever loads the weights
+    sidecar, meta = read_sidecar(p)
     extra = meta.get("extra")
     config = extra.get("config") if isinstance(extra, dict) else None
     where, prefix = sidecar, "extra.config"
