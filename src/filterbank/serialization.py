@@ -462,14 +462,11 @@ def read_safetensors(path, error: ErrorType = ValueError, expected_size: int | N
             raise error(f"{path}: its arrays take {f.size - 8 - n:,} bytes, more than the "
                         f"{available:,} bytes of memory available")
         try:
-            return header, head + header_bytes + f.read(f.size - 8 - n)
+            f.file.seek(0)  # the whole file in one buffer (not a second, concatenated copy)
+            return header, f.read(f.size)
         except MemoryError:
             raise error(f"{path}: its arrays take {f.size - 8 - n:,} bytes, more than the "
                         f"memory available") from None
-
-
-def _bad(path, why: str) -> ValueError:
-    return ValueError(f"load: {path} is not a file written by filterbank.save ({why})")
 
 
 def load(path: str | os.PathLike) -> Any:

@@ -534,7 +534,7 @@ def _limited(code: str, limit: int = 2 * 2**30):
     # a classifier sized to the input: refused by the input's size before the model is built,
     ("simple_cnn", "3 100000 100000", "(1, 3, 100000, 100000) (float32) alone takes 111.8 GiB"),
     # or as it is built (fc1: 91.6 GiB), by the model builder's own check
-    ("simple_cnn", "1 8000 8000", "model 'simple_cnn' with arguments {'num_classes': 10, "
+    ("simple_cnn", "1 8000 8000", "summary: model 'simple_cnn' with arguments {'num_classes': 10, "
                                   "'in_channels': 1, 'input_size': 8000} does not fit in "
                                   "memory (Unable to allocate 91.6 GiB"),
 ])

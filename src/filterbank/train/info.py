@@ -50,11 +50,9 @@ def summary(model: str, input_size: Sequence[int] | None = None, num_classes: in
         raise ValueError(f"--num-classes must be >= 1, got {num_classes}")
     # before the model: some are sized by their input (SimpleCNN's classifier)
     check_input_bytes((batch_size or 1, c, h, w))
-    try:
-        net = build_model(name, model_kwargs(name, c, (h, w), num_classes, model_args))
-    except MemoryError as e:
-        raise ValueError(f"summary: model {name!r} for {c}x{h}x{w} inputs does not fit in "
-                         f"memory ({e}); use a smaller --input-size") from None
+    # a model too large to allocate is build_model's one-line ValueError
+    net = build_model(name, model_kwargs(name, c, (h, w), num_classes, model_args),
+                      "summary: ")
     options = {k: v for k, v in (("depth", depth), ("batch_size", batch_size)) if v is not None}
     return net.summary((c, h, w), includes_batch=False, print_fn=echo, **options)
 
