@@ -52,6 +52,19 @@ def set_rng_state(state: dict) -> None:
     _generator.bit_generator.state = state
 
 
+def seeded(generator: np.random.Generator | int | None, name: str) -> np.random.Generator:
+    """:func:`resolve`, also accepting a non-negative int seed (a new generator seeded with
+    it), as ``DataLoader(generator=0)`` and ``random_split(..., generator=0)`` do."""
+    if isinstance(generator, int | np.integer) and not isinstance(generator, bool):
+        if generator < 0:
+            raise ValueError(f"{name}: an int seed must be non-negative, got {generator}")
+        return np.random.default_rng(int(generator))
+    if generator is not None and not isinstance(generator, np.random.Generator):
+        raise TypeError(f"{name}: generator must be a np.random.Generator, an int seed or "
+                        f"None, got {type(generator).__name__}")
+    return resolve(generator)
+
+
 def resolve(generator: np.random.Generator | None) -> np.random.Generator:
     """``generator`` itself, or the global generator when it is None. Every random draw in the
     library goes through here."""

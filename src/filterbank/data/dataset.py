@@ -198,16 +198,7 @@ def random_split(dataset, lengths: Sequence[float],
     """
     n = len(dataset)
     counts = _split_lengths(n, lengths)
-    if isinstance(generator, int | np.integer) and not isinstance(generator, bool):
-        if generator < 0:
-            raise ValueError(f"random_split: an int seed must be non-negative, got {generator}")
-        rng = np.random.default_rng(int(generator))
-    elif generator is None or isinstance(generator, np.random.Generator):
-        rng = _random.resolve(generator)
-    else:
-        raise TypeError(f"random_split: generator must be a np.random.Generator, an int seed "
-                        f"or None, got {type(generator).__name__}")
-    perm = rng.permutation(n)
+    perm = _random.seeded(generator, "random_split").permutation(n)
     out, start = [], 0
     for c in counts:
         out.append(Subset(dataset, perm[start:start + c]))

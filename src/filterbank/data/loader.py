@@ -169,16 +169,11 @@ class DataLoader:
         self.prefetch = int(prefetch)
         self.transform = transform
         self.as_numpy = bool(as_numpy)
-        if isinstance(generator, np.random.Generator):
-            self.generator = generator
-        elif generator is None:
+        if generator is None:  # its own generator, seeded from the global one
             seed = int(_random.default_generator().integers(0, 2**63 - 1))
             self.generator = np.random.default_rng(seed)
-        elif isinstance(generator, int | np.integer) and not isinstance(generator, bool):
-            self.generator = np.random.default_rng(int(generator))
         else:
-            raise TypeError(f"DataLoader: generator must be a np.random.Generator, an int seed "
-                            f"or None, got {type(generator).__name__}")
+            self.generator = _random.seeded(generator, "DataLoader")
 
     def __len__(self) -> int:
         n = len(self.dataset)
