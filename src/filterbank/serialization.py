@@ -123,6 +123,18 @@ def check_regular(path: str | os.PathLike, error: ErrorType = ValueError) -> os.
     return st
 
 
+def check_fits_in_memory(nbytes: int, what: str, error: ErrorType = ValueError) -> None:
+    """Refuse, before reading, ``nbytes`` of data larger than the memory available (a sparse
+    file of a valid length would otherwise fill it, or end in a MemoryError naming nothing);
+    the message starts with ``what``."""
+    from filterbank.nn.summary import available_memory
+
+    available = available_memory()
+    if nbytes > available:
+        raise error(f"{what} {nbytes:,} bytes, more than the {available:,} bytes of memory "
+                    f"available")
+
+
 class RegularFile:
     """A regular file opened for reading, after :func:`check_regular`: ``size`` is its size
     when opened; :meth:`read` returns exactly ``n`` bytes or raises ``error`` (never blocks,
@@ -455,12 +467,7 @@ def read_safetensors(path, error: ErrorType = ValueError, expected_size: int | N
         header = check_header(path, header_bytes, f.size - 8 - n, error)
         # a header may declare gigabytes over a sparse file (truncate -s 8G): refuse what
         # cannot be held before reading it, rather than fill the memory or raise MemoryError
-        from filterbank.nn.summary import available_memory
-
-        available = available_memory()
-        if f.size > available:
-            raise error(f"{path}: its arrays take {f.size - 8 - n:,} bytes, more than the "
-                        f"{available:,} bytes of memory available")
+        check_fits_in_memory(f.size - 8 - n, f"{path}: its arrays take", error)
         try:
             f.file.seek(0)  # the whole file in one buffer (not a second, concatenated copy)
             return header, f.read(f.size)

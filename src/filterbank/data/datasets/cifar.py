@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import stat
 import tarfile
 import tempfile
 from collections.abc import Callable, Sequence
@@ -35,7 +34,7 @@ import numpy as np
 
 from filterbank.data.datasets._base import ArrayImageDataset
 from filterbank.data.datasets.download import download_dir, download_url, search_dirs
-from filterbank.data.datasets.idx import _check_memory
+from filterbank.serialization import check_fits_in_memory, check_regular
 
 _PIXELS = 3 * 32 * 32
 
@@ -83,17 +82,14 @@ def read_cifar_binary(paths: Sequence[str | os.PathLike], label_bytes: int = 1,
     record = label_bytes + _PIXELS
     images, labels = [], []
     for path in paths:
-        st = os.stat(path)  # type and length checked before reading: no FIFO, no /dev/zero
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"CIFAR file {path}: not a regular file (a folder, device, FIFO "
-                             f"or socket); expected a file on disk")
+        st = check_regular(path, ValueError)  # before reading: no FIFO, no /dev/zero
         if st.st_size == 0 or st.st_size % record:
             raise ValueError(
                 f"CIFAR file {path}: length {st.st_size} bytes is not a positive multiple of "
                 f"the {record}-byte record ({label_bytes} label byte(s) + {_PIXELS} pixels); "
                 f"truncated or not a CIFAR binary file"
             )
-        _check_memory(f"CIFAR file {path}: holds", st.st_size)
+        check_fits_in_memory(st.st_size, f"CIFAR file {path}: holds")
         with open(path, "rb") as f:
             raw = np.frombuffer(f.read(st.st_size), dtype=np.uint8)
         if raw.size != st.st_size:

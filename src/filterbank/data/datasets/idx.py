@@ -22,12 +22,13 @@ import contextlib
 import gzip
 import math
 import os
-import stat
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from filterbank.serialization import check_fits_in_memory, check_regular
 
 #: IDX type code -> big-endian dtype of the stored values.
 IDX_DTYPES = {
@@ -46,13 +47,10 @@ MAX_IDX_BYTES = 1 << 32
 _CHUNK = 1 << 20
 
 
-def _open_regular(path: Path, what: str):
-    """Open ``path`` for reading after checking with ``stat`` that it is a regular file, so
-    that a FIFO (which would block) or a link to ``/dev/zero`` (endless) is refused."""
-    st = os.stat(path)  # FileNotFoundError as documented
-    if not stat.S_ISREG(st.st_mode):
-        raise ValueError(f"{what} file {path}: not a regular file (a folder, device, FIFO or "
-                         f"socket); expected a file on disk")
+def _open_regular(path: Path):
+    """Open ``path`` for reading after the shared regular-file check (a FIFO would block, a
+    link to ``/dev/zero`` never ends)."""
+    st = check_regular(path, ValueError)  # FileNotFoundError as documented
     return open(path, "rb"), st.st_size
 
 
@@ -104,7 +102,7 @@ def read_idx(path: str | os.PathLike, max_bytes: int | None = None) -> np.ndarra
     """
     path = Path(path)
     limit = MAX_IDX_BYTES if max_bytes is None else int(max_bytes)
-    f, file_size = _open_regular(path, "IDX")
+    f, file_size = _open_regular(path)
     with f:
         # Decide by content, not by the name: a renamed .gz or an uncompressed "x.gz" both work.
         gz = f.read(2) == _GZIP_MAGIC
@@ -153,7 +151,7 @@ def _read_idx_stream(src, path: Path, gz: bool, file_size: int, limit: int) -> n
         )
     if not gz and file_size != expected:  # checked with stat, before reading the data
         _wrong_length(path, dims, dtype, header, nbytes, file_size, gz)
-    _check_memory(f"IDX file {path}: the header declares", nbytes)
+    check_fits_in_memory(nbytes, f"IDX file {path}: the header declares")
     data = _read_upto(src, nbytes, path, gz)
     if len(data) < nbytes:
         _wrong_length(path, dims, dtype, header, nbytes, header + len(data), gz)
@@ -161,17 +159,6 @@ def _read_idx_stream(src, path: Path, gz: bool, file_size: int, limit: int) -> n
         _wrong_length(path, dims, dtype, header, nbytes, None, gz)
     arr = np.frombuffer(data, dtype=dtype).reshape(dims)  # writable: backed by a bytearray
     return arr if dtype.isnative else arr.astype(dtype.newbyteorder("="))
-
-
-def _check_memory(what: str, nbytes: int) -> None:
-    """Refuse, before reading, data larger than the memory available (a sparse file of a
-    valid length would otherwise fill it, or end in a MemoryError naming nothing)."""
-    from filterbank.nn.summary import available_memory
-
-    available = available_memory()
-    if nbytes > available:
-        raise ValueError(f"{what} {nbytes:,} bytes of data, more than the {available:,} bytes "
-                         f"of memory available")
 
 
 def _wrong_length(path: Path, dims, dtype, header: int, nbytes: int, has: int | None,

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import os
-import stat
 import threading
 import warnings
 from collections import Counter
@@ -36,6 +35,7 @@ import numpy as np
 
 from filterbank.data.dataset import Dataset
 from filterbank.data.datasets._base import ArrayImageDataset
+from filterbank.serialization import check_regular
 
 #: File name endings recognised as images (compared case-insensitively).
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp",
@@ -91,13 +91,11 @@ def open_image(path: str | os.PathLike, where: str = ""):
             limit).
     """
     image_mod = _pil()
-    try:
-        regular = stat.S_ISREG(os.stat(path).st_mode)
-    except OSError as e:  # a broken link, a vanished file
-        raise ValueError(f"{where}cannot read image {path}: {type(e).__name__}: {e}") from None
-    if not regular:  # opening a FIFO would block, a device could be endless
-        raise ValueError(f"{where}cannot read image {path}: not a regular file (a folder, "
-                         f"device, FIFO or socket)")
+    try:  # opening a FIFO would block, a device could be endless
+        check_regular(path, ValueError)
+    except (OSError, ValueError) as e:  # also a broken link, a vanished file
+        raise ValueError(f"{where}cannot read image {path}: "
+                         f"{str(e).removeprefix(f'{path}: ')}") from None
     try:
         with _OPEN_LOCK, warnings.catch_warnings():
             # Pillow warns between its limit and twice it, and raises above; both mean "bomb"
