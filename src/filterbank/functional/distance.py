@@ -8,22 +8,9 @@ import numpy as np
 
 from filterbank.autograd.function import Function
 from filterbank.backend import xp
+from filterbank.functional._dims import dim_alias
+from filterbank.functional.index import _dim
 from filterbank.tensor import Tensor
-
-
-def _dim(name: str, dim, ndim: int) -> int:
-    n = max(ndim, 1)
-    if not isinstance(dim, int | np.integer) or isinstance(dim, bool) or not -n <= dim < n:
-        raise ValueError(f"{name}: dim {dim!r} is out of range for a tensor with {ndim} dims")
-    return int(dim) % n
-
-
-def _pick_dim(name: str, dim, axis, default):
-    if axis is not None:
-        if dim is not None:
-            raise TypeError(f"{name}: got both dim={dim!r} and its alias axis={axis!r}")
-        return axis
-    return default if dim is None else dim
 
 
 def _norm(x, p: float, axis: int):
@@ -75,7 +62,8 @@ class Normalize(Function):
         return gx
 
 
-def normalize(input, p: float = 2.0, dim=None, eps: float = 1e-12, *, axis=None) -> Tensor:
+@dim_alias
+def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
     """Scale vectors along ``dim`` to unit ``p``-norm (``torch.nn.functional.normalize``):
 
     ``y = x / max(||x||_p, eps)``, with ``||x||_p = (sum_i |x_i|^p)^(1/p)`` along ``dim``.
@@ -110,7 +98,7 @@ def normalize(input, p: float = 2.0, dim=None, eps: float = 1e-12, *, axis=None)
     eps = float(eps)
     if eps < 0:
         raise ValueError(f"normalize: expected eps >= 0, got {eps}")
-    axis = _dim("normalize", _pick_dim("normalize", dim, axis, 1), input.ndim)
+    axis = _dim("normalize", dim, input.ndim)
     if input.ndim == 0:
         return Normalize.apply(input.reshape(1), p=p, axis=0, eps=eps).reshape(())
     return Normalize.apply(input, p=p, axis=axis, eps=eps)
@@ -148,7 +136,8 @@ class CosineSimilarity(Function):
         return tuple(out)
 
 
-def cosine_similarity(x1, x2, dim=None, eps: float = 1e-8, *, axis=None) -> Tensor:
+@dim_alias
+def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """Cosine of the angle between vectors along ``dim``
     (``torch.nn.functional.cosine_similarity``):
 
@@ -185,7 +174,7 @@ def cosine_similarity(x1, x2, dim=None, eps: float = 1e-8, *, axis=None) -> Tens
     except ValueError:
         raise ValueError(f"cosine_similarity: shapes {x1.shape} and {x2.shape} do not "
                          f"broadcast") from None
-    axis = _dim("cosine_similarity", _pick_dim("cosine_similarity", dim, axis, 1), len(shape))
+    axis = _dim("cosine_similarity", dim, len(shape))
     if len(shape) == 0:
         raise ValueError("cosine_similarity: expected tensors with at least 1 dim")
     return CosineSimilarity.apply(x1, x2, axis=axis, eps=float(eps))

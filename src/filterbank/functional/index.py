@@ -18,6 +18,7 @@ import numpy as np
 
 from filterbank.autograd.function import Function
 from filterbank.backend import xp
+from filterbank.functional._dims import dim_alias
 from filterbank.tensor import Tensor
 
 
@@ -27,16 +28,6 @@ def _dim(name: str, dim, ndim: int) -> int:
     if not isinstance(dim, int | np.integer) or isinstance(dim, bool) or not -n <= dim < n:
         raise ValueError(f"{name}: dim {dim!r} is out of range for a tensor with {ndim} dims")
     return int(dim) % n
-
-
-def _pick_dim(name: str, dim, axis):
-    if axis is not None:
-        if dim is not None:
-            raise TypeError(f"{name}: got both dim={dim!r} and its alias axis={axis!r}")
-        return axis
-    if dim is None:
-        raise TypeError(f"{name}: missing the argument 'dim'")
-    return dim
 
 
 def _index_array(name: str, index, input_shape, dim: int, what: str = "input") -> np.ndarray:
@@ -102,7 +93,8 @@ class Gather(Function):
         return _scatter_sum(self.pos, gy, size, gy.dtype).reshape(self.in_shape)
 
 
-def gather(input, dim=None, index=None, *, axis=None) -> Tensor:
+@dim_alias
+def gather(input, dim, index) -> Tensor:
     """Pick values along ``dim`` by an index tensor, as ``torch.gather``.
 
     For a 3-d input and ``dim=1``: ``out[i][j][k] = input[i][index[i][j][k]][k]``.
@@ -125,7 +117,7 @@ def gather(input, dim=None, index=None, *, axis=None) -> Tensor:
         >>> fb.gather(x, 1, fb.tensor([[0, 0], [1, 0]])).tolist()
         [[1.0, 1.0], [4.0, 3.0]]
     """
-    dim = _dim("gather", _pick_dim("gather", dim, axis), input.ndim)
+    dim = _dim("gather", dim, input.ndim)
     idx = _index_array("gather", index, input.shape, dim)
     return Gather.apply(input, index=idx, dim=dim)
 
@@ -210,7 +202,8 @@ def _check_src(name: str, input, src, idx, dim):
     return src
 
 
-def scatter(input, dim=None, index=None, src=None, *, value=None, axis=None) -> Tensor:
+@dim_alias
+def scatter(input, dim, index, src=None, *, value=None) -> Tensor:
     """Write ``src`` (or a scalar ``value``) into a copy of ``input`` at the places an index
     tensor names along ``dim``, as ``torch.scatter`` (the inverse of :func:`gather`).
 
@@ -238,7 +231,7 @@ def scatter(input, dim=None, index=None, src=None, *, value=None, axis=None) -> 
         >>> fb.scatter(fb.zeros(2, 3), 1, fb.tensor([[2], [0]]), value=5.0).tolist()
         [[0.0, 0.0, 5.0], [5.0, 0.0, 0.0]]
     """
-    dim = _dim("scatter", _pick_dim("scatter", dim, axis), input.ndim)
+    dim = _dim("scatter", dim, input.ndim)
     idx = _index_array("scatter", index, input.shape, dim)
     if isinstance(src, numbers.Number) and value is None:
         src, value = None, src
@@ -253,7 +246,8 @@ def scatter(input, dim=None, index=None, src=None, *, value=None, axis=None) -> 
     return Scatter.apply(input, src, index=idx, dim=dim)
 
 
-def scatter_add(input, dim=None, index=None, src=None, *, axis=None) -> Tensor:
+@dim_alias
+def scatter_add(input, dim, index, src) -> Tensor:
     """Add ``src`` into a copy of ``input`` at the places an index tensor names along
     ``dim``, as ``torch.scatter_add``; repeated places receive the sum of their values.
 
@@ -276,7 +270,7 @@ def scatter_add(input, dim=None, index=None, src=None, *, axis=None) -> Tensor:
         ...                ).tolist()
         [4.0, 0.0, 2.0]
     """
-    dim = _dim("scatter_add", _pick_dim("scatter_add", dim, axis), input.ndim)
+    dim = _dim("scatter_add", dim, input.ndim)
     idx = _index_array("scatter_add", index, input.shape, dim)
     if src is None:
         raise TypeError("scatter_add: missing the argument 'src'")
