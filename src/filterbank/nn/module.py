@@ -16,6 +16,7 @@ import numpy as np
 from filterbank.autograd import grad_mode
 from filterbank.device import device as _device_cls
 from filterbank.device import parse_to_args
+from filterbank.nn.hooks import BackwardHook, RemovableHandle
 from filterbank.tensor import Tensor
 
 
@@ -47,7 +48,8 @@ class Module:
     """Base class of every layer and model.
 
     Subclasses set parameters / sub-modules as attributes in ``__init__`` and implement
-    ``forward``. Calling the module runs forward hooks around ``forward``.
+    ``forward``. Calling the module runs the forward pre-hooks, ``forward``, the forward
+    hooks, and sets up the full backward hooks (see ``register_*_hook``).
     """
 
     training: bool
@@ -57,6 +59,10 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks_with_kwargs", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks_with_kwargs", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "training", True)
 
@@ -139,28 +145,147 @@ class Module:
 
     register_module = add_module
 
-    def register_forward_hook(self, hook):
-        """``hook(module, inputs, output)`` runs after every forward; returns a handle."""
-        key = object()
-        self._forward_hooks[key] = hook
+    # -------------------------------------------------------------------------- hooks
+    def _add_hook(self, hooks: OrderedDict, hook, what: str, prepend: bool = False,
+                  kwargs_dict: OrderedDict | None = None, with_kwargs: bool = False
+                  ) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"{type(self).__name__}.{what}: expected a callable hook, got "
+                            f"{type(hook).__name__}")
+        handle = RemovableHandle(hooks, extra_dict=kwargs_dict)
+        hooks[handle.id] = hook
+        if with_kwargs:
+            kwargs_dict[handle.id] = True
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
+        return handle
 
-        class _Handle:
-            def remove(_self):
-                self._forward_hooks.pop(key, None)
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args)`` before every ``forward``.
 
-        return _Handle()
+        A non-None return replaces the positional arguments (a non-tuple is wrapped into a
+        1-tuple). With ``with_kwargs=True`` the hook is ``hook(module, args, kwargs)`` and
+        returns None or a new ``(args, kwargs)`` pair.
+
+        Args:
+            hook: the callable.
+            prepend: run it before the hooks already registered (default: after them).
+            with_kwargs: pass (and let the hook replace) the keyword arguments too.
+
+        Returns:
+            A :class:`~filterbank.nn.hooks.RemovableHandle`; ``handle.remove()`` (or leaving
+            a ``with handle:`` block) unregisters the hook.
+
+        Example:
+            >>> import filterbank as fb
+            >>> relu = fb.nn.ReLU()
+            >>> with relu.register_forward_pre_hook(lambda m, args: -args[0]):
+            ...     relu(fb.tensor([1.0, -2.0])).tolist()
+            [0.0, 2.0]
+        """
+        return self._add_hook(self._forward_pre_hooks, hook, "register_forward_pre_hook",
+                              prepend, self._forward_pre_hooks_with_kwargs, with_kwargs)
+
+    def register_forward_hook(self, hook, *, prepend: bool = False,
+                              with_kwargs: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after every ``forward``.
+
+        A non-None return replaces the output (for the later hooks and the caller). With
+        ``with_kwargs=True`` the hook is ``hook(module, args, kwargs, output)``.
+
+        Args:
+            hook: the callable.
+            prepend: run it before the hooks already registered (default: after them).
+            with_kwargs: pass the keyword arguments too.
+
+        Returns:
+            A :class:`~filterbank.nn.hooks.RemovableHandle` (also a context manager).
+
+        Example:
+            >>> import filterbank as fb
+            >>> fc, seen = fb.nn.Linear(3, 2), []
+            >>> h = fc.register_forward_hook(lambda m, args, out: seen.append(out.shape))
+            >>> _ = fc(fb.zeros(4, 3)); h.remove(); _ = fc(fb.zeros(1, 3))
+            >>> seen
+            [(4, 2)]
+        """
+        return self._add_hook(self._forward_hooks, hook, "register_forward_hook", prepend,
+                              self._forward_hooks_with_kwargs, with_kwargs)
+
+    def register_full_backward_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` when the gradients with respect to
+        the module's inputs have been computed.
+
+        ``grad_input[i] = dL/d args[i]`` for every positional argument (None where it is not
+        a Tensor that requires grad); ``grad_output[j] = dL/d out[j]`` for the output (a
+        1-tuple) or each element of a tuple output. A non-None return (a sequence as long as
+        ``grad_input``) replaces ``grad_input``: it is what flows on to the layers below. If
+        no input requires grad (the first layer), the hook fires when the output gradients
+        are known, with ``grad_input`` all None, and must return None.
+
+        The inputs and outputs are routed through identity nodes of the graph (PyTorch's
+        ``BackwardHookFunction``), so they are views: modifying them in place while
+        gradients are recorded raises, as in PyTorch.
+
+        Args:
+            hook: the callable.
+            prepend: run it before the hooks already registered.
+
+        Returns:
+            A :class:`~filterbank.nn.hooks.RemovableHandle` (also a context manager).
+
+        Example:
+            >>> import filterbank as fb
+            >>> fc = fb.nn.Linear(3, 2)
+            >>> h = fc.register_full_backward_hook(lambda m, gi, go: (fb.zeros_like(gi[0]),))
+            >>> x = fb.ones(1, 3, requires_grad=True)
+            >>> fc(x).sum().backward()
+            >>> x.grad.tolist()
+            [[0.0, 0.0, 0.0]]
+        """
+        return self._add_hook(self._backward_hooks, hook, "register_full_backward_hook",
+                              prepend)
 
     # ------------------------------------------------------------------------ calling
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
-        out = self.forward(*args, **kwargs)
-        if self._forward_hooks:
-            for hook in list(self._forward_hooks.values()):
-                r = hook(self, args, out)
+        if not (self._forward_hooks or self._forward_pre_hooks or self._backward_hooks):
+            return self.forward(*args, **kwargs)
+        return self._call_with_hooks(args, kwargs)
+
+    def _call_with_hooks(self, args: tuple, kwargs: dict):
+        """PyTorch's order: pre-hooks, inputs wrapped for the backward hooks, forward,
+        forward hooks, outputs wrapped (so ``grad_output`` is that of the final output)."""
+        for hid, hook in list(self._forward_pre_hooks.items()):
+            if hid in self._forward_pre_hooks_with_kwargs:
+                r = hook(self, args, kwargs)
                 if r is not None:
-                    out = r
+                    if not (isinstance(r, tuple) and len(r) == 2):
+                        raise RuntimeError(f"forward pre-hook must return None or a tuple of "
+                                           f"(new_args, new_kwargs), but got {r!r}")
+                    args, kwargs = r
+                    args = args if isinstance(args, tuple) else (args,)
+            else:
+                r = hook(self, args)
+                if r is not None:
+                    args = r if isinstance(r, tuple) else (r,)
+        bw = None
+        if self._backward_hooks:
+            bw = BackwardHook(self, list(self._backward_hooks.values()))
+            args = bw.setup_input_hook(args)
+        out = self.forward(*args, **kwargs)
+        for hid, hook in list(self._forward_hooks.items()):
+            if hid in self._forward_hooks_with_kwargs:
+                r = hook(self, args, kwargs, out)
+            else:
+                r = hook(self, args, out)
+            if r is not None:
+                out = r
+        if bw is not None:
+            out = bw.setup_output_hook(out)
         return out
 
     # ---------------------------------------------------------------------- traversal
