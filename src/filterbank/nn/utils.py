@@ -1,11 +1,15 @@
-"""Gradient clipping: ``clip_grad_norm_`` and ``clip_grad_value_`` (as ``torch.nn.utils``)."""
+"""``torch.nn.utils``: gradient clipping (``clip_grad_norm_``, ``clip_grad_value_``),
+parameters as one vector, and torchvision's ``create_feature_extractor``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from filterbank.nn.module import Module
 from filterbank.tensor import Tensor
 
 
@@ -146,3 +150,145 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
         n = int(p.data.size)
         p.data = vec.data[start:start + n].reshape(p.data.shape)
         start += n
+
+
+# ------------------------------------------------------------------------ feature extraction
+def _names_hint(names: Sequence[str], wrong: str, limit: int = 12) -> str:
+    """``valid names are: a, b, ... (N more)``, nearest matches first when there are many."""
+    shown = [repr(n) for n in names]
+    close = difflib.get_close_matches(wrong, names, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+    if len(shown) > limit:
+        more = len(shown) - limit
+        shown = shown[:limit // 2] + [f"... ({more} more) ..."] + shown[-(limit - limit // 2):]
+    return hint + "valid names are: " + ", ".join(shown)
+
+
+def find_module(model: Module, layer: str | Module, where: str) -> tuple[str, Module]:
+    """``(name, module)`` for a sub-module of ``model`` given by its ``named_modules()`` name
+    or as the module itself; ``where`` names the caller in the ``ValueError``/``TypeError``
+    raised for anything else (the valid names are listed, shortened when there are many)."""
+    if not isinstance(model, Module):
+        raise TypeError(f"{where}: expected model to be an nn.Module, got {type(model).__name__}")
+    if isinstance(layer, Module):
+        for name, m in model.named_modules():
+            if m is layer:
+                return name, m
+        raise ValueError(f"{where}: the module {type(layer).__name__} is not a sub-module of "
+                         f"the model ({type(model).__name__})")
+    if not isinstance(layer, str):
+        raise TypeError(f"{where}: expected a layer name (str) or a Module, got "
+                        f"{type(layer).__name__}")
+    named = dict(model.named_modules())
+    if layer not in named:
+        valid = [n for n in named if n]
+        raise ValueError(f"{where}: {type(model).__name__} has no layer {layer!r}; "
+                         + _names_hint(valid, layer))
+    return layer, named[layer]
+
+
+class _Captured(BaseException):
+    """Raised by the last needed hook to skip the rest of the model's forward (a
+    BaseException, so that an ``except Exception`` in a forward does not swallow it)."""
+
+
+class FeatureExtractor(Module):
+    """A model whose forward returns a dict of intermediate activations; see
+    :func:`create_feature_extractor`."""
+
+    def __init__(self, model: Module, return_nodes: Mapping[str, str]):
+        super().__init__()
+        self.model = model
+        self.return_nodes = dict(return_nodes)
+
+    def forward(self, *args, **kwargs) -> dict:
+        named = dict(self.model.named_modules())
+        got: dict[str, object] = {}
+        wanted = len(self.return_nodes)
+
+        def make_hook(key):
+            def hook(module, inputs, output):
+                if key not in got:  # a module called twice: its first output
+                    got[key] = output
+                    if len(got) == wanted:
+                        raise _Captured
+            return hook
+
+        handles = [named[name].register_forward_hook(make_hook(key))
+                   for name, key in self.return_nodes.items()]
+        try:
+            self.model(*args, **kwargs)
+        except _Captured:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        missing = [n for n, k in self.return_nodes.items() if k not in got]
+        if missing:
+            raise RuntimeError(f"create_feature_extractor: the layers {missing} were not called "
+                               f"by {type(self.model).__name__}.forward, so they have no output")
+        return {key: got[key] for key in self.return_nodes.values()}
+
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """The model's state_dict (its keys, without a ``model.`` prefix, as torchvision's)."""
+        return self.model.state_dict()
+
+    def load_state_dict(self, state_dict, strict: bool = True):
+        return self.model.load_state_dict(state_dict, strict=strict)
+
+    def extra_repr(self) -> str:
+        return "return_nodes=" + repr(self.return_nodes)
+
+
+def create_feature_extractor(model: Module,
+                             return_nodes: Sequence[str] | Mapping[str, str]) -> FeatureExtractor:
+    """A module that runs ``model`` and returns the outputs of some of its layers, by name
+    (torchvision's ``create_feature_extractor``).
+
+    ``features = extractor(x)`` is ``{key: output of layer name}``, in the order given. The
+    layers are found by their :meth:`Module.named_modules` names (``"features.0"``,
+    ``"layer2.1.conv1"``; torchvision uses its traced graph's node names, which are the same
+    for module outputs). Forward hooks capture the outputs, placed for the call only (the model
+    is left untouched), and the model's forward stops as soon as every requested output is
+    known, so the layers after them cost nothing. The outputs stay in the graph: gradients can
+    flow back from them. A layer called twice gives its first output.
+
+    Args:
+        model: the network.
+        return_nodes: a list of layer names (each its own key), or a dict ``{name: key}``.
+
+    Returns:
+        A :class:`FeatureExtractor`; it shares the model's parameters and its ``state_dict``
+        is the model's.
+
+    Raises:
+        ValueError: an unknown layer name (the valid ones are listed) or no names at all.
+
+    Example:
+        >>> import filterbank as fb
+        >>> from filterbank.nn.utils import create_feature_extractor
+        >>> net = fb.nn.Sequential(fb.nn.Conv2d(1, 4, 3), fb.nn.ReLU(), fb.nn.Flatten())
+        >>> fe = create_feature_extractor(net, {"0": "conv", "1": "relu"})
+        >>> {k: v.shape for k, v in fe(fb.zeros(2, 1, 5, 5)).items()}
+        {'conv': (2, 4, 3, 3), 'relu': (2, 4, 3, 3)}
+    """
+    where = "create_feature_extractor"
+    if isinstance(return_nodes, str):
+        return_nodes = [return_nodes]
+    if isinstance(return_nodes, Mapping):
+        pairs = list(return_nodes.items())
+    elif isinstance(return_nodes, Sequence):
+        pairs = [(n, n) for n in return_nodes]
+    else:
+        raise TypeError(f"{where}: expected return_nodes to be a list of layer names or a dict "
+                        f"name -> key, got {type(return_nodes).__name__}")
+    if not pairs:
+        raise ValueError(f"{where}: return_nodes is empty; give at least one layer name")
+    for name, key in pairs:
+        find_module(model, name, where)
+        if not isinstance(key, str):
+            raise TypeError(f"{where}: output keys must be strings, got {key!r} for {name!r}")
+    keys = [k for _, k in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{where}: output keys must be unique, got {keys}")
+    return FeatureExtractor(model, dict(pairs))
