@@ -41,3 +41,5 @@ from filterbank.functional.fold import fold, unfold
 from filterbank.functional.index import gather, masked_fill, one_hot, scatter, scatter_add
 from filterbank.functional.matmul import bmm, einsum, mm
 from filterbank.functional.shape import flip, repeat
+from filterbank.functional import kernels
+from filterbank.functional.kernels import KERNELS, apply_kernel, gradient_magnitude
