@@ -86,6 +86,12 @@ def _folder(text: str) -> str:
     return text
 
 
+def _tasks() -> tuple[str, ...]:
+    from filterbank.train.tasks import TASKS
+
+    return TASKS
+
+
 def build_parser() -> argparse.ArgumentParser:
     from filterbank.train import run  # names of optimizers etc.; cheap next to the core
 
@@ -126,7 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="total epochs; default 5 (with --resume: the run's own; more extends "
                         "the run, its schedule rebuilt over the new total and fast-forwarded "
                         "to the step reached)")
-    t.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
+    t.add_argument("--task", default=None, choices=_tasks(),
+                   help="what to learn: classify (default; one class per image), detect "
+                        "(boxes with YOLO v1), segment (a class per pixel with a U-Net), "
+                        "regress (a box or a triangle's vertices), multilabel (which classes "
+                        "are present, some labels unknown); the tasks other than classify "
+                        "train on --dataset shapes and bring their own defaults for --model, "
+                        "--epochs, --batch-size, --lr, --augment and --limit")
+    t.add_argument("--task-arg", action="append", metavar="KEY=VALUE",
+                   help="an option of the task (repeatable): detect conf_threshold, nms_iou, "
+                        "score_threshold; segment void (boundary band in pixels, default 1); "
+                        "regress target=box|vertices; multilabel unknown (fraction of training "
+                        "labels hidden, default 0.3)")
+    t.add_argument("--batch-size", type=_positive_int,
+                   help="default 128 (detect 32, segment 16, regress and multilabel 32)")
     t.add_argument("--optimizer", default="adam", choices=run.OPTIMIZERS, help="default adam")
     t.add_argument("--lr", type=_positive_float,
                    help="learning rate (peak rate for onecycle); default "
@@ -236,7 +255,8 @@ def _dispatch(args) -> None:
                   download=args.download, prefetch=args.prefetch, limit=args.limit,
                   image_size=args.image_size, model_args=run.parse_model_args(args.model_arg),
                   progress=not args.no_progress, init_from_run=args.init_from,
-                  freeze_patterns=args.freeze, divergence_factor=args.divergence_factor)
+                  freeze_patterns=args.freeze, divergence_factor=args.divergence_factor,
+                  task=args.task, task_args=run.parse_model_args(args.task_arg, "--task-arg"))
     elif args.command == "evaluate":
         run.evaluate(args.run, dataset=args.dataset, model=args.model,
                      data_root=args.data_root, download=args.download,

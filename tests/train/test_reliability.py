@@ -373,7 +373,7 @@ def test_a_model_whose_output_does_not_fit_is_refused_before_the_folder(tmp_path
     code, _, err = call(["train", *BASE, "--limit", "100", "--out", tmp_path / "r"])
     assert code == 1
     assert "gives outputs of shape (1, 4) for one 1x28x28 image of fashion-mnist-sample; " \
-           "training needs (1, 10)" in last_line(err)
+           "the task classify needs (1, 10)" in last_line(err)
     assert not (tmp_path / "r").exists()
 
 

@@ -66,15 +66,22 @@ def model_task(name: str) -> str:
         >>> model_task("resnet18"), model_task("tiny_yolo"), model_task("unet")
         ('classify', 'detect', 'segment')
     """
-    key = _key(name)
+    key = canonical_name(name)
     if key not in _MODELS:
         raise ValueError(f"model_task: unknown model {name!r}; available: {', '.join(_MODELS)}")
     return _TASKS.get(key, "classify")
 
 
-def _key(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """The registry key ``name`` means (case, ``-`` for ``_`` and the short spellings
+    ``lenet``, ``simplecnn``, ``tinyyolo``, ``yolov1`` tolerated); unknown names come back
+    normalised."""
     key = name.strip().lower().replace("-", "_")
-    return "lenet5" if key == "lenet" else key
+    return _ALIASES.get(key, key)
+
+
+_ALIASES = {"lenet": "lenet5", "simplecnn": "simple_cnn", "tinyyolo": "tiny_yolo",
+            "yolov1": "yolo_v1"}
 
 
 def get_model(name: str, **kwargs) -> Module:
@@ -85,7 +92,7 @@ def get_model(name: str, **kwargs) -> Module:
         >>> get_model("lenet5", num_classes=10, padding=2).num_parameters()
         61706
     """
-    factory = _MODELS.get(_key(name))
+    factory = _MODELS.get(canonical_name(name))
     if factory is None:
         raise ValueError(f"get_model: unknown model {name!r}; available: "
                          f"{', '.join(_MODELS)}")

@@ -53,11 +53,14 @@ def report_test_set(net, trainer, loader, targets, classes, out: Path, stem: str
     return {"accuracy": acc, "correct": correct, "report": report, "matrix": cm}
 
 
-def save_plots(history, net, out: Path, log: Log) -> None:
+def save_plots(history, net, out: Path, log: Log,
+               metrics: Sequence[str] = ("loss", "accuracy")) -> None:
+    """``curves.png`` (``metrics`` per epoch, training and validation) and ``filters.png``
+    (the first convolution's filters)."""
     try:
         from filterbank.viz import save_history_plot
 
-        save_history_plot(history, out / "curves.png", metrics=["loss", "accuracy"])
+        save_history_plot(history, out / "curves.png", metrics=list(metrics))
     except ImportError as e:
         log(f"filterbank: no curves.png ({e})")
     conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from filterbank.data.datasets import available_datasets, get_dataset
+from filterbank.data.datasets import available_datasets, canonical_name, get_dataset
 from filterbank.nn.summary import check_input_bytes
 from filterbank.train.recipe import (
     DEFAULT_INPUT,
     Log,
-    _canonical_dataset,
     build_model,
     dataset_names,
     model_kwargs,
@@ -66,7 +65,7 @@ def datasets(data_root: str | os.PathLike | None = None,
         download: names of data sets to download first where missing (SHA-256 verified).
     """
     for name in download or ():
-        key = _canonical_dataset(name)
+        key = canonical_name(name)
         if key not in dataset_names():
             raise ValueError(f"unknown data set {name!r} (choose from: "
                              f"{', '.join(dataset_names())})")

@@ -21,9 +21,10 @@ import numpy as np
 import filterbank as fb
 from filterbank import nn, optim
 from filterbank.data import transforms as T
-from filterbank.data.datasets import available_datasets, get_dataset
+from filterbank.data.datasets import available_datasets, canonical_name, get_dataset
 from filterbank.data.datasets.download import DownloadError
 from filterbank.models import available_models, get_model
+from filterbank.models.registry import canonical_name as canonical_model_name
 from filterbank.train.callbacks import Callback, LRSchedulerCallback
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -34,7 +35,8 @@ DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "adagra
 #: Fraction of a one-cycle schedule spent warming up.
 ONECYCLE_WARMUP = 0.25
 #: ``summary``'s input size when none is given: what each family was designed for.
-DEFAULT_INPUT = {"lenet5": (1, 32, 32), "simple_cnn": (1, 28, 28), "unet": (1, 64, 64)}
+DEFAULT_INPUT = {"lenet5": (1, 32, 32), "simple_cnn": (1, 28, 28), "unet": (1, 64, 64),
+                 "tiny_yolo": (3, 64, 64), "yolo_v1": (3, 448, 448)}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                   ".pgm")
 #: Share of a flat image folder (no train/test sub-folders) held out as its test split.
@@ -50,8 +52,7 @@ def _stderr(message: str) -> None:
 # -------------------------------------------------------------------------- models
 def model_name(name: str) -> str:
     """The registry key for ``name`` (case, ``-``/``_`` and 'lenet' tolerated)."""
-    key = name.strip().lower().replace("-", "_")
-    key = {"lenet": "lenet5", "simplecnn": "simple_cnn"}.get(key, key)
+    key = canonical_model_name(name)
     if key not in available_models():
         raise ValueError(f"unknown model {name!r} (choose from: {', '.join(available_models())})")
     return key
@@ -62,7 +63,9 @@ def model_kwargs(name: str, channels: int, size: Sequence[int], num_classes: int
     """Constructor arguments that fit ``name`` to images of ``channels`` x ``size``.
 
     LeNet-5 pads its first convolution for 28x28 inputs; SimpleCNN is told its input size;
-    ResNets use the CIFAR stem (3x3 convolution, no max pool) up to 64x64. ``extra``
+    ResNets use the CIFAR stem (3x3 convolution, no max pool) up to 64x64; ``tiny_yolo``
+    gets its input size and, for multiples of 16, a stride-2 stem and one grid cell per 16
+    pixels; ``yolo_v1`` the grid its input size implies (448 -> 7). ``extra``
     (``--model-arg``) is merged last.
     """
     h, w = int(size[0]), int(size[1])
@@ -80,6 +83,19 @@ def model_kwargs(name: str, channels: int, size: Sequence[int], num_classes: int
         kw["input_size"] = h
     elif name.startswith("resnet") and max(h, w) <= 64:
         kw["stem"] = "cifar"
+    elif name in ("tiny_yolo", "yolo_v1"):
+        if h != w:
+            raise ValueError(f"model {name!r} takes square images, got {h}x{w} (use "
+                             f"--image-size)")
+        if name == "tiny_yolo":
+            kw["input_size"] = h
+            if h % 16 == 0:  # stride 16: one cell per 16 pixels, like the 'shapes' data set
+                kw.update(S=h // 16, stem="stride")
+        elif h % 64:
+            raise ValueError(f"model 'yolo_v1' takes images of 64*S pixels (448 for its 7x7 "
+                             f"grid), got {h}x{w} (use --image-size 448)")
+        else:
+            kw["S"] = h // 64
     kw.update(extra or {})
     return kw
 
@@ -98,14 +114,14 @@ def build_model(name: str, kwargs: dict, where: str = "",
                     f"({e})") from None
 
 
-def parse_model_args(items: Sequence[str] | None) -> dict:
+def parse_model_args(items: Sequence[str] | None, flag: str = "--model-arg") -> dict:
     """``["width=16", "dropout=0.1"]`` -> ``{"width": 16, "dropout": 0.1}`` (JSON values,
-    else strings)."""
+    else strings); ``flag`` names the option in errors."""
     out = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--model-arg expects KEY=VALUE, got {item!r}")
+            raise ValueError(f"{flag} expects KEY=VALUE, got {item!r}")
         try:
             out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -118,12 +134,6 @@ def dataset_names() -> list[str]:
     return [d["name"] for d in available_datasets()]
 
 
-def _canonical_dataset(name: str) -> str:
-    key = name.strip().lower().replace("_", "-")
-    return {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10",
-            "cifar-100": "cifar100"}.get(key, key)
-
-
 def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = False,
                  log: Log = _stderr) -> tuple[str, object, object]:
     """``(resolved name, train split, test split)`` of the data set called ``name``.
@@ -132,7 +142,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     is neither found (``root``, ``$FILTERBANK_DATA``, ``~/.cache/filterbank``,
     ``/usr/share/datasets/fashion-mnist``) nor downloadable; ``log`` says so.
     """
-    key = _canonical_dataset(name)
+    key = canonical_name(name)
     if key not in dataset_names():
         raise ValueError(f"unknown data set {name!r} (choose from: {', '.join(dataset_names())})")
 
@@ -346,7 +356,7 @@ def is_folder_dataset(name: str | os.PathLike) -> bool:
     text = str(name)
     if os.sep in text or (os.altsep and os.altsep in text) or text.startswith((".", "~")):
         return True
-    return _canonical_dataset(text) not in dataset_names() and Path(text).is_dir()
+    return canonical_name(text) not in dataset_names() and Path(text).is_dir()
 
 
 def load_image_folder(path: str | os.PathLike, size: Sequence[int] | None = None,

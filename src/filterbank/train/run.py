@@ -19,11 +19,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 import filterbank as fb
 from filterbank import nn
-from filterbank.data import DataLoader, Subset
 from filterbank.models import available_models
 from filterbank.train.callbacks import CSVLogger, ModelCheckpoint
 from filterbank.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -51,9 +48,6 @@ from filterbank.train.recipe import (
     SCHEDULES,
     ExtendedSchedule,
     Log,
-    _images,
-    _limit,
-    _source,
     _stderr,
     build_model,
     build_optimizer,
@@ -80,6 +74,7 @@ from filterbank.train.runs import (
     load_run_model,
     write_json,
 )
+from filterbank.train.tasks import get_task
 from filterbank.train.trainer import DIVERGENCE_FACTOR, DivergenceError, Trainer
 
 __all__ = [
@@ -167,7 +162,8 @@ def _resume_settings(resume, model, epochs) -> tuple[Path, dict, dict]:
     same = model_name(model) == old["model"]
     # a different architecture: loading will name the mismatching keys
     opts.update(model=model, dataset=old["requested_dataset"],
-                model_args=old.get("model_args") if same else None)
+                model_args=old.get("model_args") if same else None,
+                task=old.get("task", "classify"), task_args=old.get("task_args") or {})
     planned = old["training"]["epochs"]
     opts["planned"] = planned
     opts["epochs"] = planned if epochs is None else epochs
@@ -188,20 +184,22 @@ def _check_resume_epochs(given, asked: int | None, epochs: int, done: int, old: 
                          f"to resume (give --epochs {done + 1} or more to train it longer)")
 
 
-def _check_fits(net: nn.Module, name: str, kwargs: dict, channels: int, size, classes: list,
-                dataset: str, probe: DataLoader) -> None:
+def _check_fits(net: nn.Module, name: str, kwargs: dict, data, want: tuple,
+                task: str) -> None:
     """Refuse a model that does not fit the data set (classes, channels, image size) before
-    anything is written: the arguments first, then one image through the model."""
-    for key, want, what in (("num_classes", len(classes), "classes"),
+    anything is written: the arguments first, then one image through the model, whose output
+    must have the shape ``want`` (the task's)."""
+    channels, size, dataset = data.channels, data.size, data.resolved
+    for key, need, what in (("num_classes", len(data.classes), "classes"),
                             ("in_channels", channels, "channels")):
-        if key in kwargs and kwargs[key] != want:
+        if key in kwargs and kwargs[key] != need:
             raise ValueError(f"model argument {key}={kwargs[key]!r} does not fit the data set "
-                             f"{dataset}: it has {want} {what}")
+                             f"{dataset}: it has {need} {what}")
     if "input_size" in kwargs and kwargs["input_size"] != size[0]:
         raise ValueError(f"model argument input_size={kwargs['input_size']!r} does not fit the "
                          f"data set {dataset}: its images are {size[0]}x{size[1]} (use "
                          f"--image-size to resize them)")
-    x, _ = next(iter(probe))
+    x, _ = next(iter(data.probe))
     was_training = net.training
     net.eval()
     try:
@@ -213,14 +211,14 @@ def _check_fits(net: nn.Module, name: str, kwargs: dict, channels: int, size, cl
                          f"{' '.join(str(e).split())}") from None
     finally:
         net.train(was_training)
-    if shape != (1, len(classes)):
+    if shape != tuple(want):
         raise ValueError(f"model {name!r} with arguments {kwargs} gives outputs of shape "
                          f"{shape} for one {channels}x{size[0]}x{size[1]} image of {dataset}; "
-                         f"training needs (1, {len(classes)}): one score per class")
+                         f"the task {task} needs {tuple(want)}")
 
 
 def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None = None,
-          batch_size: int = 128,
+          batch_size: int | None = None,
           optimizer: str = "adam", lr: float | None = None, momentum: float = 0.9,
           weight_decay: float | None = None, schedule: str = "onecycle",
           augment: str | Sequence[str] | None = None, seed: int = 0,
@@ -231,11 +229,14 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
           progress: bool = True, init_from_run: str | os.PathLike | None = None,
           freeze_patterns: str | Sequence[str] | None = None,
           divergence_factor: float | None = DIVERGENCE_FACTOR,
+          task: str | None = None, task_args: dict | None = None,
           log: Log = _stderr, echo: Log = print) -> dict:
     """Train ``model`` on ``dataset`` and write a run folder (see :mod:`filterbank.train.runs`).
 
-    Per step: cross-entropy loss, backward, ``optimizer`` update; the learning rate follows
-    ``schedule``. After training: accuracy, report and confusion matrix on the test split.
+    Per step: the task's loss, backward, ``optimizer`` update; the learning rate follows
+    ``schedule``. After training, the task's test report: for ``classify`` the accuracy,
+    per-class report and confusion matrix; for the other tasks see
+    :mod:`filterbank.train.tasks` (mAP, mIoU, IoU / pixel errors, per-class AP).
 
     Resuming with more epochs than planned works under every schedule: the schedule is rebuilt
     over the new total and fast-forwarded to the step the run had reached
@@ -274,11 +275,18 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
             good checkpoint kept) when a loss exceeds this many times its level (see
             :class:`~filterbank.train.Trainer`); None: no check. Not part of the run's
             recorded options (a resumed run uses the value given now).
+        task: ``classify`` (default), ``detect``, ``segment``, ``regress`` or
+            ``multilabel`` (:mod:`filterbank.train.tasks`); the tasks other than classify
+            train on ``dataset='shapes'``, and options left at None (``epochs``,
+            ``batch_size``, ``lr``, ``augment``, ``limit``, ``model``) take the task's
+            defaults (``Task.defaults``, ``Task.default_model``).
+        task_args: the task's own options (``{"target": "vertices"}`` for regress,
+            ``{"void": 2}`` for segment ...: ``Task.options``).
         log, echo: where notes (stderr) and results (stdout) go.
 
     Returns:
-        dict with ``out`` (the run folder), ``test_accuracy``, ``history``, ``config``,
-        ``seconds``.
+        dict with ``out`` (the run folder), ``test_accuracy`` (classify) or ``metrics``
+        (the task's test results), ``history``, ``config``, ``seconds``.
 
     Raises:
         DivergenceError: the loss diverged or became NaN/Inf (the message names the step and
@@ -297,7 +305,7 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
     """
     if not 0 <= val_split < 1:
         raise ValueError(f"--val-split must be in [0, 1), got {val_split}")
-    if isinstance(batch_size, bool) or batch_size < 1:
+    if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
         raise ValueError(f"--batch-size must be a positive int, got {batch_size!r}")
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be a positive int, got {limit}")
@@ -316,7 +324,11 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
             raise ValueError("--init-from starts a new run; --resume continues one (its "
                              "weights come from its own checkpoint): give one of them")
         ckpt, old, opts = _resume_settings(resume, model, epochs)
+        if task is not None and get_task(task).name != opts["task"]:
+            raise ValueError(f"--task {task}: the run {resume} was trained for the task "
+                             f"{opts['task']}; --resume continues it as such")
         model, dataset, model_args = opts["model"], opts["dataset"], opts["model_args"]
+        task, task_args = opts["task"], opts["task_args"]
         batch_size, optimizer, lr = opts["batch_size"], opts["optimizer"], opts["lr"]
         momentum, weight_decay, schedule = opts["momentum"], opts["weight_decay"], \
             opts["schedule"]
@@ -327,6 +339,8 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
         out = Path(out) if out is not None else Path(ckpt).parent
         if out.name == "checkpoints":
             out = out.parent
+    job = get_task(task)
+    options = job.parse_options(task_args)
     init = None
     if init_from_run is not None:
         init_ckpt, init_cfg = find_run(init_from_run)
@@ -334,6 +348,14 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
         if model is None:
             model = init_cfg["model"]
             model_args = {**init_cfg.get("model_args", {}), **(model_args or {})}
+    if resume is None:  # the task's recipe where the options were not given
+        d = job.defaults
+        epochs = d.get("epochs") if epochs is None else epochs
+        batch_size = d.get("batch_size", 128) if batch_size is None else batch_size
+        lr = d.get("lr") if lr is None and optimizer.lower() == "adam" else lr
+        augment = d.get("augment") if augment is None else augment
+        limit = d.get("limit") if limit is None else limit
+        model = job.default_model if model is None else model
     epochs = 5 if epochs is None else epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"--epochs must be a positive int, got {epochs!r}")
@@ -341,9 +363,7 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
         raise ValueError("--model is required (choose from: "
                          f"{', '.join(available_models())})")
     name = model_name(model)
-    if name == "unet":
-        raise ValueError("model 'unet' outputs a segmentation map, but train classifies whole "
-                         "images; choose a classifier (e.g. simple_cnn, lenet5, resnet18)")
+    job.check_model(name)
     optimizer = optimizer.lower()
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r} (choose from: "
@@ -351,23 +371,19 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
     if schedule.lower() not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r} (choose from: {', '.join(SCHEDULES)})")
     aug = parse_augment(augment)
+    job.check_augment(aug)
     freeze_list = parse_patterns(freeze_patterns)
     if image_size is None and init is not None:
         init_size = init["config"]["preprocessing"]["size"]
         if init_size[0] == init_size[1]:
             image_size = int(init_size[0])  # the weights were learned at that size
-    folder_size = (image_size, image_size) if image_size else None
-    resolved, train_full, val_given, test_set = load_data(dataset, data_root, download,
-                                                          folder_size, log)
-    if is_folder_dataset(dataset):
-        dataset = str(Path(dataset).expanduser().resolve())
-    channels, size = image_geometry(train_full)
-    resize = False
-    if image_size is not None:
-        resize = (image_size, image_size) != tuple(size)
-        size = (image_size, image_size)
-    classes = [str(c) for c in train_full.classes]
-    kwargs = model_kwargs(name, channels, size, len(classes), model_args)
+    data = job.load(dataset, data_root=data_root, download=download, image_size=image_size,
+                    limit=limit, seed=seed, val_split=val_split, batch_size=batch_size,
+                    prefetch=prefetch, augment=aug, options=options, old=old, init=init,
+                    log=log)
+    dataset, resolved, classes = data.requested, data.resolved, data.classes
+    channels, size = data.channels, data.size
+    kwargs = job.model_kwargs(name, data, model_args, options)
 
     if out is not None and not str(out).strip():
         raise ValueError("--out must name a folder, got an empty string")
@@ -380,41 +396,10 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
         _check_run_config(out)
         reuse = True  # a dead end: a run that stopped before its first checkpoint
 
-    # data: a seeded subset (--limit) and validation split, independent of the model's seed
-    split_rng = np.random.default_rng(seed)
-    idx = _limit(len(train_full), limit, split_rng)
-    if val_given is not None:  # the folder's own val/ split
-        train_idx, val_idx = idx, _limit(len(val_given), limit, split_rng)
-        val_source = val_given
-    else:
-        n_val = int(round(val_split * len(idx)))
-        perm = split_rng.permutation(idx)
-        train_idx, val_idx = np.sort(perm[n_val:]), np.sort(perm[:n_val])
-        val_source = train_full
-    n_val = len(val_idx)
-    test_idx = _limit(len(test_set), limit, split_rng)
-    if old is not None:  # a resumed run keeps its normalisation
-        mean, std = old["preprocessing"]["mean"], old["preprocessing"]["std"]
-    elif init is not None and init["config"]["preprocessing"]["channels"] == channels:
-        mean = init["config"]["preprocessing"]["mean"]  # what the loaded features expect
-        std = init["config"]["preprocessing"]["std"]
-    else:
-        mean, std = channel_stats(_images(train_full), train_idx)
-    pre = {"channels": channels, "size": list(size), "resize": resize, "scale": 1 / 255,
-           "mean": mean, "std": std,
-           "formula": "x = (pixel / 255 [resized bilinearly to size] - mean[c]) / std[c]"}
-    train_tf, eval_tf = make_transform(pre, aug), make_transform(pre)
-    train_loader = DataLoader(Subset(train_full, train_idx), batch_size=batch_size, shuffle=True,
-                              transform=train_tf, prefetch=prefetch, generator=seed + 1)
-    val_loader = (DataLoader(Subset(val_source, val_idx), batch_size=512, transform=eval_tf,
-                             prefetch=prefetch) if n_val else None)
-    test_loader = DataLoader(Subset(test_set, test_idx), batch_size=512, transform=eval_tf,
-                             prefetch=prefetch)
-
     fb.manual_seed(seed)
     net = build_model(name, kwargs)
-    _check_fits(net, name, kwargs, channels, size, classes, resolved,
-                DataLoader(Subset(train_full, train_idx[:1]), transform=eval_tf, generator=0))
+    job.prepare(data, net, options)
+    _check_fits(net, name, kwargs, data, job.output_shape(data, net, options), job.name)
     if ckpt is not None:
         # an incompatible checkpoint fails here, before any output
         done = int(load_checkpoint(ckpt, net).get("epoch") or 0)
@@ -429,13 +414,14 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
     trainable = [p for p in net.parameters() if p.requires_grad]
     opt = build_optimizer(optimizer, trainable, lr, momentum, weight_decay)
     lr = opt.param_groups[0]["lr"]
+    train_loader, val_loader = data.train_loader, data.val_loader
     steps = len(train_loader)
     warmup = (old or {}).get("training", {}).get("warmup_steps")
     if warmup is None:
         warmup = ONECYCLE_WARMUP * (planned or epochs) * steps
     sched_cb = build_schedule(schedule, opt, epochs, steps, warmup_steps=warmup)
-    monitor = "val_accuracy" if val_loader is not None else "accuracy"
-    callbacks = [ModelCheckpoint(out / "checkpoints", monitor=monitor, mode="max"),
+    monitor, mode = job.monitor(val_loader is not None)
+    callbacks = [ModelCheckpoint(out / "checkpoints", monitor=monitor, mode=mode),
                  CSVLogger(out / "metrics.csv")]
     if sched_cb is not None:
         callbacks.insert(0, sched_cb)
@@ -446,15 +432,16 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
         log(f"filterbank: extending the run from {planned} to {epochs} epochs"
             + (f"; the {schedule} schedule is rebuilt over {epochs} epochs and fast-forwarded "
                f"to the step reached" if schedule.lower() not in ("none", "plateau") else ""))
-    trainer = Trainer(net, opt, nn.CrossEntropyLoss(), metrics=["accuracy"],
-                      callbacks=callbacks, seed=seed, progress=progress,
-                      divergence_factor=divergence_factor)
+    trainer = Trainer(net, opt, job.loss(data, net, options),
+                      metrics=job.metrics(data, net, options), callbacks=callbacks, seed=seed,
+                      progress=progress, divergence_factor=divergence_factor)
 
     config = {
         "format": RUN_FORMAT, "version": RUN_VERSION, "filterbank_version": fb.__version__,
+        "task": job.name, "task_args": options,
         "model": name, "model_kwargs": kwargs, "model_args": model_args or {},
         "dataset": resolved, "requested_dataset": str(dataset), "classes": classes,
-        "preprocessing": pre,
+        "preprocessing": data.pre,
         "training": {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer,
                      "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
                      "schedule": schedule.lower(), "augment": aug, "seed": seed,
@@ -463,8 +450,7 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
                      "freeze": freeze_list or None,
                      "init_from": (old or {}).get("training", {}).get("init_from")
                      or (init and init["run"])},
-        "data": {"train_images": int(len(train_idx)), "val_images": int(n_val),
-                 "test_images": int(len(test_idx))},
+        "data": dict(data.counts),
     }
     if reuse:
         log(f"filterbank: {out} holds a run that stopped before its first epoch ended (a "
@@ -474,8 +460,9 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
         _remove_stale_temp(out, log)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config)
-    log(f"training {name} on {resolved} ({_source(train_full, data_root)}): "
-        f"{len(train_idx):,} training / {n_val:,} validation images, {epochs} epochs of "
+    n_train, n_val = data.counts["train_images"], data.counts["val_images"]
+    log(f"training {name} on {resolved} ({data.source}){_for(job)}: "
+        f"{n_train:,} training / {n_val:,} validation images, {epochs} epochs of "
         f"{steps} batches; run folder {out}")
 
     start = time.perf_counter()
@@ -497,20 +484,42 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
         raise type(e)(f"{e}. {kept}") from None
     seconds = time.perf_counter() - start
 
-    result = report_test_set(net, trainer, test_loader, test_set.targets[test_idx], classes,
-                             out, "confusion", log)
-    config["results"] = {"test_accuracy": result["accuracy"], "test_images": int(len(test_idx)),
+    extra = {"trainer": trainer} if job.name == "classify" else {}
+    report = job.report(net, data, config, out, "confusion" if job.name == "classify"
+                        else "test", log, **extra)
+    n_test = data.counts["test_images"]
+    config["results"] = {**report["results"], "test_images": int(n_test),
                          "epochs_completed": trainer.epoch,
                          # an extended run keeps counting the time it had already trained
                          "train_seconds": round(seconds + _trained_seconds(old), 1)}
     save_checkpoint(out / "model", net, epoch=trainer.epoch, global_step=trainer.global_step,
                     history=history, extra={"config": config}, rng=False)
     write_json(out / "config.json", config)
-    save_plots(history, net, out, log)
-    echo(result["report"])
-    echo(f"test accuracy: {result['accuracy']:.4f} ({result['correct']:,}/{len(test_idx):,} "
-         f"{resolved} test images) after {trainer.epoch} epoch(s), {seconds:.0f} s of training")
+    save_plots(history, net, out, log, _curve_metrics(history))
+    for line in report["lines"]:
+        echo(line)
+    if job.name == "classify":
+        acc = report["results"]["test_accuracy"]
+        echo(f"test accuracy: {acc:.4f} ({report['correct']:,}/{n_test:,} "
+             f"{resolved} test images) after {trainer.epoch} epoch(s), {seconds:.0f} s of "
+             f"training")
+    else:
+        echo(f"after {trainer.epoch} epoch(s), {seconds:.0f} s of training")
     echo(f"run folder: {out}")
-    return {"out": out, "test_accuracy": result["accuracy"], "history": history,
-            "config": config, "seconds": seconds}
+    result = {"out": out, "history": history, "config": config, "seconds": seconds,
+              "metrics": report["results"]}
+    if job.name == "classify":
+        result["test_accuracy"] = report["results"]["test_accuracy"]
+    return result
 
+
+def _for(job) -> str:
+    return "" if job.name == "classify" else f" for the task {job.name}"
+
+
+def _curve_metrics(history) -> list[str]:
+    """The loss and the first metric the history holds (without its ``val_`` prefix)."""
+    keys = [k for k in history.history if k not in ("epoch", "loss", "lr", "time",
+                                                     "images_per_sec", "skipped")]
+    names = [k[4:] if k.startswith("val_") else k for k in keys]
+    return ["loss", *dict.fromkeys(n for n in names if n != "loss")][:2]

@@ -259,6 +259,8 @@ RUN_CONFIG = Obj("a run configuration object", {
     }),
 }, {
     "filterbank_version": STR,
+    "task": Scalar("str", "a task name: classify, detect, segment, regress or multilabel"),
+    "task_args": MapOf(ANY, "an object of the task's options"),
     "model_args": MapOf(ANY, "an object of model arguments"),
     "data": OBJECT,
     "results": OBJECT,
@@ -329,6 +331,13 @@ string (a zoo model name), got 5 (a number)
     validate(obj, RUN_CONFIG, str(path), error, prefix)
     _preprocessing_fits(obj, str(path), error, prefix)
     _training_fits(obj, str(path), error, prefix)
+    if "task" in obj:
+        from filterbank.train.tasks import TASKS
+
+        if obj["task"] not in TASKS:
+            field = f"{prefix}.task" if prefix else "task"
+            raise error(f"{path}: {field}: expected one of {', '.join(TASKS)}, got "
+                        f"{_got(obj['task'])}")
     return obj
 
 

@@ -689,7 +689,9 @@ class Trainer:
 
     def _train_epoch(self, loader, epoch: int, bar, callbacks) -> dict:
         self.model.train()
-        metrics = self._new_metrics()
+        # a metric marked validation_only (a detector's mAP: it decodes and matches the whole
+        # set) is computed on the validation data only
+        metrics = [m for m in self._new_metrics() if not getattr(m, "validation_only", False)]
         loss_sum, seen, skipped = 0.0, 0, 0
         start = time.perf_counter()
         step = 0

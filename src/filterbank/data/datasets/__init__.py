@@ -25,10 +25,11 @@ from filterbank.data.datasets.image_folder import (
 )
 from filterbank.data.datasets.registry import (
     available_datasets,
+    canonical_name,
     get_dataset,
     is_image_folder_name,
 )
-from filterbank.data.datasets.shapes import SHAPE_KINDS, Shapes, collate_detection
+from filterbank.data.datasets.shapes import SHAPE_KINDS, Shapes, StandardShapes, collate_detection
 
 __all__ = [
     "CIFAR10", "CIFAR100", "DownloadError", "FashionMNIST", "FashionMNISTSample", "IMG_EXTENSIONS",
@@ -36,5 +37,5 @@ __all__ = [
     "download_url", "get_dataset", "image_folder_splits", "is_image_folder_name", "load_image",
     "read_cifar_binary", "read_idx", "read_idx_images", "read_idx_labels", "search_dirs",
     "sha256_file", "write_idx", "CocoDetection", "SHAPE_KINDS", "Shapes", "collate_detection",
-    "polygon_mask",
+    "polygon_mask", "canonical_name", "StandardShapes",
 ]

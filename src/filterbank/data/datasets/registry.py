@@ -18,6 +18,7 @@ from filterbank.data.datasets.fashion_mnist import (
     sample_files,
 )
 from filterbank.data.datasets.image_folder import image_folder_dataset
+from filterbank.data.datasets.shapes import StandardShapes
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class _Entry:
     description: str
     sample: bool = False
     downloadable: bool = False
+    generated: bool = False  # drawn on the fly from a seed: no files
 
 
 _REGISTRY: dict[str, _Entry] = {
@@ -40,10 +42,15 @@ _REGISTRY: dict[str, _Entry] = {
                       downloadable=True),
     "cifar100": _Entry(CIFAR100, "CIFAR-100, 100 classes of 32x32 colour images",
                        downloadable=True),
+    "shapes": _Entry(StandardShapes, "synthetic 64x64 images of 2-4 coloured shapes (5 "
+                     "kinds) with boxes and masks, drawn on the fly: detection, "
+                     "segmentation, regression, multi-label", generated=True),
 }
 
 
-def _canonical(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """The registry key ``name`` means (case, ``_`` for ``-`` and the usual spellings
+    tolerated: ``FashionMNIST``, ``CIFAR-10``); unknown names come back normalised."""
     key = name.strip().lower().replace("_", "-")
     aliases = {"fashionmnist": "fashion-mnist", "fashionmnist-sample": "fashion-mnist-sample",
                "cifar-10": "cifar10", "cifar-100": "cifar100"}
@@ -57,7 +64,7 @@ def is_image_folder_name(name: str | os.PathLike) -> bool:
     path = os.path.expanduser(os.fspath(name))
     if not os.path.isdir(path):
         return False
-    return _canonical(str(name)) not in _REGISTRY or any(
+    return canonical_name(str(name)) not in _REGISTRY or any(
         sep in str(name) for sep in {"/", os.sep})
 
 
@@ -69,8 +76,9 @@ def get_dataset(name: str | os.PathLike, train: bool = True,
     or of the image folder at path ``name``.
 
     Args:
-        name: ``"fashion-mnist-sample"``, ``"fashion-mnist"``, ``"mnist"``, ``"cifar10"`` or
-            ``"cifar100"`` (case and ``-``/``_`` do not matter); or the path of an image folder
+        name: ``"fashion-mnist-sample"``, ``"fashion-mnist"``, ``"mnist"``, ``"cifar10"``,
+            ``"cifar100"`` or ``"shapes"`` (generated; :class:`StandardShapes`) (case and
+            ``-``/``_`` do not matter); or the path of an image folder
             (``train/``, ``val/``, ``test/`` class folders, or one class-folder tree), read by
             :func:`~filterbank.data.datasets.image_folder.image_folder_splits` (in memory; a
             tree without ``test/`` gives 20% of every class as the test split, seeded).
@@ -93,13 +101,13 @@ def get_dataset(name: str | os.PathLike, train: bool = True,
     if folder_options:
         raise TypeError(f"get_dataset({name!r}): {', '.join(folder_options)} only apply to "
                         f"image folders")
-    key = _canonical(str(name))
+    key = canonical_name(str(name))
     entry = _REGISTRY.get(key)
     if entry is None:
         raise ValueError(f"get_dataset: unknown data set {name!r}; available: "
                          f"{', '.join(_REGISTRY)}, or the path of an image folder "
                          f"(<folder>/<class>/<image>)")
-    if entry.sample:
+    if entry.sample or entry.generated:
         return entry.cls(train=train, transform=transform, target_transform=target_transform)
     if download and not entry.downloadable:
         raise ValueError(f"get_dataset({name!r}): download=True is not supported for this data "
@@ -130,6 +138,8 @@ def available_datasets(root: str | os.PathLike | None = None) -> list[dict]:
             except FileNotFoundError:
                 found = None
             sizes = SAMPLE_SIZES
+        elif e.generated:
+            found, sizes = "(generated)", e.cls.sizes
         else:
             files = e.cls.find(root, True)
             found = str(files[0].parent) if files and e.cls.find(root, False) else None

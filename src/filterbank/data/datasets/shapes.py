@@ -32,7 +32,7 @@ import numpy as np
 from filterbank.data.dataset import Dataset
 from filterbank.data.loader import collate_numpy
 
-__all__ = ["SHAPE_KINDS", "Shapes", "collate_detection"]
+__all__ = ["SHAPE_KINDS", "Shapes", "StandardShapes", "collate_detection"]
 
 #: Every shape kind :class:`Shapes` can draw.
 SHAPE_KINDS = ("circle", "square", "triangle", "ellipse", "cross", "diamond", "star")
@@ -395,6 +395,43 @@ class Shapes(Dataset):
         return (f"Shapes(split={split!r}, n={self.n}, image_size={self.image_size}, "
                 f"objects={self.min_objects}..{self.max_objects}, classes={self.classes}, "
                 f"seed={self.seed})")
+
+
+class StandardShapes(Shapes):
+    """The registered data set ``"shapes"`` (``get_dataset("shapes")``, ``--dataset shapes``):
+    :class:`Shapes` in one fixed configuration, so that runs, README figures and tests all
+    mean the same images.
+
+    64x64 colour images with 2 to 4 of the five default kinds each (sizes 0.2-0.5 of the
+    image), one box centre per cell of a 4x4 grid (YOLO v1 at stride 16 has one object per
+    cell), shapes overlapping so that each keeps at least 75% of its pixels in view; 6,000
+    training and 1,000 test images from seed 0. Any of :class:`Shapes`' arguments can be
+    overridden (``n``, ``image_size`` -- the grid follows it, one cell per 16 pixels --,
+    ``min_objects`` ...).
+
+    Example:
+        >>> ds = StandardShapes(train=False)
+        >>> len(ds), ds.image_size, ds.grid, ds.classes[:2]
+        (1000, 64, 4, ['circle', 'square'])
+    """
+
+    #: the images of each split (``sizes[train]``)
+    sizes = {True: 6000, False: 1000}
+    #: what :class:`StandardShapes` sets, before overrides
+    config = {"image_size": 64, "min_objects": 2, "max_objects": 4, "min_visible": 0.75,
+              "seed": 0}
+    #: pixels per grid cell (``grid = image_size // 16``)
+    cell = 16
+    classes = list(DEFAULT_SHAPES)
+
+    def __init__(self, train: bool = True, transform: Callable | None = None,
+                 target_transform: Callable | None = None, **overrides):
+        kw = {**self.config, "n": self.sizes[bool(train)], **overrides}
+        if "grid" not in overrides:
+            size = kw["image_size"]
+            kw["grid"] = max(1, size // self.cell) if _is_int(size) else None
+        super().__init__(train=train, transform=transform, target_transform=target_transform,
+                         **kw)
 
 
 # --------------------------------------------------------------------------- collate

@@ -1,0 +1,217 @@
+"""What every task supplies to ``filterbank train``, ``evaluate`` and ``predict``.
+
+A :class:`Task` owns what differs between classification, detection, segmentation,
+regression and multi-label classification: which models and data sets fit, how targets are
+encoded for the loss, the loss, the metrics tracked per epoch, the test report with its plots
+and the pictures ``predict`` draws. The run folder, options, optimizer, schedule, checkpoints
+and resuming are the same for all of them (:mod:`filterbank.train.run`).
+
+The tasks other than classification train on :class:`~filterbank.data.datasets.Shapes`
+images (``--dataset shapes``), drawn once into arrays (6,000 64x64 images take about 6 s), in
+``[0, 1]`` with no further normalisation (the run's preprocessing records mean 0, std 1, so
+``predict`` reads an image file as ``pixel / 255``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from filterbank.data import DataLoader
+
+Log = Callable[[str], object]
+
+
+@dataclass
+class TaskData:
+    """The data of one run, ready for the Trainer: loaders and what the report needs."""
+
+    resolved: str                 # the data set's name in the run folder
+    requested: str                # what was asked for (an image folder: its full path)
+    source: str                   # where the images came from (for the log)
+    classes: list[str]
+    channels: int
+    size: tuple[int, int]
+    pre: dict                     # the preprocessing recorded in config.json
+    train_loader: DataLoader
+    val_loader: DataLoader | None
+    test_loader: DataLoader
+    probe: DataLoader             # one training image, for the fit check
+    counts: dict                  # train_images, val_images, test_images
+    test_truth: object = None     # what the task's test report compares with
+    extra: dict = field(default_factory=dict)
+
+
+class ArrayPairs:
+    """Inputs ``x`` and encoded targets ``y`` held as arrays, with an optional augmentation
+    applied to a whole batch of pairs (a flip must move the pixels and the targets together).
+
+    ``augment(x, y, rng) -> (x, y)`` gets copies and a generator seeded from ``seed`` and the
+    batch's indices, so a batch is augmented the same way whatever order it is drawn in.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, augment: Callable | None = None,
+                 seed: int = 0):
+        if len(x) != len(y):
+            raise ValueError(f"ArrayPairs: {len(x)} inputs but {len(y)} targets")
+        self.x, self.y, self.augment, self.seed = x, y, augment, int(seed)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i):
+        x, y = self.get_batch(np.array([i]))
+        return x[0], y[0]
+
+    def get_batch(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        x, y = self.x[idx], self.y[idx]
+        if self.augment is not None:
+            rng = np.random.default_rng([self.seed, *idx[:4].tolist(), len(idx)])
+            x, y = self.augment(x, y, rng)
+        return x, y
+
+
+def flip_half(x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
+              flip_target: Callable[[np.ndarray], np.ndarray]):
+    """Mirror a random half of the batch left-right: the images, and the targets through
+    ``flip_target`` (which gets the selected targets and returns them mirrored)."""
+    which = rng.random(len(x)) < 0.5
+    if which.any():
+        x = x.copy()
+        y = y.copy()
+        x[which] = x[which][..., ::-1]
+        y[which] = flip_target(y[which])
+    return x, y
+
+
+def split_indices(n: int, limit: int | None, val_split: float, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices of a training split of ``n`` items: at most ``limit``
+    of them (seeded), ``val_split`` of those held out."""
+    rng = np.random.default_rng(seed)
+    idx = np.arange(n) if limit is None or limit >= n else np.sort(rng.choice(n, limit,
+                                                                             replace=False))
+    n_val = int(round(val_split * len(idx)))
+    perm = rng.permutation(idx)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+class Task:
+    """The interface of a task (see the module docstring). Subclasses set the attributes and
+    implement the methods; :mod:`filterbank.train.run` calls them in this order:
+    :meth:`check_model`, :meth:`load`, :meth:`model_kwargs`, :meth:`check_fits`,
+    :meth:`loss`, :meth:`metrics`, :meth:`monitor`, then after training :meth:`report`."""
+
+    #: the ``--task`` name
+    name = "task"
+    #: one line for ``--help`` and errors
+    description = ""
+    #: the zoo model used when none is given (None: ``--model`` is required)
+    default_model: str | None = None
+    #: training options this task changes from the command line's defaults, when not given
+    defaults: dict = {}
+    #: augmentations this task can apply
+    augmentations: tuple[str, ...] = ("flip",)
+    #: options of ``task_args`` (``--task-arg KEY=VALUE``) and their defaults
+    options: dict = {}
+
+    # ----------------------------------------------------------------- options
+    def parse_options(self, given: dict | None) -> dict:
+        """``given`` checked against :attr:`options` (unknown keys and wrong types refused),
+        completed with the defaults."""
+        given = dict(given or {})
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            known = ", ".join(self.options) or "none"
+            raise ValueError(f"task {self.name!r}: unknown task argument(s) {unknown} "
+                             f"(its arguments: {known})")
+        out = dict(self.options)
+        for key, value in given.items():
+            default = self.options[key]
+            if isinstance(default, bool) != isinstance(value, bool) or not isinstance(
+                    value, type(default) if not isinstance(default, float) else int | float):
+                raise ValueError(f"task {self.name!r}: argument {key} must be "
+                                 f"{type(default).__name__} like its default {default!r}, "
+                                 f"got {value!r}")
+            out[key] = value
+        return out
+
+    def check_model(self, name: str) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def check_augment(self, aug: Sequence[str]) -> None:
+        bad = [a for a in aug if a not in self.augmentations]
+        if bad:
+            raise ValueError(f"task {self.name!r} supports the augmentations "
+                             f"{', '.join(self.augmentations) or 'none'}; got {', '.join(bad)}")
+
+    # -------------------------------------------------------------- the methods
+    def load(self, dataset: str, *, data_root, download: bool, image_size: int | None,
+             limit: int | None, seed: int, val_split: float, batch_size: int, prefetch: int,
+             augment: Sequence[str], options: dict, old: dict | None, init: dict | None,
+             log: Log) -> TaskData:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def model_kwargs(self, name: str, data: TaskData, extra: dict | None,
+                     options: dict) -> dict:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def output_shape(self, data: TaskData, kwargs: dict, options: dict) -> tuple:
+        """What the model must give for one training image (checked before training)."""
+        raise NotImplementedError  # pragma: no cover - overridden
+
+    def loss(self, data: TaskData, kwargs: dict, options: dict):  # pragma: no cover
+        raise NotImplementedError
+
+    def metrics(self, data: TaskData, kwargs: dict, options: dict) -> list:  # pragma: no cover
+        raise NotImplementedError
+
+    def monitor(self, has_val: bool) -> tuple[str, str]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def report(self, net, data: TaskData, config: dict, out: Path, stem: str,
+               log: Log) -> dict:  # pragma: no cover - overridden
+        """Score the test split; write ``<stem>.json`` and the task's plots into ``out``.
+        Returns ``{"results": {...} (into config.json), "lines": [...] (printed)}``."""
+        raise NotImplementedError
+
+
+def predict_batches(net, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    """The model's outputs for the arrays ``x``, in eval mode, without gradients."""
+    import filterbank as fb
+
+    was = net.training
+    net.eval()
+    try:
+        with fb.no_grad():
+            outs = [np.asarray(net(fb.tensor(x[i:i + batch_size])).data)
+                    for i in range(0, len(x), batch_size)]
+    finally:
+        net.train(was)
+    return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + np.tanh(0.5 * np.asarray(z, np.float64)))
+
+
+def grid_columns(n: int) -> int:
+    return max(1, min(4, math.ceil(math.sqrt(n))))
+
+
+def array_loaders(data: TaskData, x: tuple, y: tuple, batch_size: int, prefetch: int,
+                  seed: int, augment: Callable | None) -> None:
+    """Fill ``data``'s loaders from arrays: ``x = (train, val, test)`` inputs and ``y`` the
+    encoded targets; the training loader shuffles (seeded) and augments."""
+    (xt, xv, xs), (yt, yv, ys) = x, y
+    data.train_loader = DataLoader(ArrayPairs(xt, yt, augment, seed), batch_size=batch_size,
+                                   shuffle=True, prefetch=prefetch, generator=seed + 1)
+    data.val_loader = (DataLoader(ArrayPairs(xv, yv), batch_size=256, prefetch=prefetch)
+                       if len(xv) else None)
+    data.test_loader = DataLoader(ArrayPairs(xs, ys), batch_size=256, prefetch=prefetch)
+    data.probe = DataLoader(ArrayPairs(xt[:1], yt[:1]), batch_size=1)

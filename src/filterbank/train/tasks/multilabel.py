@@ -1,0 +1,162 @@
+"""``--task multilabel``: which shapes are in this image? Several labels per image, some of
+them unknown.
+
+The target of an image is one 0/1 entry per shape kind (``y = [1 1 0 0 1]``); a fraction
+``unknown`` (task argument, default 0.3) of the training and validation entries is hidden as
+``-1`` ("?", the lecture's ``y = [1 1 ? 0]``) and left out of the loss
+(:class:`~filterbank.nn.BCEWithLogitsLoss` with ``ignore_index=-1``: a sigmoid and a binary
+cross-entropy per class on the logits, no softmax, the classes are not exclusive). The test
+labels are all known. Metrics: the mean over classes of the average precision of each
+class's ranking (``map``), the per-class AP in the report and as bars (``ap.png``), and the
+exact-match rate at logit 0 (probability 0.5).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from filterbank import nn
+from filterbank.models import model_task
+from filterbank.tensor import Tensor
+from filterbank.train.metrics import Metric, average_precision
+from filterbank.train.runs import write_json
+from filterbank.train.tasks.base import (
+    Task,
+    TaskData,
+    array_loaders,
+    flip_half,
+    predict_batches,
+    sigmoid,
+)
+from filterbank.train.tasks.shapes_data import ShapesSplits
+
+UNKNOWN = -1.0
+
+
+class MultiLabelMAP(Metric):
+    """Mean over classes of the average precision (unknown ``-1`` targets left out), over
+    everything seen since ``reset()``; validation only (it ranks the whole set)."""
+
+    name = "map"
+    validation_only = True
+
+    def reset(self) -> None:
+        self.scores, self.targets = [], []
+
+    def __init__(self):
+        self.reset()
+
+    def update(self, output, target) -> None:
+        self.scores.append(np.asarray(output.data if isinstance(output, Tensor) else output))
+        self.targets.append(np.asarray(target.data if isinstance(target, Tensor) else target))
+
+    def compute(self) -> float:
+        if not self.scores:
+            return 0.0
+        ap = average_precision(np.concatenate(self.scores), np.concatenate(self.targets),
+                               ignore_index=UNKNOWN)
+        return float(np.nanmean(ap)) if np.isfinite(ap).any() else 0.0
+
+
+class MultiLabelTask(Task):
+    name = "multilabel"
+    description = "multi-label classification, unknown labels masked out (per-class AP)"
+    default_model = "simple_cnn"
+    defaults = {"epochs": 12, "batch_size": 32, "lr": 2e-3, "augment": ["flip"],
+                "limit": 3000}
+    options = {"unknown": 0.3}
+
+    def check_model(self, name: str) -> None:
+        if model_task(name) != "classify":
+            raise ValueError(f"task 'multilabel' needs a model with one logit per class, such "
+                             f"as simple_cnn or resnet18; model {name!r} is a "
+                             f"{model_task(name)} model")
+
+    def load(self, dataset, *, data_root, download, image_size, limit, seed, val_split,
+             batch_size, prefetch, augment, options, old, init, log) -> TaskData:
+        u = options["unknown"]
+        if not 0 <= u < 1:
+            raise ValueError(f"task 'multilabel': unknown must be in [0, 1), got {u!r}")
+        s = ShapesSplits(self.name, dataset, image_size, limit, val_split, seed, log,
+                         min_objects=1)
+        k = len(s.classes)
+
+        def multi_hot(ts):
+            y = np.zeros((len(ts), k), np.float32)
+            for i, t in enumerate(ts):
+                y[i, t["labels"]] = 1.0
+            return y
+
+        rng = np.random.default_rng([seed, 7])
+        y = []
+        for ts, hide in ((s.targets_train, True), (s.targets_val, True),
+                         (s.targets_test, False)):
+            a = multi_hot(ts)
+            if hide and u > 0:
+                a[rng.random(a.shape) < u] = UNKNOWN
+            y.append(a)
+        data = TaskData(resolved="shapes", requested="shapes", source=s.source(),
+                        classes=s.classes, channels=s.train_set.channels, size=(s.size, s.size),
+                        pre=s.pre(), train_loader=None, val_loader=None, test_loader=None,
+                        probe=None, counts=s.counts(), test_truth=y[2],
+                        extra={"splits": s, "unknown_fraction": float(np.mean(y[0] == UNKNOWN))})
+        log(f"filterbank: {data.extra['unknown_fraction']:.1%} of the training labels are "
+            f"unknown (-1) and left out of the loss")
+        flip = (lambda x, t, rng: flip_half(x, t, rng, lambda a: a)) if "flip" in augment \
+            else None
+        array_loaders(data, (s.x_train, s.x_val, s.x_test), tuple(y), batch_size, prefetch,
+                      seed, flip)
+        return data
+
+    def model_kwargs(self, name, data, extra, options) -> dict:
+        from filterbank.train.recipe import model_kwargs
+
+        return model_kwargs(name, data.channels, data.size, len(data.classes), extra)
+
+    def prepare(self, data, net, options) -> None:
+        pass
+
+    def output_shape(self, data, net, options) -> tuple:
+        return (1, len(data.classes))
+
+    def loss(self, data, net, options):
+        return nn.BCEWithLogitsLoss(ignore_index=UNKNOWN)
+
+    def metrics(self, data, net, options) -> list:
+        return [MultiLabelMAP()]
+
+    def monitor(self, has_val: bool) -> tuple[str, str]:
+        return ("val_map", "max") if has_val else ("loss", "min")
+
+    def report(self, net, data, config, out, stem, log) -> dict:
+        s: ShapesSplits = data.extra["splits"]
+        return self.score(predict_batches(net, s.x_test), data.test_truth, data.classes, out,
+                          stem, log, data.resolved)
+
+    def score(self, logits, truth, classes, out, stem, log, dataset) -> dict:
+        ap = average_precision(logits, truth, ignore_index=UNKNOWN)
+        known = truth != UNKNOWN
+        exact = float(np.mean(np.all(((logits > 0) == (truth == 1)) | ~known, axis=1)))
+        results = {"test_map": round(float(np.nanmean(ap)), 4),
+                   "test_exact_match": round(exact, 4), "test_images": int(len(truth))}
+        per_class = {c: (None if np.isnan(v) else round(float(v), 4))
+                     for c, v in zip(classes, ap)}
+        write_json(out / f"{stem}.json", {**results, "classes": classes,
+                                          "ap_per_class": per_class})
+        try:
+            from filterbank.viz.tasks import plot_class_bars
+
+            plot_class_bars(ap, classes, out / f"{stem}-ap.png", xlabel="average precision",
+                            title=f"{dataset}: AP per class (mAP {np.nanmean(ap):.3f})",
+                            mean=float(np.nanmean(ap)))
+        except ImportError as e:
+            log(f"filterbank: no AP plot ({e})")
+        lines = ["AP per class: " + "  ".join(f"{c} {v:.3f}" for c, v in per_class.items()
+                                              if v is not None),
+                 f"test mAP {results['test_map']:.4f}  exact match "
+                 f"{results['test_exact_match']:.4f} ({len(truth):,} {dataset} test images)"]
+        return {"results": results, "lines": lines, "main": ("mAP", float(np.nanmean(ap)))}
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    return sigmoid(logits)

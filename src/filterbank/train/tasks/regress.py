@@ -1,0 +1,222 @@
+"""``--task regress``: a CNN regresses numbers about the one shape in an image.
+
+Task argument ``target``:
+
+- ``box`` (default): ``s = (c_x, c_y, w, h)`` of the shape's bounding box as fractions of
+  the image size; scored by the mean IoU of predicted and true boxes and the mean absolute
+  error of the four numbers in pixels;
+- ``vertices``: ``s = (x_1, y_1, x_2, y_2, x_3, y_3)`` of a triangle (images of triangles
+  only), the vertices sorted by their angle around the centroid (atan2 from -pi, increasing:
+  the order is a function of the picture), as fractions of the image size; scored by the
+  mean distance in pixels between a predicted and a true vertex (landmark error).
+
+The loss is the lecture's squared loss with its factor 1/2, ``E = 1/2 sum_i (s_i - s^_i)^2``
+per image, averaged over the batch (:class:`HalfSquaredError`). Any classifier of the zoo is
+a regressor with one output per number (``num_classes`` = 4 or 6). A flip mirrors the image
+and the target (``c_x -> 1 - c_x``; vertices mirrored and sorted again).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import filterbank.functional as F
+from filterbank.models import model_task
+from filterbank.nn import Module
+from filterbank.ops import box_convert, box_iou
+from filterbank.tensor import Tensor
+from filterbank.train.metrics import Metric
+from filterbank.train.runs import write_json
+from filterbank.train.tasks.base import Task, TaskData, array_loaders, flip_half, predict_batches
+from filterbank.train.tasks.shapes_data import ShapesSplits
+
+TARGETS = {"box": ["c_x", "c_y", "w", "h"], "vertices": ["x_1", "y_1", "x_2", "y_2", "x_3",
+                                                         "y_3"]}
+
+
+class HalfSquaredError(Module):
+    r"""The squared loss with the factor 1/2 of the lecture notes, summed over the outputs of
+    a sample and averaged over the batch.
+
+    .. math::
+
+        E = \frac{1}{N} \sum_n \frac{1}{2} \sum_i (s_{n,i} - \hat s_{n,i})^2
+
+    so its gradient is ``(s^ - s) / N``. ``nn.MSELoss`` instead averages over every number and
+    has no 1/2: ``E = HalfSquaredError * 2 / D`` for D outputs per sample.
+
+    Shape:
+        input, target: ``(N, D)``; output: scalar.
+    """
+
+    def forward(self, input, target):  # noqa: A002
+        if tuple(input.shape) != tuple(target.shape) or len(input.shape) != 2:
+            raise ValueError(f"HalfSquaredError: expected input and target of the same shape "
+                             f"(N, D), got {tuple(input.shape)} and {tuple(target.shape)}")
+        return 0.5 * F.mse_loss(input, target, reduction="sum") / input.shape[0]
+
+
+def sort_vertices(v: np.ndarray) -> np.ndarray:
+    """``(n, 3, 2)`` vertices ordered by angle around their centroid (from -pi, increasing)."""
+    d = v - v.mean(axis=1, keepdims=True)
+    order = np.argsort(np.arctan2(d[..., 1], d[..., 0]), axis=1, kind="stable")
+    return np.take_along_axis(v, order[..., None], axis=1)
+
+
+def box_scores(pred: np.ndarray, target: np.ndarray, size: int) -> dict:
+    """Mean IoU, mean absolute pixel error and mean centre distance of cxcywh boxes given as
+    fractions of an image of ``size`` pixels."""
+    p, t = np.asarray(pred, np.float64) * size, np.asarray(target, np.float64) * size
+    iou = np.diagonal(box_iou(box_convert(p, "cxcywh", "xyxy"), box_convert(t, "cxcywh",
+                                                                             "xyxy")))
+    return {"mean_iou": float(iou.mean()), "mean_pixel_error": float(np.abs(p - t).mean()),
+            "centre_pixel_error": float(np.hypot(*(p[:, :2] - t[:, :2]).T).mean())}
+
+
+def vertex_error(pred: np.ndarray, target: np.ndarray, size: int) -> float:
+    d = (np.asarray(pred, np.float64) - np.asarray(target, np.float64)).reshape(-1, 3, 2)
+    return float(np.hypot(d[..., 0], d[..., 1]).mean() * size)
+
+
+class RegressionScore(Metric):
+    """Running mean box IoU (``target='box'``, name ``mean_iou``) or mean vertex distance in
+    pixels (``'vertices'``, name ``vertex_error``)."""
+
+    def __init__(self, target: str, size: int):
+        self.target, self.size = target, size
+        self.name = "mean_iou" if target == "box" else "vertex_error"
+        self.reset()
+
+    def reset(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def update(self, output, target) -> None:
+        p = output.data if isinstance(output, Tensor) else np.asarray(output)
+        t = target.data if isinstance(target, Tensor) else np.asarray(target)
+        value = (box_scores(p, t, self.size)["mean_iou"] if self.target == "box"
+                 else vertex_error(p, t, self.size))
+        self.total += value * len(p)
+        self.count += len(p)
+
+    def compute(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+
+class RegressTask(Task):
+    name = "regress"
+    description = "regression of a box (c_x, c_y, w, h) or a triangle's vertices (1/2 MSE)"
+    default_model = "simple_cnn"
+    defaults = {"epochs": 20, "batch_size": 32, "lr": 2e-3, "augment": ["flip"],
+                "limit": 2000}
+    options = {"target": "box"}
+
+    def check_model(self, name: str) -> None:
+        if model_task(name) != "classify":
+            raise ValueError(f"task 'regress' needs a model with one output per number, such "
+                             f"as simple_cnn or resnet18 (num_classes outputs); model {name!r} "
+                             f"is a {model_task(name)} model")
+
+    def load(self, dataset, *, data_root, download, image_size, limit, seed, val_split,
+             batch_size, prefetch, augment, options, old, init, log) -> TaskData:
+        target = options["target"]
+        if target not in TARGETS:
+            raise ValueError(f"task 'regress': target must be 'box' or 'vertices', got "
+                             f"{target!r}")
+        shapes = {"shapes": ("triangle",)} if target == "vertices" else {}
+        s = ShapesSplits(self.name, dataset, image_size, limit, val_split, seed, log,
+                         objects=target == "vertices", min_objects=1, max_objects=1, **shapes)
+        size = s.size
+        if target == "box":
+            y = [box_convert(np.concatenate([t["boxes"] for t in ts]).astype(np.float64),
+                             "xyxy", "cxcywh") / size if ts else np.zeros((0, 4))
+                 for ts in (s.targets_train, s.targets_val, s.targets_test)]
+        else:
+            y = [sort_vertices(np.stack([o[0]["vertices"] for o in objs])).reshape(-1, 6) / size
+                 if objs else np.zeros((0, 6))
+                 for objs in (s.objects_train, s.objects_val, s.objects_test)]
+        y = tuple(a.astype(np.float32) for a in y)
+        data = TaskData(resolved="shapes", requested="shapes", source=s.source(),
+                        classes=list(TARGETS[target]), channels=s.train_set.channels,
+                        size=(size, size), pre=s.pre(), train_loader=None, val_loader=None,
+                        test_loader=None, probe=None, counts=s.counts(), test_truth=y[2],
+                        extra={"splits": s})
+
+        def flip_target(t):
+            t = t.copy()
+            if target == "box":
+                t[:, 0] = 1 - t[:, 0]
+                return t
+            v = t.reshape(-1, 3, 2)
+            v[..., 0] = 1 - v[..., 0]
+            return sort_vertices(v).reshape(-1, 6)
+
+        flip = (lambda x, t, rng: flip_half(x, t, rng, flip_target)) if "flip" in augment \
+            else None
+        array_loaders(data, (s.x_train, s.x_val, s.x_test), y, batch_size, prefetch, seed, flip)
+        return data
+
+    def model_kwargs(self, name, data, extra, options) -> dict:
+        from filterbank.train.recipe import model_kwargs
+
+        return model_kwargs(name, data.channels, data.size, len(data.classes), extra)
+
+    def prepare(self, data, net, options) -> None:
+        pass
+
+    def output_shape(self, data, net, options) -> tuple:
+        return (1, len(data.classes))
+
+    def loss(self, data, net, options):
+        return HalfSquaredError()
+
+    def metrics(self, data, net, options) -> list:
+        return [RegressionScore(options["target"], data.size[0])]
+
+    def monitor(self, has_val: bool) -> tuple[str, str]:
+        # the metric's name depends on the target; the run's config gives it (see report)
+        return ("val_loss", "min") if has_val else ("loss", "min")
+
+    def report(self, net, data, config, out, stem, log) -> dict:
+        s: ShapesSplits = data.extra["splits"]
+        pred = predict_batches(net, s.x_test)
+        return self.score(pred, data.test_truth, s.x_test, config["task_args"], out, stem, log,
+                          data.resolved)
+
+    def score(self, pred, truth, images, options, out, stem, log, dataset) -> dict:
+        size = images.shape[-1]
+        if options["target"] == "box":
+            sc = box_scores(pred, truth, size)
+            results = {"test_mean_iou": round(sc["mean_iou"], 4),
+                       "test_mean_pixel_error": round(sc["mean_pixel_error"], 3),
+                       "test_centre_pixel_error": round(sc["centre_pixel_error"], 3)}
+            line = (f"test mean IoU {sc['mean_iou']:.4f}  mean absolute error "
+                    f"{sc['mean_pixel_error']:.2f} px  centre error "
+                    f"{sc['centre_pixel_error']:.2f} px")
+            main = ("mean IoU", sc["mean_iou"])
+        else:
+            err = vertex_error(pred, truth, size)
+            results = {"test_vertex_pixel_error": round(err, 3)}
+            line = f"test mean vertex error {err:.2f} px"
+            main = ("vertex error (px)", err)
+        results["test_images"] = int(len(truth))
+        write_json(out / f"{stem}.json", {**results, "target": options["target"]})
+        try:
+            from filterbank.viz.tasks import draw_boxes, draw_points, image_sheet
+
+            tiles = []
+            for k in range(min(16, len(images))):
+                if options["target"] == "box":
+                    tb = box_convert(truth[k:k + 1].astype(np.float64) * size, "cxcywh", "xyxy")
+                    pb = box_convert(pred[k:k + 1].astype(np.float64) * size, "cxcywh", "xyxy")
+                    tile = draw_boxes(images[k], tb, [1], ["true", "predicted"],
+                                      dashed=True)
+                    tiles.append(draw_boxes(tile, pb, [0], ["true", "predicted"]))
+                else:
+                    tile = draw_points(images[k], truth[k].reshape(3, 2) * size,
+                                       colour=(60, 180, 75))
+                    tiles.append(draw_points(tile, pred[k].reshape(3, 2) * size))
+            image_sheet(tiles, out / f"{stem}-predictions.png")
+        except ImportError as e:
+            log(f"filterbank: no regression pictures ({e})")
+        return {"results": results, "lines": [f"{line} ({len(truth):,} {dataset} test images)"],
+                "main": main}

@@ -1,0 +1,164 @@
+"""``--task segment``: semantic segmentation of ``shapes`` with a U-Net.
+
+Every pixel is classified as background or one of the shape kinds: the model outputs
+``(N, 1 + C, H, W)`` logits, the loss is pixel-wise cross-entropy (the fused
+``F.cross_entropy``) with ``ignore_index`` 255 for void pixels. Void pixels: a band ``void``
+pixels wide (task argument, default 1; 0 for none) along every class boundary of the training
+and validation masks is labelled 255, left out of the loss and of the metrics (PASCAL VOC
+marks its object outlines the same way). The metrics per epoch are the mIoU and the pixel
+accuracy, each from one confusion matrix over the whole split; the test report scores the
+test split both with the void band left out (``test_miou``) and on every pixel
+(``test_miou_all``), writes the IoU per class as bars (``iou.png``) and test images with the
+predicted masks overlaid (``masks.png``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from filterbank import nn
+from filterbank.models import model_task
+from filterbank.train.metrics import MeanIoU, PixelAccuracy, mean_iou
+from filterbank.train.runs import write_json
+from filterbank.train.tasks.base import Task, TaskData, array_loaders, flip_half, predict_batches
+from filterbank.train.tasks.shapes_data import ShapesSplits
+
+#: the target label of void pixels
+VOID = 255
+
+
+def void_band(masks: np.ndarray, width: int, void: int = VOID) -> np.ndarray:
+    """Masks ``(N, H, W)`` with every pixel within ``width`` pixels (chessboard distance) of
+    a class boundary set to ``void``; a boundary pixel is one whose right, left, upper or
+    lower neighbour has another class. ``width`` 0 returns a copy."""
+    masks = np.asarray(masks)
+    if width <= 0:
+        return masks.copy()
+    edge = np.zeros(masks.shape, dtype=bool)
+    dx = masks[..., :, 1:] != masks[..., :, :-1]
+    dy = masks[..., 1:, :] != masks[..., :-1, :]
+    edge[..., :, 1:] |= dx
+    edge[..., :, :-1] |= dx
+    edge[..., 1:, :] |= dy
+    edge[..., :-1, :] |= dy
+    band = edge
+    for _ in range(width - 1):  # grow by one pixel in every direction (diagonals included)
+        grown = band.copy()
+        grown[..., 1:, :] |= band[..., :-1, :]
+        grown[..., :-1, :] |= band[..., 1:, :]
+        rows = grown.copy()
+        grown[..., :, 1:] |= rows[..., :, :-1]
+        grown[..., :, :-1] |= rows[..., :, 1:]
+        band = grown
+    return np.where(band, void, masks)
+
+
+def _flip_mask(y: np.ndarray) -> np.ndarray:
+    return y[..., ::-1]
+
+
+class SegmentTask(Task):
+    name = "segment"
+    description = "semantic segmentation with a U-Net (a class per pixel; mIoU)"
+    default_model = "unet"
+    defaults = {"epochs": 10, "batch_size": 16, "lr": 3e-3, "augment": ["flip"],
+                "limit": 2000}
+    options = {"void": 1}
+
+    def check_model(self, name: str) -> None:
+        if model_task(name) != "segment":
+            raise ValueError(f"task 'segment' needs a model that outputs a class map "
+                             f"(N, classes, H, W), such as unet; model {name!r} is a "
+                             f"{model_task(name)} model")
+
+    def load(self, dataset, *, data_root, download, image_size, limit, seed, val_split,
+             batch_size, prefetch, augment, options, old, init, log) -> TaskData:
+        if not isinstance(options["void"], int) or options["void"] < 0:
+            raise ValueError(f"task 'segment': void must be an int >= 0 (pixels), got "
+                             f"{options['void']!r}")
+        s = ShapesSplits(self.name, dataset, image_size, limit, val_split, seed, log)
+        classes = ["background", *s.classes]
+        masks = [np.stack([t["mask"] for t in ts]) if ts else
+                 np.zeros((0, s.size, s.size), np.int64)
+                 for ts in (s.targets_train, s.targets_val, s.targets_test)]
+        w = options["void"]
+        y = (void_band(masks[0], w), void_band(masks[1], w), void_band(masks[2], w))
+        data = TaskData(resolved="shapes", requested="shapes", source=s.source(),
+                        classes=classes, channels=s.train_set.channels, size=(s.size, s.size),
+                        pre=s.pre(), train_loader=None, val_loader=None, test_loader=None,
+                        probe=None, counts=s.counts(), test_truth=masks[2],
+                        extra={"splits": s})
+        flip = (lambda x, t, rng: flip_half(x, t, rng, _flip_mask)) if "flip" in augment \
+            else None
+        array_loaders(data, (s.x_train, s.x_val, s.x_test), y, batch_size, prefetch, seed, flip)
+        return data
+
+    def model_kwargs(self, name, data, extra, options) -> dict:
+        from filterbank.train.recipe import model_kwargs
+
+        return model_kwargs(name, data.channels, data.size, len(data.classes), extra)
+
+    def prepare(self, data, net, options) -> None:
+        pass
+
+    def output_shape(self, data, net, options) -> tuple:
+        return (1, len(data.classes), *data.size)
+
+    def loss(self, data, net, options):
+        return nn.CrossEntropyLoss(ignore_index=VOID)
+
+    def metrics(self, data, net, options) -> list:
+        k = len(data.classes)
+        return [MeanIoU(k, ignore_index=VOID, name="miou"),
+                PixelAccuracy(k, ignore_index=VOID)]
+
+    def monitor(self, has_val: bool) -> tuple[str, str]:
+        return ("val_miou", "max") if has_val else ("miou", "max")
+
+    def report(self, net, data, config, out, stem, log) -> dict:
+        s: ShapesSplits = data.extra["splits"]
+        logits = predict_batches(net, s.x_test, 64)
+        return self.score(logits.argmax(axis=1), data.test_truth, s.x_test, data.classes,
+                          config["task_args"], out, stem, log, data.resolved)
+
+    def score(self, pred, truth, images, classes, options, out, stem, log, dataset) -> dict:
+        k = len(classes)
+        band = mean_iou(pred, void_band(truth, options["void"]), k, ignore_index=VOID)
+        full = mean_iou(pred, truth, k)
+        results = {"test_miou": round(band["miou"], 4),
+                   "test_pixel_accuracy": round(band["pixel_accuracy"], 4),
+                   "test_miou_all": round(full["miou"], 4),
+                   "test_pixel_accuracy_all": round(full["pixel_accuracy"], 4),
+                   "test_images": int(len(truth)), "void": options["void"]}
+        per_class = {c: (None if np.isnan(v) else round(float(v), 4))
+                     for c, v in zip(classes, band["iou_per_class"])}
+        per_class_all = {c: (None if np.isnan(v) else round(float(v), 4))
+                         for c, v in zip(classes, full["iou_per_class"])}
+        write_json(out / f"{stem}.json", {
+            **results, "classes": classes, "iou_per_class": per_class,
+            "iou_per_class_all": per_class_all,
+            "confusion_matrix_all": full["confusion_matrix"].tolist()})
+        try:
+            from filterbank.viz.tasks import image_sheet, overlay_mask, plot_class_bars
+
+            plot_class_bars(band["iou_per_class"], classes, out / f"{stem}-iou.png",
+                            title=f"{dataset}: IoU per class (mIoU {band['miou']:.3f}, "
+                                  f"void band {options['void']} px left out)",
+                            mean=band["miou"])
+            n = min(8, len(images))
+            tiles, titles = [], []
+            for i in range(n):
+                tiles += [overlay_mask(images[i], truth[i], scale=3),
+                          overlay_mask(images[i], pred[i], scale=3)]
+                titles += [f"{i}: true", f"{i}: predicted"]
+            image_sheet(tiles, out / f"{stem}-masks.png", columns=4, titles=titles)
+        except ImportError as e:
+            log(f"filterbank: no segmentation pictures ({e})")
+        lines = ["IoU per class (void band left out): "
+                 + "  ".join(f"{c} {v:.3f}" for c, v in per_class.items() if v is not None),
+                 f"test mIoU {results['test_miou']:.4f}  pixel accuracy "
+                 f"{results['test_pixel_accuracy']:.4f} (void band of {options['void']} px "
+                 f"left out); on every pixel: mIoU {results['test_miou_all']:.4f}, pixel "
+                 f"accuracy {results['test_pixel_accuracy_all']:.4f} ({len(truth):,} "
+                 f"{dataset} test images)"]
+        return {"results": results, "lines": lines, "main": ("mIoU", band["miou"])}
