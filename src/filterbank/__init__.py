@@ -38,5 +38,6 @@ from filterbank._allocator import tune as tune_allocator
 from filterbank import nn  # isort: skip
 from filterbank import cuda, data, functional, models, optim, train, viz  # isort: skip
 from filterbank import ops  # isort: skip
+from filterbank import interpret  # isort: skip
 
 __version__ = "0.1.0"

@@ -192,6 +192,35 @@ class _Captured(BaseException):
     BaseException, so that an ``except Exception`` in a forward does not swallow it)."""
 
 
+def capture_outputs(model: Module, layers: Mapping[str, Module], *args, **kwargs) -> dict:
+    """Run ``model(*args, **kwargs)`` and return ``{key: first output of layers[key]}``.
+
+    Forward hooks are placed for the call only; the model's forward is cut short as soon as
+    every output is known (the rest of the network does not run). A layer the forward never
+    calls is missing from the result.
+    """
+    got: dict[str, object] = {}
+    wanted = len(layers)
+
+    def make_hook(key):
+        def hook(module, inputs, output):
+            if key not in got:  # a module called twice: its first output
+                got[key] = output
+                if len(got) == wanted:
+                    raise _Captured
+        return hook
+
+    handles = [m.register_forward_hook(make_hook(key)) for key, m in layers.items()]
+    try:
+        model(*args, **kwargs)
+    except _Captured:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return got
+
+
 class FeatureExtractor(Module):
     """A model whose forward returns a dict of intermediate activations; see
     :func:`create_feature_extractor`."""
@@ -203,26 +232,9 @@ class FeatureExtractor(Module):
 
     def forward(self, *args, **kwargs) -> dict:
         named = dict(self.model.named_modules())
-        got: dict[str, object] = {}
-        wanted = len(self.return_nodes)
-
-        def make_hook(key):
-            def hook(module, inputs, output):
-                if key not in got:  # a module called twice: its first output
-                    got[key] = output
-                    if len(got) == wanted:
-                        raise _Captured
-            return hook
-
-        handles = [named[name].register_forward_hook(make_hook(key))
-                   for name, key in self.return_nodes.items()]
-        try:
-            self.model(*args, **kwargs)
-        except _Captured:
-            pass
-        finally:
-            for h in handles:
-                h.remove()
+        got = capture_outputs(self.model, {key: named[name]
+                                           for name, key in self.return_nodes.items()},
+                              *args, **kwargs)
         missing = [n for n, k in self.return_nodes.items() if k not in got]
         if missing:
             raise RuntimeError(f"create_feature_extractor: the layers {missing} were not called "
