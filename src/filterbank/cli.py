@@ -123,11 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "and filters.png; prints the test accuracy.")
     t.add_argument("--model", help="zoo model, e.g. simple_cnn, lenet5, resnet18 (required "
                    "unless --resume)")
-    t.add_argument("--dataset", default="fashion-mnist",
+    t.add_argument("--dataset",
                    help="data set name (see 'filterbank datasets') or an image folder "
                         "(class sub-folders, or train/ val/ test/ each with class "
                         "sub-folders); default fashion-mnist, which falls back to the "
-                        "embedded sample when the full set is absent")
+                        "embedded sample when the full set is absent (shapes for the tasks "
+                        "other than classify)")
     t.add_argument("--epochs", type=_positive_int,
                    help="total epochs; default 5 (with --resume: the run's own; more extends "
                         "the run, its schedule rebuilt over the new total and fast-forwarded "
@@ -215,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--top-k", type=_positive_int, default=3, help="default 3")
     r.add_argument("--json", action="store_true", help="print JSON instead of a table")
     r.add_argument("--model", help="rebuild this model instead of the configured one")
+    r.add_argument("--out", metavar="DIR", type=_folder,
+                   help="where a detection, segmentation, regression or multi-label run "
+                        "writes its pictures (default RUN/predictions)")
 
     s = sub.add_parser("summary", parents=[common], help="layer table of a zoo model",
                        description="Print layers, output shapes, parameters, receptive "
@@ -263,7 +267,8 @@ def _dispatch(args) -> None:
                      batch_size=args.batch_size, limit=args.limit, out=args.out)
     elif args.command == "predict":
         ckpt, images = _predict_args(args.run, args.images)
-        run.predict(images, ckpt, top_k=args.top_k, as_json=args.json, model=args.model)
+        run.predict(images, ckpt, top_k=args.top_k, as_json=args.json, model=args.model,
+                    out=args.out)
     elif args.command == "summary":
         run.summary(args.model, args.input_size, args.num_classes,
                     run.parse_model_args(args.model_arg), depth=args.depth,

@@ -148,6 +148,11 @@ def evaluate(path: str | os.PathLike, dataset: str | None = None, model: str | N
         0.913
     """
     net, config, ckpt = load_run_model(path, model)
+    folder = Path(out) if out is not None else (ckpt.parent.parent
+                                                if ckpt.parent.name == "checkpoints"
+                                                else ckpt.parent)
+    if config.get("task", "classify") != "classify":
+        return _evaluate_task(net, config, dataset, limit, folder, log, echo)
     resolved, _, _, test_set = load_data(dataset or config["requested_dataset"], data_root,
                                          download, config["preprocessing"]["size"], log)
     classes = config["classes"]
@@ -161,9 +166,6 @@ def evaluate(path: str | os.PathLike, dataset: str | None = None, model: str | N
     idx = _limit(len(test_set), limit, np.random.default_rng(0))
     loader = DataLoader(Subset(test_set, idx), batch_size=batch_size,
                         transform=make_transform(pre))
-    folder = Path(out) if out is not None else (ckpt.parent.parent
-                                                if ckpt.parent.name == "checkpoints"
-                                                else ckpt.parent)
     folder.mkdir(parents=True, exist_ok=True)
     result = report_test_set(net, None, loader, test_set.targets[idx], classes, folder,
                              f"eval-{resolved}", log)
@@ -174,6 +176,25 @@ def evaluate(path: str | os.PathLike, dataset: str | None = None, model: str | N
          f"{resolved} test images)")
     echo(f"confusion matrix: {folder / f'eval-{resolved}.json'}")
     return {"accuracy": result["accuracy"], "matrix": result["matrix"], "out": folder}
+
+
+def _evaluate_task(net, config: dict, dataset: str | None, limit: int | None, folder: Path,
+                   log: Log, echo: Log) -> dict:
+    """``evaluate`` of a detection, segmentation, regression or multi-label run: its task's
+    test report on a fresh draw of the test split of ``shapes``."""
+    from filterbank.train.tasks import get_task
+    from filterbank.train.tasks.shapes_data import check_dataset
+
+    job = get_task(config["task"])
+    if dataset is not None:
+        check_dataset(job.name, dataset)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"eval-{config['dataset']}"
+    report = job.evaluate_run(net, config, folder, stem, limit, log)
+    for line in report["lines"]:
+        echo(line)
+    echo(f"report: {folder / f'{stem}.json'} (and its pictures beside it)")
+    return {**report["results"], "out": folder}
 
 
 # ------------------------------------------------------------------------- predict
@@ -227,11 +248,18 @@ def load_images(files: Sequence[Path], pre: dict) -> np.ndarray:
 
 def predict(paths: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, top_k: int = 3,
             as_json: bool = False, model: str | None = None, batch_size: int = 256,
-            echo: Log = print) -> list[dict]:
-    """Top-k classes with probabilities for image files (or folders of them).
+            out: str | os.PathLike | None = None, echo: Log = print) -> list[dict]:
+    """Top-k classes with probabilities for image files (or folders of them); for a run of
+    another task, its predictions drawn on each image.
 
     Each image is converted to the model's channels and size with Pillow, scaled by 1/255 and
     standardised with the training mean and std; probabilities are ``softmax(logits)``.
+
+    A detection, segmentation, regression or multi-label run writes one PNG per image into
+    ``out`` (default ``<run>/predictions``): the boxes with class and score, the mask
+    overlaid, the regressed box or vertices, the classes present; its results are the
+    detections (``box`` in pixels of the image file, xyxy), the classes' pixel fractions, the
+    regressed values (pixels of the file) or the per-class probabilities.
 
     Args:
         paths: image files and/or folders (searched recursively).
@@ -252,12 +280,14 @@ def predict(paths: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, t
     """
     if top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {top_k}")
-    net, config, _ = load_run_model(checkpoint, model)
+    net, config, ckpt = load_run_model(checkpoint, model)
     pre = dict(config["preprocessing"], resize=False)  # Pillow already resized
     classes = config["classes"]
     files = image_files(paths)
     images = load_images(files, pre)
     x = make_transform(pre)(images, batched=True)
+    if config.get("task", "classify") != "classify":
+        return _predict_task(net, config, ckpt, files, images, x, as_json, out, echo)
     logits = predict_logits(net, [(x[i:i + batch_size],) for i in range(0, len(x), batch_size)])
     z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
     probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
@@ -273,6 +303,55 @@ def predict(paths: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, t
     else:
         echo(_predict_table(results, k))
     return results
+
+
+def _predict_task(net, config: dict, ckpt: Path, files: list[Path], images: np.ndarray,
+                  x: np.ndarray, as_json: bool, out, echo: Log) -> list[dict]:
+    from PIL import Image
+
+    from filterbank.train.tasks import get_task
+
+    job = get_task(config["task"])
+    folder = Path(out) if out is not None else (
+        (ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent)
+        / "predictions")
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w = config["preprocessing"]["size"]
+    raw = images.transpose(0, 3, 1, 2).astype(np.float32) / 255  # what the PNGs show
+    results = job.predict_arrays(net, np.ascontiguousarray(x, dtype=np.float32), config)
+    used: set[str] = set()
+    for f, image, r in zip(files, raw, results):
+        stem = f.stem
+        while stem in used:  # the same name in two folders
+            stem += "_"
+        used.add(stem)
+        png = folder / f"{stem}-{job.name}.png"
+        job.draw(image, r, config).save(png, format="PNG")
+        with Image.open(f) as im:  # the header only: the file's own size
+            fw, fh = im.size
+        _to_file_pixels(r, fw / w, fh / h)
+        r.pop("mask", None)
+        r.update(file=str(f), png=str(png))
+    if as_json:
+        echo(json.dumps(results, indent=1))
+    else:
+        width = max(len(r["file"]) for r in results)
+        for r in results:
+            echo(f"{r['file'].ljust(width)}  {job.describe(r)}")
+        echo(f"pictures: {folder}")
+    return results
+
+
+def _to_file_pixels(result: dict, sx: float, sy: float) -> None:
+    """Boxes and regressed coordinates from the model's input pixels to the file's."""
+    for d in result.get("detections", ()):
+        x1, y1, x2, y2 = d["box"]
+        d["box"] = [round(x1 * sx, 2), round(y1 * sy, 2), round(x2 * sx, 2), round(y2 * sy, 2)]
+    values = result.get("values")
+    if values:
+        for k in values:
+            scale = sy if k in ("c_y", "h") or k.startswith("y_") else sx
+            values[k] = round(values[k] * scale, 2)
 
 
 def _predict_table(results: list[dict], k: int) -> str:

@@ -217,7 +217,7 @@ def _check_fits(net: nn.Module, name: str, kwargs: dict, data, want: tuple,
                          f"the task {task} needs {tuple(want)}")
 
 
-def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None = None,
+def train(model: str | None, dataset: str | None = None, epochs: int | None = None,
           batch_size: int | None = None,
           optimizer: str = "adam", lr: float | None = None, momentum: float = 0.9,
           weight_decay: float | None = None, schedule: str = "onecycle",
@@ -246,8 +246,9 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
     Args:
         model: zoo name (:func:`filterbank.models.available_models`); None with ``resume``
             or ``init_from_run`` (then that run's model).
-        dataset: registry name (``fashion-mnist`` falls back to the embedded sample), or an
-            image folder: ``<class>/<image>`` (a seeded 20% becomes the test split) or
+        dataset: registry name (default the task's: ``fashion-mnist``, which falls back to
+            the embedded sample, for classify; ``shapes`` for the others), or an image
+            folder: ``<class>/<image>`` (a seeded 20% becomes the test split) or
             ``train/``, ``val/``, ``test/`` sub-folders of classes.
         epochs: total epochs (default 5; with ``resume``, the run's own, or more).
         batch_size, optimizer, lr, momentum, weight_decay: the optimisation (``lr`` None:
@@ -356,6 +357,7 @@ def train(model: str | None, dataset: str = "fashion-mnist", epochs: int | None 
         augment = d.get("augment") if augment is None else augment
         limit = d.get("limit") if limit is None else limit
         model = job.default_model if model is None else model
+    dataset = job.default_dataset if dataset is None else dataset
     epochs = 5 if epochs is None else epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"--epochs must be a positive int, got {epochs!r}")

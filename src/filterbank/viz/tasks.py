@@ -13,7 +13,7 @@ import numpy as np
 
 from filterbank.viz._mpl import new_figure, save_png
 
-__all__ = ["PALETTE", "draw_boxes", "draw_points", "image_sheet", "overlay_mask",
+__all__ = ["PALETTE", "caption", "draw_boxes", "draw_points", "image_sheet", "overlay_mask",
            "plot_class_bars", "plot_pr_curves", "to_rgb8"]
 
 #: Distinct colours for classes (class ``k`` is ``PALETTE[k % len(PALETTE)]``).
@@ -130,6 +130,19 @@ def overlay_mask(image: np.ndarray, mask: np.ndarray, alpha: float = 0.55, scale
     if scale != 1:
         tile = tile.resize((m.shape[1] * scale, m.shape[0] * scale), Image.NEAREST)
     return tile
+
+
+def caption(image, lines: Sequence[str], scale: int = 4):
+    """The image upscaled ``scale`` times with text ``lines`` written in a band below it;
+    returns a PIL image."""
+    Image, ImageDraw = _pil()
+    tile = image if isinstance(image, Image.Image) else _upscaled(image, scale)
+    out = Image.new("RGB", (tile.width, tile.height + 12 * len(lines) + 4), "white")
+    out.paste(tile, (0, 0))
+    pen = ImageDraw.Draw(out)
+    for i, line in enumerate(lines):
+        pen.text((3, tile.height + 2 + 12 * i), str(line), fill=(0, 0, 0))
+    return out
 
 
 def image_sheet(tiles: Sequence, path: str | os.PathLike, columns: int = 4,

@@ -113,6 +113,8 @@ class Task:
     description = ""
     #: the zoo model used when none is given (None: ``--model`` is required)
     default_model: str | None = None
+    #: the data set used when none is given
+    default_dataset = "shapes"
     #: training options this task changes from the command line's defaults, when not given
     defaults: dict = {}
     #: augmentations this task can apply
@@ -174,11 +176,56 @@ class Task:
     def monitor(self, has_val: bool) -> tuple[str, str]:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def report(self, net, data: TaskData, config: dict, out: Path, stem: str,
-               log: Log) -> dict:  # pragma: no cover - overridden
-        """Score the test split; write ``<stem>.json`` and the task's plots into ``out``.
-        Returns ``{"results": {...} (into config.json), "lines": [...] (printed)}``."""
+    # ------------------------------------------------- test report, evaluate, predict
+    def score(self, net, x: np.ndarray, truth, classes: list[str], options: dict, out: Path,
+              stem: str, log: Log, dataset: str) -> dict:  # pragma: no cover - overridden
+        """Score the model on the images ``x`` against ``truth``; write ``<stem>.json`` and
+        the task's pictures into ``out``. Returns ``{"results": {...}`` (into config.json),
+        ``"lines": [...]`` (printed), ``"main": (name, value)}``."""
         raise NotImplementedError
+
+    def report(self, net, data: TaskData, config: dict, out: Path, stem: str,
+               log: Log) -> dict:
+        """:meth:`score` on the run's test split."""
+        s = data.extra["splits"]
+        return self.score(net, s.x_test, data.test_truth, data.classes, config["task_args"],
+                          out, stem, log, data.resolved)
+
+    def shapes_overrides(self, options: dict) -> dict:
+        """How this task's ``shapes`` differ from the registered ones."""
+        return {}
+
+    def needs_objects(self, options: dict) -> bool:
+        return False
+
+    def test_truth(self, splits, options: dict):  # pragma: no cover - overridden
+        """What :meth:`score` compares with, for the test split of ``splits``."""
+        raise NotImplementedError
+
+    def evaluate_run(self, net, config: dict, out: Path, stem: str, limit: int | None,
+                     log: Log) -> dict:
+        """:meth:`score` of a trained run's model on a fresh draw of its test split."""
+        from filterbank.train.tasks.shapes_data import ShapesSplits
+
+        options = self.parse_options(config.get("task_args"))
+        size = config["preprocessing"]["size"][0]
+        s = ShapesSplits(self.name, config["requested_dataset"], size, limit, 0.0, 0, log,
+                         objects=self.needs_objects(options), test_only=True,
+                         **self.shapes_overrides(options))
+        return self.score(net, s.x_test, self.test_truth(s, options), config["classes"],
+                          options, out, stem, log, config["dataset"])
+
+    def predict_arrays(self, net, x: np.ndarray, config: dict) -> list[dict]:
+        """One JSON-ready dict per image of ``x`` (pixels of the model's input)."""
+        raise NotImplementedError  # pragma: no cover - overridden
+
+    def draw(self, image: np.ndarray, result: dict, config: dict):
+        """A PIL image of ``result`` drawn on ``image`` (C, H, W) in [0, 1]."""
+        raise NotImplementedError  # pragma: no cover - overridden
+
+    def describe(self, result: dict) -> str:
+        """One line of ``predict``'s table for ``result``."""
+        raise NotImplementedError  # pragma: no cover - overridden
 
 
 def predict_batches(net, x: np.ndarray, batch_size: int = 128) -> np.ndarray:

@@ -34,6 +34,7 @@ class ClassifyTask(Task):
     name = "classify"
     description = "image classification (one class per image; accuracy)"
     default_model = None
+    default_dataset = "fashion-mnist"
     defaults = {}
     augmentations = ("flip", "crop", "affine", "erase")
     options = {}

@@ -112,6 +112,11 @@ class DetectTask(Task):
     def model_kwargs(self, name, data, extra, options) -> dict:
         from filterbank.train.recipe import model_kwargs
 
+        size = data.size[0]
+        if name == "tiny_yolo" and size % 16 and "S" not in (extra or {}):
+            raise ValueError(f"task 'detect': tiny_yolo needs images whose size is a multiple "
+                             f"of 16 (one grid cell per 16 pixels, as 'shapes' places at most "
+                             f"one object centre per cell), got {size}x{size}")
         return model_kwargs(name, data.channels, data.size, len(data.classes), extra)
 
     def _grid(self, net_or_kwargs) -> tuple[int, int, int]:
@@ -152,20 +157,41 @@ class DetectTask(Task):
     def monitor(self, has_val: bool) -> tuple[str, str]:
         return ("val_map_50", "max") if has_val else ("loss", "min")
 
-    def detect(self, net, x: np.ndarray, options: dict, image_size) -> list[dict]:
+    def detect(self, net, x: np.ndarray, options: dict) -> list[dict]:
         S, B, C = self._grid(net)
         return decode(predict_batches(net, x), options["conf_threshold"], options["nms_iou"],
-                      B, C, image_size)
+                      B, C, x.shape[-2:])
 
-    def report(self, net, data, config, out, stem, log) -> dict:
-        s: ShapesSplits = data.extra["splits"]
-        options = config["task_args"]
-        size = data.size[0]
-        dets = self.detect(net, s.x_test, options, size)
-        return self.score(dets, data.test_truth, s.x_test, data.classes, options, out, stem,
-                          log, data.resolved)
+    def test_truth(self, splits, options) -> list[dict]:
+        return [{"boxes": t["boxes"], "labels": t["labels"]} for t in splits.targets_test]
 
-    def score(self, dets, truth, images, classes, options, out, stem, log, dataset) -> dict:
+    def predict_arrays(self, net, x, config) -> list[dict]:
+        options = self.parse_options(config.get("task_args"))
+        classes = config["classes"]
+        out = []
+        for d in self.detect(net, x, options):
+            keep = d["scores"] >= options["score_threshold"]
+            out.append({"detections": [
+                {"class": classes[int(lab)], "label": int(lab), "score": round(float(sc), 4),
+                 "box": [round(float(v), 2) for v in box]}
+                for box, sc, lab in zip(d["boxes"][keep], d["scores"][keep],
+                                        d["labels"][keep])]})
+        return out
+
+    def draw(self, image, result, config):
+        from filterbank.viz.tasks import draw_boxes
+
+        d = result["detections"]
+        return draw_boxes(image, [r["box"] for r in d], [r["label"] for r in d],
+                          config["classes"], [r["score"] for r in d])
+
+    def describe(self, result) -> str:
+        d = result["detections"]
+        return ", ".join(f"{r['class']} {r['score']:.2f}" for r in d) or "nothing found"
+
+    def score(self, net, x, truth, classes, options, out, stem, log, dataset) -> dict:
+        dets = self.detect(net, x, options)
+        images = x
         m = mean_average_precision(dets, truth, area_ranges=ALL_AREAS)
         per_class = {classes[int(c)]: round(float(v), 4)
                      for c, v in zip(m["classes"], m["map_per_class"]) if v >= 0}

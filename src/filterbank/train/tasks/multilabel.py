@@ -33,6 +33,13 @@ from filterbank.train.tasks.shapes_data import ShapesSplits
 UNKNOWN = -1.0
 
 
+def _multi_hot(targets: list[dict], k: int) -> np.ndarray:
+    y = np.zeros((len(targets), k), np.float32)
+    for i, t in enumerate(targets):
+        y[i, t["labels"]] = 1.0
+    return y
+
+
 class MultiLabelMAP(Metric):
     """Mean over classes of the average precision (unknown ``-1`` targets left out), over
     everything seen since ``reset()``; validation only (it ranks the whole set)."""
@@ -78,20 +85,13 @@ class MultiLabelTask(Task):
         if not 0 <= u < 1:
             raise ValueError(f"task 'multilabel': unknown must be in [0, 1), got {u!r}")
         s = ShapesSplits(self.name, dataset, image_size, limit, val_split, seed, log,
-                         min_objects=1)
+                         **self.shapes_overrides(options))
         k = len(s.classes)
-
-        def multi_hot(ts):
-            y = np.zeros((len(ts), k), np.float32)
-            for i, t in enumerate(ts):
-                y[i, t["labels"]] = 1.0
-            return y
-
         rng = np.random.default_rng([seed, 7])
         y = []
         for ts, hide in ((s.targets_train, True), (s.targets_val, True),
                          (s.targets_test, False)):
-            a = multi_hot(ts)
+            a = _multi_hot(ts, k)
             if hide and u > 0:
                 a[rng.random(a.shape) < u] = UNKNOWN
             y.append(a)
@@ -128,12 +128,30 @@ class MultiLabelTask(Task):
     def monitor(self, has_val: bool) -> tuple[str, str]:
         return ("val_map", "max") if has_val else ("loss", "min")
 
-    def report(self, net, data, config, out, stem, log) -> dict:
-        s: ShapesSplits = data.extra["splits"]
-        return self.score(predict_batches(net, s.x_test), data.test_truth, data.classes, out,
-                          stem, log, data.resolved)
+    def shapes_overrides(self, options) -> dict:
+        return {"min_objects": 1}
 
-    def score(self, logits, truth, classes, out, stem, log, dataset) -> dict:
+    def test_truth(self, splits, options) -> np.ndarray:
+        return _multi_hot(splits.targets_test, len(splits.classes))
+
+    def predict_arrays(self, net, x, config) -> list[dict]:
+        classes = config["classes"]
+        return [{"probabilities": {c: round(float(p), 4) for c, p in zip(classes, row)},
+                 "present": [c for c, p in zip(classes, row) if p >= 0.5]}
+                for row in sigmoid(predict_batches(net, x))]
+
+    def draw(self, image, result, config):
+        from filterbank.viz.tasks import caption
+
+        return caption(image, [f"{c} {p:.2f}" for c, p in result["probabilities"].items()
+                               if p >= 0.5] or ["(none)"])
+
+    def describe(self, result) -> str:
+        return ", ".join(f"{c} {p:.0%}" for c, p in result["probabilities"].items()
+                         if p >= 0.5) or "none above 50%"
+
+    def score(self, net, x, truth, classes, options, out, stem, log, dataset) -> dict:
+        logits = predict_batches(net, x)
         ap = average_precision(logits, truth, ignore_index=UNKNOWN)
         known = truth != UNKNOWN
         exact = float(np.mean(np.all(((logits > 0) == (truth == 1)) | ~known, axis=1)))
@@ -157,6 +175,3 @@ class MultiLabelTask(Task):
                  f"{results['test_exact_match']:.4f} ({len(truth):,} {dataset} test images)"]
         return {"results": results, "lines": lines, "main": ("mAP", float(np.nanmean(ap)))}
 
-
-def probabilities(logits: np.ndarray) -> np.ndarray:
-    return sigmoid(logits)

@@ -78,6 +78,20 @@ def vertex_error(pred: np.ndarray, target: np.ndarray, size: int) -> float:
     return float(np.hypot(d[..., 0], d[..., 1]).mean() * size)
 
 
+def _targets(s, target: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (train, val, test) targets of the splits ``s``, as fractions of the image size."""
+    size = s.size
+    if target == "box":
+        y = [box_convert(np.concatenate([t["boxes"] for t in ts]).astype(np.float64),
+                         "xyxy", "cxcywh") / size if ts else np.zeros((0, 4))
+             for ts in (s.targets_train, s.targets_val, s.targets_test)]
+    else:
+        y = [sort_vertices(np.stack([o[0]["vertices"] for o in objs])).reshape(-1, 6) / size
+             if objs else np.zeros((0, 6))
+             for objs in (s.objects_train, s.objects_val, s.objects_test)]
+    return tuple(a.astype(np.float32) for a in y)
+
+
 class RegressionScore(Metric):
     """Running mean box IoU (``target='box'``, name ``mean_iou``) or mean vertex distance in
     pixels (``'vertices'``, name ``vertex_error``)."""
@@ -122,19 +136,10 @@ class RegressTask(Task):
         if target not in TARGETS:
             raise ValueError(f"task 'regress': target must be 'box' or 'vertices', got "
                              f"{target!r}")
-        shapes = {"shapes": ("triangle",)} if target == "vertices" else {}
         s = ShapesSplits(self.name, dataset, image_size, limit, val_split, seed, log,
-                         objects=target == "vertices", min_objects=1, max_objects=1, **shapes)
+                         objects=self.needs_objects(options), **self.shapes_overrides(options))
         size = s.size
-        if target == "box":
-            y = [box_convert(np.concatenate([t["boxes"] for t in ts]).astype(np.float64),
-                             "xyxy", "cxcywh") / size if ts else np.zeros((0, 4))
-                 for ts in (s.targets_train, s.targets_val, s.targets_test)]
-        else:
-            y = [sort_vertices(np.stack([o[0]["vertices"] for o in objs])).reshape(-1, 6) / size
-                 if objs else np.zeros((0, 6))
-                 for objs in (s.objects_train, s.objects_val, s.objects_test)]
-        y = tuple(a.astype(np.float32) for a in y)
+        y = _targets(s, target)
         data = TaskData(resolved="shapes", requested="shapes", source=s.source(),
                         classes=list(TARGETS[target]), channels=s.train_set.channels,
                         size=(size, size), pre=s.pre(), train_loader=None, val_loader=None,
@@ -176,13 +181,39 @@ class RegressTask(Task):
         # the metric's name depends on the target; the run's config gives it (see report)
         return ("val_loss", "min") if has_val else ("loss", "min")
 
-    def report(self, net, data, config, out, stem, log) -> dict:
-        s: ShapesSplits = data.extra["splits"]
-        pred = predict_batches(net, s.x_test)
-        return self.score(pred, data.test_truth, s.x_test, config["task_args"], out, stem, log,
-                          data.resolved)
+    def shapes_overrides(self, options) -> dict:
+        kw = {"min_objects": 1, "max_objects": 1}
+        if options["target"] == "vertices":
+            kw["shapes"] = ("triangle",)
+        return kw
 
-    def score(self, pred, truth, images, options, out, stem, log, dataset) -> dict:
+    def needs_objects(self, options) -> bool:
+        return options["target"] == "vertices"
+
+    def test_truth(self, splits, options) -> np.ndarray:
+        return _targets(splits, options["target"])[2]
+
+    def predict_arrays(self, net, x, config) -> list[dict]:
+        size = x.shape[-1]
+        classes = config["classes"]
+        return [{"values": {c: round(float(v) * size, 2) for c, v in zip(classes, p)}}
+                for p in predict_batches(net, x)]
+
+    def draw(self, image, result, config):
+        from filterbank.viz.tasks import draw_boxes, draw_points
+
+        v = np.array(list(result["values"].values()), np.float64)
+        if len(v) == 4:
+            return draw_boxes(image, box_convert(v[None], "cxcywh", "xyxy"), [0],
+                              ["predicted"])
+        return draw_points(image, v.reshape(-1, 2))
+
+    def describe(self, result) -> str:
+        return "  ".join(f"{k} {v:.1f}" for k, v in result["values"].items())
+
+    def score(self, net, x, truth, classes, options, out, stem, log, dataset) -> dict:
+        pred = predict_batches(net, x)
+        images = x
         size = images.shape[-1]
         if options["target"] == "box":
             sc = box_scores(pred, truth, size)

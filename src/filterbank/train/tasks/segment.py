@@ -115,13 +115,31 @@ class SegmentTask(Task):
     def monitor(self, has_val: bool) -> tuple[str, str]:
         return ("val_miou", "max") if has_val else ("miou", "max")
 
-    def report(self, net, data, config, out, stem, log) -> dict:
-        s: ShapesSplits = data.extra["splits"]
-        logits = predict_batches(net, s.x_test, 64)
-        return self.score(logits.argmax(axis=1), data.test_truth, s.x_test, data.classes,
-                          config["task_args"], out, stem, log, data.resolved)
+    def test_truth(self, splits, options) -> np.ndarray:
+        return np.stack([t["mask"] for t in splits.targets_test])
 
-    def score(self, pred, truth, images, classes, options, out, stem, log, dataset) -> dict:
+    def predict_arrays(self, net, x, config) -> list[dict]:
+        classes = config["classes"]
+        pred = predict_batches(net, x, 64).argmax(axis=1)
+        out = []
+        for m in pred:
+            counts = np.bincount(m.reshape(-1), minlength=len(classes)) / m.size
+            out.append({"mask": m, "fractions": {c: round(float(f), 4)
+                                                 for c, f in zip(classes, counts) if f > 0}})
+        return out
+
+    def draw(self, image, result, config):
+        from filterbank.viz.tasks import overlay_mask
+
+        return overlay_mask(image, result["mask"])
+
+    def describe(self, result) -> str:
+        return ", ".join(f"{c} {f:.1%}" for c, f in sorted(result["fractions"].items(),
+                                                            key=lambda kv: -kv[1]))
+
+    def score(self, net, x, truth, classes, options, out, stem, log, dataset) -> dict:
+        pred = predict_batches(net, x, 64).argmax(axis=1)
+        images = x
         k = len(classes)
         band = mean_iou(pred, void_band(truth, options["void"]), k, ignore_index=VOID)
         full = mean_iou(pred, truth, k)

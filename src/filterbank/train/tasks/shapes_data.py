@@ -29,7 +29,7 @@ class ShapesSplits:
 
     def __init__(self, task: str, dataset: str, image_size: int | None, limit: int | None,
                  val_split: float, seed: int, log: Log, objects: bool = False,
-                 **overrides):
+                 test_only: bool = False, **overrides):
         check_dataset(task, dataset)
         if image_size is not None:
             if image_size < 16:
@@ -41,7 +41,8 @@ class ShapesSplits:
         self.test_set = StandardShapes(train=False, **overrides)
         self.size = self.train_set.image_size
         self.classes = list(self.train_set.classes)
-        self.train_idx, self.val_idx = split_indices(len(self.train_set), limit, val_split, seed)
+        self.train_idx, self.val_idx = split_indices(0 if test_only else len(self.train_set),
+                                                     limit, val_split, seed)
         n_test = len(self.test_set) if limit is None else min(limit, len(self.test_set))
         self.test_idx = np.arange(n_test)
         self.x_train, self.targets_train, self.objects_train = self._draw(
@@ -51,9 +52,11 @@ class ShapesSplits:
         self.x_test, self.targets_test, self.objects_test = self._draw(
             self.test_set, self.test_idx, objects)
         self.seconds = time.perf_counter() - start
-        log(f"filterbank: drew {len(self.train_idx):,} training, {len(self.val_idx):,} "
-            f"validation and {n_test:,} test images of 'shapes' "
-            f"({self.size}x{self.size}) in {self.seconds:.1f} s")
+        log("filterbank: drew " + ("" if test_only else
+                                    f"{len(self.train_idx):,} training, {len(self.val_idx):,} "
+                                    f"validation and ")
+            + f"{n_test:,} test images of 'shapes' ({self.size}x{self.size}) in "
+              f"{self.seconds:.1f} s")
 
     @staticmethod
     def _draw(ds, idx, objects: bool):
