@@ -14,6 +14,7 @@ from filterbank.train.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from filterbank.train.embed import PCA, LinearProbe, embed, nearest, penultimate_layer
 from filterbank.train.metrics import (
     Accuracy,
     BinaryAccuracy,
@@ -52,4 +53,5 @@ __all__ = [
     "DIVERGENCE_FACTOR", "DivergenceError",
     "MeanIoU", "PixelAccuracy", "mean_average_precision", "mean_iou",
     "average_precision",
+    "PCA", "LinearProbe", "embed", "nearest", "penultimate_layer",
 ]

@@ -469,7 +469,9 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
 
     start = time.perf_counter()
     try:
-        history = trainer.fit(train_loader, val_loader, epochs=epochs, resume=ckpt)
+        # without progress bars, one line per epoch (Keras' verbose=2)
+        history = trainer.fit(train_loader, val_loader, epochs=epochs, resume=ckpt,
+                              verbose=None if progress else 2)
     except KeyboardInterrupt:
         if trainer.epoch:
             log(f"filterbank: interrupted; epoch {trainer.epoch} is saved, continue with: "

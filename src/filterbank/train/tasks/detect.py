@@ -193,15 +193,21 @@ class DetectTask(Task):
         dets = self.detect(net, x, options)
         images = x
         m = mean_average_precision(dets, truth, area_ranges=ALL_AREAS)
-        per_class = {classes[int(c)]: round(float(v), 4)
-                     for c, v in zip(m["classes"], m["map_per_class"]) if v >= 0}
+        # AP at IoU 0.5 per class: the mean of its interpolated precision (first threshold)
+        prec = m["precision"][0, :, :, 0]  # (R, K)
+        ap50 = {int(c): float(prec[:, k].mean()) for k, c in enumerate(m["classes"])
+                if prec[0, k] >= 0}
+        per_class = {classes[c]: round(v, 4) for c, v in ap50.items()}
+        per_class_coco = {classes[int(c)]: round(float(v), 4)
+                          for c, v in zip(m["classes"], m["map_per_class"]) if v >= 0}
         results = {"test_map_50": round(float(m["map_50"]), 4),
                    "test_map": round(float(m["map"]), 4),
                    "test_map_75": round(float(m["map_75"]), 4),
                    "test_mar": round(float(m["mar"]), 4),
                    "test_images": len(truth)}
         write_json(out / f"{stem}.json", {
-            **results, "ap_50_per_class": per_class, "classes": classes,
+            **results, "ap_50_per_class": per_class, "ap_per_class": per_class_coco,
+            "classes": classes,
             "conf_threshold": options["conf_threshold"], "nms_iou": options["nms_iou"],
             "pr_curve_iou_0.5": {classes[int(c)]: {k: np.round(v, 4).tolist()
                                                    for k, v in curve.items()}
@@ -209,9 +215,6 @@ class DetectTask(Task):
         try:
             from filterbank.viz.tasks import draw_boxes, image_sheet, plot_pr_curves
 
-            ap50 = {int(c): float(m["precision"][0, :, k, 0][m["precision"][0, :, k, 0] >= 0]
-                                  .mean()) for k, c in enumerate(m["classes"])
-                    if int(c) in m["pr_curve"]}
             plot_pr_curves(m["pr_curve"], classes, out / f"{stem}-pr-curves.png", ap=ap50,
                            title=f"{dataset}: precision-recall at IoU 0.5 "
                                  f"(mAP {m['map_50']:.3f})")
