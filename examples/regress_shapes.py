@@ -43,13 +43,7 @@ import filterbank.functional as F
 from filterbank import nn, optim
 from filterbank.data.datasets import Shapes
 from filterbank.ops import box_convert, box_iou
-
-
-def sort_vertices(v: np.ndarray) -> np.ndarray:
-    """``(n, 3, 2)`` vertices ordered by angle around their centroid (from -pi, increasing)."""
-    d = v - v.mean(axis=1, keepdims=True)
-    order = np.argsort(np.arctan2(d[..., 1], d[..., 0]), axis=1)
-    return np.take_along_axis(v, order[..., None], axis=1)
+from filterbank.train.tasks.regress import sort_vertices
 
 
 def make_data(n: int, image_size: int, seed: int, train: bool, target: str):

@@ -52,8 +52,7 @@ from filterbank import optim
 from filterbank.data.datasets import Shapes
 from filterbank.models import unet
 from filterbank.train.metrics import MeanIoU, PixelAccuracy, mean_iou
-
-VOID = 255
+from filterbank.train.tasks.segment import VOID, void_band
 
 
 def make_data(n: int, image_size: int, seed: int, train: bool, max_objects: int = 4):
@@ -63,29 +62,6 @@ def make_data(n: int, image_size: int, seed: int, train: bool, max_objects: int 
     images = np.stack([image for image, _ in items])
     masks = np.stack([target["mask"] for _, target in items])
     return images, masks, ["background"] + ds.classes
-
-
-def void_band(masks: np.ndarray, width: int) -> np.ndarray:
-    """Masks with the pixels within ``width`` pixels (chessboard distance) of a class
-    boundary set to ``VOID``; a boundary pixel is one whose right or lower neighbour differs."""
-    if width <= 0:
-        return masks.copy()
-    edge = np.zeros(masks.shape, dtype=bool)
-    dx = masks[:, :, 1:] != masks[:, :, :-1]
-    dy = masks[:, 1:, :] != masks[:, :-1, :]
-    edge[:, :, 1:] |= dx
-    edge[:, :, :-1] |= dx
-    edge[:, 1:, :] |= dy
-    edge[:, :-1, :] |= dy
-    band = edge
-    for _ in range(width - 1):  # grow the band by one pixel in every direction
-        grown = band.copy()
-        grown[:, 1:, :] |= band[:, :-1, :]
-        grown[:, :-1, :] |= band[:, 1:, :]
-        grown[:, :, 1:] |= grown[:, :, :-1].copy()
-        grown[:, :, :-1] |= grown[:, :, 1:].copy()
-        band = grown
-    return np.where(band, VOID, masks)
 
 
 def predict(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
