@@ -94,7 +94,8 @@ def save_filter_grid(weight, path: str | os.PathLike, scale: int = 8) -> Path:
 
 def plot_filters(weight, path: str | os.PathLike | None = None, *, max_out: int | None = None,
                  max_in: int = 8, title: str | None = None, cmap: str = "RdBu_r",
-                 tile_inches: float | None = None, rgb: bool | None = None):
+                 tile_inches: float | None = None, rgb: bool | None = None,
+                 layer: str | None = None):
     """Draw the kernels of a conv layer on one shared, symmetric, diverging colour scale.
 
     With ``m = max |W|`` over the kernels shown, every tile uses ``vmin = -m``, ``vmax = +m``
@@ -115,6 +116,7 @@ def plot_filters(weight, path: str | os.PathLike | None = None, *, max_out: int 
         tile_inches: size of one kernel tile in inches (default 0.9, about 110 pixels at the
             saved 120 dpi; 0.7 beyond 48 tiles).
         rgb: add the colour column (default: when there are exactly 3 input channels).
+        layer: the layer's name, put in front of the default title (``"conv2: ..."``).
 
     Returns:
         the matplotlib Figure.
@@ -185,6 +187,8 @@ def plot_filters(weight, path: str | os.PathLike | None = None, *, max_out: int 
     bar.ax.tick_params(labelsize=7)
     if title is None:
         title = f"{n_out} filters of {n_in}x{kh}x{kw}, one colour scale for all: \u00b1{m:.3g}"
+        if layer:
+            title = f"{layer}: {title}"
     parts = []
     if o < n_out:
         parts.append(f"first {o} of {n_out} output channels")
