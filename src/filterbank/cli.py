@@ -10,6 +10,8 @@
     filterbank predict runs/simple_cnn-fashion-mnist-20250101-120000 shoe.png shirt.jpg dir/
     filterbank summary --model resnet18 --input-size 3 224 224 --num-classes 1000
     filterbank datasets
+    filterbank explain RUN shoe.png --method gradcam   (and dream, embed, probe, filter:
+                                                        see filterbank.cli_explain)
 
 Errors the user can fix (unknown names, missing files, incompatible checkpoints) print one line,
 ``filterbank: error: ...``, and exit with status 1 (2 for bad arguments); ``--debug`` shows
@@ -244,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--download", metavar="NAME", action="append",
                    help="download this data set first if it is missing (mnist, fashion-mnist; "
                         "repeatable)")
+    from filterbank import cli_explain  # explain, dream, embed, probe, filter (issue 18)
+
+    cli_explain.add_parsers(sub, common, data, _positive_int, _non_negative_int,
+                            _positive_float, _folder)
     return p
 
 
@@ -275,6 +281,10 @@ def _dispatch(args) -> None:
                     batch_size=args.batch_size)
     elif args.command == "datasets":
         run.datasets(args.data_root, download=args.download)
+    else:
+        from filterbank import cli_explain
+
+        cli_explain.dispatch(args)
 
 
 def _predict_args(run_opt: str | None, positional: list[str]) -> tuple[str, list[str]]:
