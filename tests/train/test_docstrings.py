@@ -10,6 +10,7 @@ import pytest
 MODULES = [
     "filterbank.data.dataset", "filterbank.data.loader", "filterbank.data.transforms",
     "filterbank.train.metrics", "filterbank.train.trainer", "filterbank.nn.utils",
+    "filterbank.train.embed", "filterbank.viz.interpret",
 ]
 
 
