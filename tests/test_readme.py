@@ -8,7 +8,9 @@ it where the full set is not installed system-wide). To keep the run short, ``tr
 get ``--limit 300 --epochs 1 --batch-size 32 --no-progress`` appended (later options win);
 ``--resume`` lines keep their ``--epochs``. Placeholders: ``runs/<run>`` is the first run
 folder a README command created, ``path/to/images`` a folder of grey PNGs of mixed sizes in
-three classes, ``shirt.png`` and ``dir/`` images made from the sample.
+three classes, ``shirt.png`` and ``dir/`` images made from the sample, ``shapes.png``,
+``one.png`` and ``triangle.png`` test images of the ``shapes`` data set (as the README's
+Python block makes them).
 """
 
 from __future__ import annotations
@@ -76,6 +78,13 @@ def workspace(tmp_path):
         for i, j in enumerate(np.flatnonzero(ds.targets == label)[:30]):
             im = Image.fromarray(ds.data[j])
             (im.resize((32, 32)) if i % 3 == 0 else im).save(images / name / f"{i}.png")
+    from filterbank.data.datasets import StandardShapes
+
+    for name, kw in (("shapes.png", {}), ("one.png", {"min_objects": 1, "max_objects": 1}),
+                     ("triangle.png", {"min_objects": 1, "max_objects": 1,
+                                       "shapes": ("triangle",)})):
+        image = StandardShapes(train=False, n=1, **kw)[0][0].transpose(1, 2, 0)
+        Image.fromarray((image * 255).astype(np.uint8)).save(tmp_path / name)
     empty = tmp_path / "no-data"
     empty.mkdir()
     env = dict(os.environ, FILTERBANK_DATA=str(empty), XDG_CACHE_HOME=str(empty / "cache"),
@@ -110,10 +119,15 @@ def test_readme_runs_as_written(workspace):
         if args[0] == "train" and run_folder is None:
             run_folder = Path(re.search(r"run folder: (\S+)", done.stdout).group(1))
             run_folder = run_folder if run_folder.is_absolute() else cwd / run_folder
+        task_run = args[0] in ("evaluate", "predict") and (cwd / args[1] / "config.json") \
+            .is_file() and '"task": "classify"' not in (cwd / args[1] / "config.json") \
+            .read_text()
         if args[0] == "evaluate":
-            assert "confusion matrix (rows: true class" in done.stdout
+            assert ("test m" if task_run else "confusion matrix (rows: true class") \
+                in done.stdout
         if args[0] == "predict":
-            assert "shirt.png" in done.stdout and "dir/1.jpg" in done.stdout
+            for image in (a for a in args[2:] if not a.startswith("-")):
+                assert image in done.stdout
     assert [s for s, _ in skipped] == ["make demo", "make test"], skipped
     for i, body in enumerate(blocks("python")):
         code = body.replace("runs/<run>", str(run_folder))

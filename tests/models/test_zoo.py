@@ -353,3 +353,35 @@ def test_errors():
         build("alexnet")(fb.zeros(1, 3, 62, 62))
     with pytest.raises(ValueError, match=r"VGG: expected .* H, W >= 32"):
         build("vgg16")(fb.zeros(1, 3, 16, 32))
+
+
+def test_simple_cnn_blocks_and_global_pooling():
+    from filterbank.models import simple_cnn
+
+    default = simple_cnn()
+    assert default.num_parameters() == 313202 and "extra.0.weight" not in default.state_dict()
+    deep = simple_cnn(num_classes=4, in_channels=3, input_size=64, width=16, blocks=4)
+    x = fb.tensor(np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32))
+    assert deep(x).shape == (2, 4)
+    # blocks 3 and 4 keep 4 * width maps; the classifier sees 4x4 of them
+    assert deep.extra[0].weight.shape == (64, 32, 3, 3)
+    assert deep.extra[4].weight.shape == (64, 64, 3, 3)
+    assert deep.fc1.weight.shape == (128, 64 * 4 * 4)
+    pooled = simple_cnn(num_classes=5, in_channels=3, input_size=64, width=16, blocks=4,
+                        pool="max")
+    assert pooled.fc1.weight.shape == (128, 64)
+    # the classifier gets the largest value of each of the last maps
+    pooled.eval()
+    seen = {}
+    pooled.fc1.register_forward_pre_hook(lambda m, args: seen.setdefault("x", args[0]))
+    pooled(x)
+    last = pooled.extra(pooled.act2(pooled.pool2(pooled.bn2(pooled.conv2(
+        pooled.act1(pooled.pool1(pooled.bn1(pooled.conv1(x)))))))))
+    np.testing.assert_allclose(seen["x"].data, last.data.max(axis=(2, 3)), rtol=1e-6)
+    assert isinstance(simple_cnn(pool="avg").global_pool, nn.AdaptiveAvgPool2d)
+    with pytest.raises(ValueError, match="input_size must be a multiple of 16"):
+        simple_cnn(input_size=40, blocks=4)
+    with pytest.raises(ValueError, match="pool must be 'flatten', 'max' or 'avg'"):
+        simple_cnn(pool="sum")
+    with pytest.raises(ValueError, match="blocks must be >= 2"):
+        simple_cnn(blocks=1)

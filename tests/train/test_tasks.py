@@ -355,3 +355,88 @@ def test_the_registered_shapes_data_set():
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(train[0][0], test[0][0])
     assert StandardShapes(image_size=128).grid == 8
+
+
+# ---------------------------------------------------------------- COCO-format folders
+def _coco_folder(root: Path, n: int, seed: int, split: str | None = None) -> Path:
+    """``n`` Shapes images as PNGs with an instances.json (boxes; polygons for the polygon
+    kinds, the box for the others), in ``root`` or ``root/split``."""
+    from PIL import Image
+
+    folder = root if split is None else root / split
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = StandardShapes(train=seed == 0, n=n, image_size=32, min_objects=1, max_objects=2)
+    images, annotations = [], []
+    for i in range(n):
+        x, t = ds[i]
+        Image.fromarray((x.transpose(1, 2, 0) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+        images.append({"id": i + 1, "file_name": f"{i}.png", "width": 32, "height": 32})
+        for o, box, label in zip(ds.objects(i), t["boxes"], t["labels"]):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            ann = {"id": len(annotations) + 1, "image_id": i + 1,
+                   "category_id": 10 + int(label), "bbox": [x1, y1, x2 - x1, y2 - y1]}
+            if o["vertices"] is not None:
+                ann["segmentation"] = [np.asarray(o["vertices"]).reshape(-1).tolist()]
+            annotations.append(ann)
+    categories = [{"id": 10 + k, "name": name} for k, name in enumerate(ds.classes)]
+    (folder / "instances.json").write_text(json.dumps(
+        {"images": images, "annotations": annotations, "categories": categories}))
+    return root
+
+
+@pytest.mark.parametrize("task", ["detect", "segment", "multilabel"])
+def test_a_task_trains_on_a_coco_folder_and_evaluates_on_another(task, tmp_path):
+    data = _coco_folder(tmp_path / "coco", 20, 0)
+    run = tmp_path / "run"
+    code, stdout, err = call(["train", "--task", task, "--dataset", data, "--epochs", "1",
+                              "--no-progress", "--out", run, *TINY[task]])
+    assert code == 0, err
+    config = json.loads((run / "config.json").read_text())
+    assert config["dataset"] == "coco" and config["requested_dataset"] == str(data)
+    assert config["data"] == {"train_images": 14, "val_images": 2, "test_images": 4}
+    shapes = list(StandardShapes.classes)
+    assert config["classes"] == (["background", *shapes] if task == "segment" else shapes)
+    assert config["preprocessing"]["size"] == [32, 32]
+    assert "COCO annotations in" in err
+    # another folder, with train/ and test/ splits
+    other = tmp_path / "other"
+    _coco_folder(other, 6, 0, "train")
+    _coco_folder(other, 5, 1, "test")
+    code, stdout, err = call(["evaluate", run, "--dataset", other, "--out", tmp_path / "ev"])
+    assert code == 0, err
+    assert json.loads((tmp_path / "ev" / "eval-other.json").read_text())["test_images"] == 5
+
+
+def test_a_coco_folder_of_mixed_sizes_needs_an_image_size(tmp_path):
+    data = _coco_folder(tmp_path / "coco", 6, 0)
+    meta = json.loads((data / "instances.json").read_text())
+    from PIL import Image
+
+    Image.new("RGB", (48, 32)).save(data / "0.png")
+    meta["images"][0].update(width=48)
+    (data / "instances.json").write_text(json.dumps(meta))
+    code, _, err = call(["train", "--task", "detect", "--dataset", data, "--epochs", "1",
+                         "--out", tmp_path / "r"])
+    assert code == 1
+    assert "have sizes 32x32, 48x32; give a square size" in error_line(err)
+    code, _, err = call(["train", "--task", "regress", "--dataset", data, "--out",
+                         tmp_path / "r"])
+    assert code == 1 and "task 'regress' trains on the data set 'shapes'" in error_line(err)
+
+
+def test_flip_half_mirrors_the_chosen_images_and_their_targets_only():
+    from filterbank.train.tasks.base import flip_half
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 2, 3, 5)).astype(np.float32)
+    y = rng.normal(size=(64, 4)).astype(np.float32)
+    x0, y0 = x.copy(), y.copy()
+    fx, fy = flip_half(x, y, np.random.default_rng(1), lambda t: -t)
+    which = np.random.default_rng(1).random(64) < 0.5
+    assert 10 < which.sum() < 54
+    np.testing.assert_array_equal(fx[which], x[which][..., ::-1])
+    np.testing.assert_array_equal(fx[~which], x[~which])
+    np.testing.assert_array_equal(fy[which], -y[which])
+    np.testing.assert_array_equal(fy[~which], y[~which])
+    np.testing.assert_array_equal(x, x0)  # the caller's arrays are not changed
+    np.testing.assert_array_equal(y, y0)

@@ -31,6 +31,14 @@ class SimpleCNN(nn.Module):
             Fashion-MNIST after 3 epochs).
         hidden: units of the hidden fully connected layer. Default: 128.
         dropout: dropout probability before the last layer. Default: 0.25.
+        blocks: convolution blocks (conv 3x3, BN, max pool 2x2, ReLU), each halving the
+            size; blocks after the second keep ``4 * width`` maps (after ``2 * width`` for the
+            second) and sit in ``extra``. More blocks shrink the classifier's input: 4 blocks
+            on 64x64 images give 4x4 maps, which suits regressing coordinates. Default: 2.
+        pool: what the classifier sees of the last maps: ``'flatten'`` every position
+            (default; where things are matters), ``'max'`` or ``'avg'`` one global pooling
+            per map (``AdaptiveMaxPool2d(1)``: a feature counts wherever it fires, as for
+            "is there a triangle in this image").
 
     Shape:
         Input ``(N, in_channels, input_size, input_size)``, output ``(N, num_classes)``.
@@ -44,15 +52,21 @@ class SimpleCNN(nn.Module):
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
-                 width: int = 24, hidden: int = 128, dropout: float = 0.25):
+                 width: int = 24, hidden: int = 128, dropout: float = 0.25, blocks: int = 2,
+                 pool: str = "flatten"):
         super().__init__()
+        if pool not in ("flatten", "max", "avg"):
+            raise ValueError(f"SimpleCNN: pool must be 'flatten', 'max' or 'avg', got {pool!r}")
         for name, v in (("num_classes", num_classes), ("in_channels", in_channels),
-                        ("width", width), ("hidden", hidden), ("input_size", input_size)):
+                        ("width", width), ("hidden", hidden), ("input_size", input_size),
+                        ("blocks", blocks)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"SimpleCNN: {name} must be a positive int, got {v!r}")
-        if input_size % 4:
-            raise ValueError(f"SimpleCNN: input_size must be a multiple of 4 (two 2x2 poolings),"
-                             f" got {input_size}")
+        if blocks < 2:
+            raise ValueError(f"SimpleCNN: blocks must be >= 2, got {blocks}")
+        if input_size % 2 ** blocks:
+            raise ValueError(f"SimpleCNN: input_size must be a multiple of {2 ** blocks} "
+                             f"({blocks} 2x2 poolings), got {input_size}")
         self.input_size = input_size
         self.conv1 = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -62,8 +76,21 @@ class SimpleCNN(nn.Module):
         self.bn2 = nn.BatchNorm2d(2 * width)
         self.pool2 = nn.MaxPool2d(2)
         self.act2 = nn.ReLU()
+        c = 2 * width
+        if blocks > 2:  # only then: the two-block network keeps its state_dict keys
+            layers: list[nn.Module] = []
+            for _ in range(blocks - 2):
+                layers += [nn.Conv2d(c, 4 * width, 3, padding=1, bias=False),
+                           nn.BatchNorm2d(4 * width), nn.MaxPool2d(2), nn.ReLU()]
+                c = 4 * width
+            self.extra = nn.Sequential(*layers)
+        self.blocks, self.pool = blocks, pool
+        if pool != "flatten":  # only then: the default keeps its state_dict keys and modules
+            self.global_pool = (nn.AdaptiveMaxPool2d(1) if pool == "max"
+                                else nn.AdaptiveAvgPool2d(1))
         self.flatten = nn.Flatten()
-        self.fc1 = nn.Linear(2 * width * (input_size // 4) ** 2, hidden)
+        side = 1 if pool != "flatten" else input_size // 2 ** blocks
+        self.fc1 = nn.Linear(c * side ** 2, hidden)
         self.act3 = nn.ReLU()
         self.dropout = nn.Dropout(dropout)
         self.fc2 = nn.Linear(hidden, num_classes)
@@ -75,11 +102,17 @@ class SimpleCNN(nn.Module):
                              f"{s}), got {tuple(x.shape)}")
         x = self.act1(self.pool1(self.bn1(self.conv1(x))))
         x = self.act2(self.pool2(self.bn2(self.conv2(x))))
+        if self.blocks > 2:
+            x = self.extra(x)
+        if self.pool != "flatten":
+            x = self.global_pool(x)
         x = self.dropout(self.act3(self.fc1(self.flatten(x))))
         return self.fc2(x)
 
 
 def simple_cnn(num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
-               width: int = 24, hidden: int = 128, dropout: float = 0.25) -> SimpleCNN:
+               width: int = 24, hidden: int = 128, dropout: float = 0.25,
+               blocks: int = 2, pool: str = "flatten") -> SimpleCNN:
     """The demo CNN; see :class:`SimpleCNN`."""
-    return SimpleCNN(num_classes, in_channels, input_size, width, hidden, dropout)
+    return SimpleCNN(num_classes, in_channels, input_size, width, hidden, dropout, blocks,
+                     pool)

@@ -181,16 +181,20 @@ def evaluate(path: str | os.PathLike, dataset: str | None = None, model: str | N
 def _evaluate_task(net, config: dict, dataset: str | None, limit: int | None, folder: Path,
                    log: Log, echo: Log) -> dict:
     """``evaluate`` of a detection, segmentation, regression or multi-label run: its task's
-    test report on a fresh draw of the test split of ``shapes``."""
+    test report on the test split of its data set (``shapes`` drawn again from its seed) or
+    of ``dataset``."""
     from filterbank.train.tasks import get_task
-    from filterbank.train.tasks.shapes_data import check_dataset
+    from filterbank.train.tasks.splits import check_dataset
 
     job = get_task(config["task"])
     if dataset is not None:
-        check_dataset(job.name, dataset)
+        check_dataset(job.name, dataset, job.reads_coco)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"eval-{config['dataset']}"
-    report = job.evaluate_run(net, config, folder, stem, limit, log)
+    name = config["dataset"] if dataset is None else (
+        "shapes" if check_dataset(job.name, dataset, job.reads_coco) == "shapes"
+        else Path(dataset).expanduser().resolve().name)
+    stem = f"eval-{name}"
+    report = job.evaluate_run(net, config, folder, stem, limit, log, dataset)
     for line in report["lines"]:
         echo(line)
     echo(f"report: {folder / f'{stem}.json'} (and its pictures beside it)")

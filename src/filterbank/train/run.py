@@ -357,6 +357,8 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
         augment = d.get("augment") if augment is None else augment
         limit = d.get("limit") if limit is None else limit
         model = job.default_model if model is None else model
+        if model == job.default_model and d.get("model_args"):  # the task's recipe
+            model_args = {**d["model_args"], **(model_args or {})}
     dataset = job.default_dataset if dataset is None else dataset
     epochs = 5 if epochs is None else epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:

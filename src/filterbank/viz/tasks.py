@@ -56,10 +56,10 @@ def _upscaled(image: np.ndarray, scale: int):
 
 def draw_boxes(image: np.ndarray, boxes, labels, classes: Sequence[str], scores=None,
                scale: int = 4, colours: Sequence | None = None, width: int = 2,
-               dashed: bool = False):
+               dashed: bool = False, text: bool = True):
     """The image upscaled ``scale`` times with xyxy pixel ``boxes`` drawn, each labelled with
-    its class name (and score); returns a PIL image. ``image`` may also be a PIL image
-    already at the drawing scale (to draw a second set of boxes)."""
+    its class name (and score) unless ``text`` is False; returns a PIL image. ``image`` may
+    also be a PIL image already at the drawing scale (to draw a second set of boxes)."""
     Image, ImageDraw = _pil()
     tile = image.copy() if isinstance(image, Image.Image) else _upscaled(image, scale)
     pen = ImageDraw.Draw(tile)
@@ -81,12 +81,14 @@ def draw_boxes(image: np.ndarray, boxes, labels, classes: Sequence[str], scores=
                              fill=colour, width=max(1, width - 1))
         else:
             pen.rectangle([x1, y1, x2, y2], outline=colour, width=width)
-        text = str(classes[int(label)]) if 0 <= int(label) < len(classes) else str(int(label))
+        if not text:
+            continue
+        name = str(classes[int(label)]) if 0 <= int(label) < len(classes) else str(int(label))
         if scores is not None:
-            text += f" {float(np.asarray(scores).reshape(-1)[k]):.2f}"
+            name += f" {float(np.asarray(scores).reshape(-1)[k]):.2f}"
         tx, ty = x1 + 2, max(0.0, y1 - 11) if y1 >= 11 else y1 + 2
-        pen.rectangle([tx - 1, ty, tx + 6 * len(text) + 1, ty + 10], fill=(0, 0, 0))
-        pen.text((tx, ty - 1), text, fill=colour)
+        pen.rectangle([tx - 1, ty, tx + 6 * len(name) + 1, ty + 10], fill=(0, 0, 0))
+        pen.text((tx, ty - 1), name, fill=colour)
     return tile
 
 

@@ -119,6 +119,10 @@ class Task:
     defaults: dict = {}
     #: augmentations this task can apply
     augmentations: tuple[str, ...] = ("flip",)
+    #: whether ``--dataset`` may be a COCO-format folder
+    reads_coco = True
+    #: whether the task needs the COCO polygons rasterised
+    coco_masks = False
     #: options of ``task_args`` (``--task-arg KEY=VALUE``) and their defaults
     options: dict = {}
 
@@ -202,18 +206,44 @@ class Task:
         """What :meth:`score` compares with, for the test split of ``splits``."""
         raise NotImplementedError
 
-    def evaluate_run(self, net, config: dict, out: Path, stem: str, limit: int | None,
-                     log: Log) -> dict:
-        """:meth:`score` of a trained run's model on a fresh draw of its test split."""
-        from filterbank.train.tasks.shapes_data import ShapesSplits
+    def splits(self, dataset: str, image_size: int | None, limit: int | None,
+               val_split: float, seed: int, options: dict, log: Log, test_only: bool = False):
+        """The run's images: ``shapes`` with this task's overrides, or a COCO folder (when
+        :attr:`reads_coco`)."""
+        from filterbank.train.tasks.splits import load_splits
 
+        return load_splits(self.name, dataset, image_size, limit, val_split, seed, log,
+                           objects=self.needs_objects(options), test_only=test_only,
+                           coco=self.reads_coco, masks=self.coco_masks,
+                           **self.shapes_overrides(options))
+
+    def task_data(self, s, classes: list[str], test_truth, **extra) -> TaskData:
+        """A :class:`TaskData` for the splits ``s`` (loaders filled in later)."""
+        requested = "shapes" if s.name == "shapes" and not hasattr(s, "folder") \
+            else str(s.folder)
+        return TaskData(resolved=s.name, requested=requested, source=s.source(),
+                        classes=list(classes), channels=s.channels, size=(s.size, s.size),
+                        pre=s.pre(), train_loader=None, val_loader=None, test_loader=None,
+                        probe=None, counts=s.counts(), test_truth=test_truth,
+                        extra={"splits": s, **extra})
+
+    def evaluate_run(self, net, config: dict, out: Path, stem: str, limit: int | None,
+                     log: Log, dataset: str | None = None) -> dict:
+        """:meth:`score` of a trained run's model on its test split (``shapes`` is drawn
+        again from its seed) or on the test split of ``dataset``."""
         options = self.parse_options(config.get("task_args"))
         size = config["preprocessing"]["size"][0]
-        s = ShapesSplits(self.name, config["requested_dataset"], size, limit, 0.0, 0, log,
-                         objects=self.needs_objects(options), test_only=True,
-                         **self.shapes_overrides(options))
+        s = self.splits(dataset or config["requested_dataset"], size, limit, 0.0, 0, options,
+                        log, test_only=True)
+        if dataset is not None and self.class_names(s.classes, options) != config["classes"]:
+            raise ValueError(f"data set {dataset}: its classes {s.classes} are not those the "
+                             f"model of this run was trained on ({config['classes']})")
         return self.score(net, s.x_test, self.test_truth(s, options), config["classes"],
-                          options, out, stem, log, config["dataset"])
+                          options, out, stem, log, s.name)
+
+    def class_names(self, classes: list[str], options: dict) -> list[str]:
+        """The names of the model's outputs for a data set with ``classes``."""
+        return list(classes)
 
     def predict_arrays(self, net, x: np.ndarray, config: dict) -> list[dict]:
         """One JSON-ready dict per image of ``x`` (pixels of the model's input)."""

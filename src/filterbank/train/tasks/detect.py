@@ -19,7 +19,6 @@ from filterbank.tensor import Tensor
 from filterbank.train.metrics import Metric, mean_average_precision
 from filterbank.train.runs import write_json
 from filterbank.train.tasks.base import Task, TaskData, array_loaders, flip_half, predict_batches
-from filterbank.train.tasks.shapes_data import ShapesSplits
 from filterbank.train.yolo import decode, encode_targets
 
 #: every box, also the small ones, counts (COCO's pixel area ranges mean little on 64x64)
@@ -99,15 +98,9 @@ class DetectTask(Task):
 
     def load(self, dataset, *, data_root, download, image_size, limit, seed, val_split,
              batch_size, prefetch, augment, options, old, init, log) -> TaskData:
-        s = ShapesSplits(self.name, dataset, image_size, limit, val_split, seed, log)
-        return TaskData(resolved="shapes", requested="shapes", source=s.source(),
-                        classes=s.classes, channels=s.train_set.channels,
-                        size=(s.size, s.size), pre=s.pre(), train_loader=None,
-                        val_loader=None, test_loader=None, probe=None, counts=s.counts(),
-                        test_truth=[{"boxes": t["boxes"], "labels": t["labels"]}
-                                    for t in s.targets_test],
-                        extra={"splits": s, "batch_size": batch_size, "prefetch": prefetch,
-                               "seed": seed, "augment": list(augment)})
+        s = self.splits(dataset, image_size, limit, val_split, seed, options, log)
+        return self.task_data(s, s.classes, self.test_truth(s, options), batch_size=batch_size,
+                              prefetch=prefetch, seed=seed, augment=list(augment))
 
     def model_kwargs(self, name, data, extra, options) -> dict:
         from filterbank.train.recipe import model_kwargs
@@ -130,7 +123,7 @@ class DetectTask(Task):
         if C != len(data.classes):
             raise ValueError(f"the detector predicts {C} classes but the data set "
                              f"{data.resolved} has {len(data.classes)}")
-        s: ShapesSplits = data.extra["splits"]
+        s = data.extra["splits"]
         size = data.size[0]
         enc = [encode_targets([t["boxes"] / size for t in ts], [t["labels"] for t in ts], S, C)
                for ts in (s.targets_train, s.targets_val, s.targets_test)]

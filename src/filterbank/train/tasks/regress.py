@@ -28,8 +28,9 @@ from filterbank.tensor import Tensor
 from filterbank.train.metrics import Metric
 from filterbank.train.runs import write_json
 from filterbank.train.tasks.base import Task, TaskData, array_loaders, flip_half, predict_batches
-from filterbank.train.tasks.shapes_data import ShapesSplits
 
+#: colours of the true and the predicted box or vertices in the pictures
+TRUE, PREDICTED = (255, 255, 255), (230, 25, 75)
 TARGETS = {"box": ["c_x", "c_y", "w", "h"], "vertices": ["x_1", "y_1", "x_2", "y_2", "x_3",
                                                          "y_3"]}
 
@@ -120,9 +121,16 @@ class RegressTask(Task):
     name = "regress"
     description = "regression of a box (c_x, c_y, w, h) or a triangle's vertices (1/2 MSE)"
     default_model = "simple_cnn"
+    # four conv blocks (4x4 maps on 64x64 images) and no dropout: coordinates need precise
+    # features, the flattened maps keep where things are
     defaults = {"epochs": 20, "batch_size": 32, "lr": 2e-3, "augment": ["flip"],
-                "limit": 2000}
+                "limit": 2000,
+                "model_args": {"blocks": 4, "width": 16, "dropout": 0.0}}
     options = {"target": "box"}
+    reads_coco = False  # one object per image, and a triangle's vertices
+
+    def class_names(self, classes, options) -> list[str]:
+        return list(TARGETS[options["target"]])
 
     def check_model(self, name: str) -> None:
         if model_task(name) != "classify":
@@ -136,15 +144,9 @@ class RegressTask(Task):
         if target not in TARGETS:
             raise ValueError(f"task 'regress': target must be 'box' or 'vertices', got "
                              f"{target!r}")
-        s = ShapesSplits(self.name, dataset, image_size, limit, val_split, seed, log,
-                         objects=self.needs_objects(options), **self.shapes_overrides(options))
-        size = s.size
+        s = self.splits(dataset, image_size, limit, val_split, seed, options, log)
         y = _targets(s, target)
-        data = TaskData(resolved="shapes", requested="shapes", source=s.source(),
-                        classes=list(TARGETS[target]), channels=s.train_set.channels,
-                        size=(size, size), pre=s.pre(), train_loader=None, val_loader=None,
-                        test_loader=None, probe=None, counts=s.counts(), test_truth=y[2],
-                        extra={"splits": s})
+        data = self.task_data(s, self.class_names(s.classes, options), y[2])
 
         def flip_target(t):
             t = t.copy()
@@ -204,9 +206,9 @@ class RegressTask(Task):
 
         v = np.array(list(result["values"].values()), np.float64)
         if len(v) == 4:
-            return draw_boxes(image, box_convert(v[None], "cxcywh", "xyxy"), [0],
-                              ["predicted"])
-        return draw_points(image, v.reshape(-1, 2))
+            return draw_boxes(image, box_convert(v[None], "cxcywh", "xyxy"), [0], [],
+                              colours=[PREDICTED], text=False)
+        return draw_points(image, v.reshape(-1, 2), colour=PREDICTED)
 
     def describe(self, result) -> str:
         return "  ".join(f"{k} {v:.1f}" for k, v in result["values"].items())
@@ -239,14 +241,16 @@ class RegressTask(Task):
                 if options["target"] == "box":
                     tb = box_convert(truth[k:k + 1].astype(np.float64) * size, "cxcywh", "xyxy")
                     pb = box_convert(pred[k:k + 1].astype(np.float64) * size, "cxcywh", "xyxy")
-                    tile = draw_boxes(images[k], tb, [1], ["true", "predicted"],
-                                      dashed=True)
-                    tiles.append(draw_boxes(tile, pb, [0], ["true", "predicted"]))
+                    tile = draw_boxes(images[k], tb, [0], [], colours=[TRUE], dashed=True,
+                                      text=False)
+                    tiles.append(draw_boxes(tile, pb, [0], [], colours=[PREDICTED],
+                                            text=False))
                 else:
-                    tile = draw_points(images[k], truth[k].reshape(3, 2) * size,
-                                       colour=(60, 180, 75))
-                    tiles.append(draw_points(tile, pred[k].reshape(3, 2) * size))
-            image_sheet(tiles, out / f"{stem}-predictions.png")
+                    tile = draw_points(images[k], truth[k].reshape(3, 2) * size, colour=TRUE)
+                    tiles.append(draw_points(tile, pred[k].reshape(3, 2) * size,
+                                             colour=PREDICTED))
+            image_sheet(tiles, out / f"{stem}-predictions.png",
+                        titles=[f"{k}: white true, red predicted" for k in range(len(tiles))])
         except ImportError as e:
             log(f"filterbank: no regression pictures ({e})")
         return {"results": results, "lines": [f"{line} ({len(truth):,} {dataset} test images)"],

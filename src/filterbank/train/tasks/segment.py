@@ -21,7 +21,6 @@ from filterbank.models import model_task
 from filterbank.train.metrics import MeanIoU, PixelAccuracy, mean_iou
 from filterbank.train.runs import write_json
 from filterbank.train.tasks.base import Task, TaskData, array_loaders, flip_half, predict_batches
-from filterbank.train.tasks.shapes_data import ShapesSplits
 
 #: the target label of void pixels
 VOID = 255
@@ -64,6 +63,10 @@ class SegmentTask(Task):
     defaults = {"epochs": 10, "batch_size": 16, "lr": 3e-3, "augment": ["flip"],
                 "limit": 2000}
     options = {"void": 1}
+    coco_masks = True
+
+    def class_names(self, classes, options) -> list[str]:
+        return ["background", *classes]
 
     def check_model(self, name: str) -> None:
         if model_task(name) != "segment":
@@ -76,18 +79,14 @@ class SegmentTask(Task):
         if not isinstance(options["void"], int) or options["void"] < 0:
             raise ValueError(f"task 'segment': void must be an int >= 0 (pixels), got "
                              f"{options['void']!r}")
-        s = ShapesSplits(self.name, dataset, image_size, limit, val_split, seed, log)
-        classes = ["background", *s.classes]
+        s = self.splits(dataset, image_size, limit, val_split, seed, options, log)
+        classes = self.class_names(s.classes, options)
         masks = [np.stack([t["mask"] for t in ts]) if ts else
                  np.zeros((0, s.size, s.size), np.int64)
                  for ts in (s.targets_train, s.targets_val, s.targets_test)]
         w = options["void"]
         y = (void_band(masks[0], w), void_band(masks[1], w), void_band(masks[2], w))
-        data = TaskData(resolved="shapes", requested="shapes", source=s.source(),
-                        classes=classes, channels=s.train_set.channels, size=(s.size, s.size),
-                        pre=s.pre(), train_loader=None, val_loader=None, test_loader=None,
-                        probe=None, counts=s.counts(), test_truth=masks[2],
-                        extra={"splits": s})
+        data = self.task_data(s, classes, masks[2])
         flip = (lambda x, t, rng: flip_half(x, t, rng, _flip_mask)) if "flip" in augment \
             else None
         array_loaders(data, (s.x_train, s.x_val, s.x_test), y, batch_size, prefetch, seed, flip)
