@@ -104,7 +104,7 @@ def test_a_task_trains_from_the_command_line_with_its_defaults(runs, task):
     assert "after 1 epoch(s)" in stdout
 
 
-def test_detect_reports_what_pycocotools_would_for_its_own_outputs(runs, tmp_path):
+def test_the_detect_report_is_the_map_of_the_decoded_test_outputs(runs, tmp_path):
     """The run's test report is COCO's mAP of the decoded test outputs (checked by
     recomputing it from the saved model on the same images)."""
     folder = runs[1]["detect"][0]

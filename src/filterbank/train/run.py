@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,10 +67,15 @@ from filterbank.train.recipe import (
 from filterbank.train.runs import (
     RUN_FORMAT,
     RUN_VERSION,
+    check_run_config,
     default_out,
     find_run,
+    has_checkpoint,
     load_run,
     load_run_model,
+    no_checkpoint_message,
+    remove_stale_temp,
+    trained_seconds,
     write_json,
 )
 from filterbank.train.tasks import get_task
@@ -92,69 +96,13 @@ __all__ = [
 ]
 
 
-_CHECKPOINTS = ("model.json", "checkpoints/last.json", "checkpoints/best.json")
-# atomic_write_bytes's temp files: ".<name>.<8 random characters>.tmp" (tempfile.mkstemp)
-_TEMP = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
-
-
-def _has_checkpoint(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in _CHECKPOINTS)
-
-
-def _remove_stale_temp(folder: Path, log: Log) -> None:
-    """Delete the temp files a crash during an atomic save left in a run folder (there is
-    one writer per run folder: the run being continued)."""
-    removed = []
-    for d in (folder, folder / "checkpoints"):
-        if not d.is_dir():
-            continue
-        for f in d.iterdir():
-            if _TEMP.fullmatch(f.name) and f.is_file() and not f.is_symlink():
-                try:
-                    f.unlink()
-                    removed.append(f.name)
-                except OSError:
-                    pass
-    if removed:
-        log(f"filterbank: removed {len(removed)} temp file(s) left by an interrupted save: "
-            f"{', '.join(sorted(removed))}")
-
-
-def _no_checkpoint_message(folder: Path) -> str:
-    return (f"{folder} holds no checkpoint: its run stopped before its first epoch ended, so "
-            f"there is nothing to resume; start it afresh in the same folder with --out "
-            f"{folder} (its options are in {folder / 'config.json'})")
-
-
-def _check_run_config(folder: Path) -> None:
-    """Only a run's own config.json marks a folder that may be reused: anything else in
-    ``--out`` is the user's and is never overwritten."""
-    from filterbank.train.schema import read_json
-
-    try:
-        config = read_json(folder / "config.json", what="run configuration")
-    except (ValueError, OSError) as e:
-        config = e
-    if not isinstance(config, dict) or config.get("format") != RUN_FORMAT:
-        why = f" ({config})" if isinstance(config, Exception) else ""
-        raise ValueError(f"--out {folder}: its config.json is not a filterbank run's{why}; "
-                         f"choose another --out")
-
-
-def _trained_seconds(old: dict | None) -> float:
-    """The training time a finished run recorded (0 for a new or an interrupted run)."""
-    results = (old or {}).get("results")
-    value = results.get("train_seconds") if isinstance(results, dict) else None
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
-
-
 def _resume_settings(resume, model, epochs) -> tuple[Path, dict, dict]:
     """Checkpoint, old config and the options a resumed run keeps."""
     given = resume
     resume = Path(resume).expanduser()
     if resume.is_dir():  # the training state, not the final weights
-        if (resume / "config.json").is_file() and not _has_checkpoint(resume):
-            raise FileNotFoundError(_no_checkpoint_message(resume))
+        if (resume / "config.json").is_file() and not has_checkpoint(resume):
+            raise FileNotFoundError(no_checkpoint_message(resume))
         resume = resume / "checkpoints" / "last.json"
     ckpt, old = find_run(resume)
     opts = dict(old["training"])
@@ -394,10 +342,10 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
     out = default_out(name, resolved) if out is None else Path(out).expanduser()
     reuse = False
     if ckpt is None and (out / "config.json").exists():
-        if _has_checkpoint(out):
+        if has_checkpoint(out):
             raise ValueError(f"run folder {out} already holds a run; continue it with --resume "
                              f"{out}, or choose another --out")
-        _check_run_config(out)
+        check_run_config(out)
         reuse = True  # a dead end: a run that stopped before its first checkpoint
 
     fb.manual_seed(seed)
@@ -461,7 +409,7 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
             f"config.json, no checkpoint); starting afresh in it")
         (out / "metrics.csv").unlink(missing_ok=True)
     if reuse or ckpt is not None:
-        _remove_stale_temp(out, log)
+        remove_stale_temp(out, log)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config)
     n_train, n_val = data.counts["train_images"], data.counts["val_images"]
@@ -497,7 +445,7 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
     config["results"] = {**report["results"], "test_images": int(n_test),
                          "epochs_completed": trainer.epoch,
                          # an extended run keeps counting the time it had already trained
-                         "train_seconds": round(seconds + _trained_seconds(old), 1)}
+                         "train_seconds": round(seconds + trained_seconds(old), 1)}
     save_checkpoint(out / "model", net, epoch=trainer.epoch, global_step=trainer.global_step,
                     history=history, extra={"config": config}, rng=False)
     write_json(out / "config.json", config)

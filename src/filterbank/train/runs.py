@@ -19,7 +19,9 @@ without the training code::
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from filterbank.serialization import atomic_write_bytes
 from filterbank.train import schema
 from filterbank.train.checkpoint import CheckpointError, load_checkpoint, read_sidecar
 from filterbank.train.checkpoint import resolve as _resolve
-from filterbank.train.recipe import build_model, model_kwargs, model_name
+from filterbank.train.recipe import Log, build_model, model_kwargs, model_name
 
 RUN_FORMAT = "filterbank-run"
 RUN_VERSION = 1
@@ -124,3 +126,60 @@ def load_run(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     """
     net, config, _ = load_run_model(path)
     return net, config
+
+
+# ------------------------------------------------------------- a run folder reused
+_CHECKPOINTS = ("model.json", "checkpoints/last.json", "checkpoints/best.json")
+# atomic_write_bytes's temp files: ".<name>.<8 random characters>.tmp" (tempfile.mkstemp)
+_TEMP = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
+def has_checkpoint(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in _CHECKPOINTS)
+
+
+def remove_stale_temp(folder: Path, log: Log) -> None:
+    """Delete the temp files a crash during an atomic save left in a run folder (there is
+    one writer per run folder: the run being continued)."""
+    removed = []
+    for d in (folder, folder / "checkpoints"):
+        if not d.is_dir():
+            continue
+        for f in d.iterdir():
+            if _TEMP.fullmatch(f.name) and f.is_file() and not f.is_symlink():
+                try:
+                    f.unlink()
+                    removed.append(f.name)
+                except OSError:
+                    pass
+    if removed:
+        log(f"filterbank: removed {len(removed)} temp file(s) left by an interrupted save: "
+            f"{', '.join(sorted(removed))}")
+
+
+def no_checkpoint_message(folder: Path) -> str:
+    return (f"{folder} holds no checkpoint: its run stopped before its first epoch ended, so "
+            f"there is nothing to resume; start it afresh in the same folder with --out "
+            f"{folder} (its options are in {folder / 'config.json'})")
+
+
+def check_run_config(folder: Path) -> None:
+    """Only a run's own config.json marks a folder that may be reused: anything else in
+    ``--out`` is the user's and is never overwritten."""
+    from filterbank.train.schema import read_json
+
+    try:
+        config = read_json(folder / "config.json", what="run configuration")
+    except (ValueError, OSError) as e:
+        config = e
+    if not isinstance(config, dict) or config.get("format") != RUN_FORMAT:
+        why = f" ({config})" if isinstance(config, Exception) else ""
+        raise ValueError(f"--out {folder}: its config.json is not a filterbank run's{why}; "
+                         f"choose another --out")
+
+
+def trained_seconds(old: dict | None) -> float:
+    """The training time a finished run recorded (0 for a new or an interrupted run)."""
+    results = (old or {}).get("results")
+    value = results.get("train_seconds") if isinstance(results, dict) else None
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0

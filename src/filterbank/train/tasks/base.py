@@ -89,6 +89,14 @@ def flip_half(x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
     return x, y
 
 
+def flipper(augment, flip_target: Callable[[np.ndarray], np.ndarray]) -> Callable | None:
+    """The batch augmentation for ``augment`` (``'flip'`` or nothing): :func:`flip_half`
+    with ``flip_target``."""
+    if "flip" not in augment:
+        return None
+    return lambda x, y, rng: flip_half(x, y, rng, flip_target)
+
+
 def split_indices(n: int, limit: int | None, val_split: float, seed: int
                   ) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) indices of a training split of ``n`` items: at most ``limit``
@@ -164,12 +172,20 @@ class Task:
         raise NotImplementedError
 
     def model_kwargs(self, name: str, data: TaskData, extra: dict | None,
-                     options: dict) -> dict:  # pragma: no cover - overridden
-        raise NotImplementedError
+                     options: dict) -> dict:
+        """The zoo model ``name``'s arguments for this data
+        (:func:`~filterbank.train.recipe.model_kwargs`: channels, size, one output per class)."""
+        from filterbank.train.recipe import model_kwargs
 
-    def output_shape(self, data: TaskData, kwargs: dict, options: dict) -> tuple:
-        """What the model must give for one training image (checked before training)."""
-        raise NotImplementedError  # pragma: no cover - overridden
+        return model_kwargs(name, data.channels, data.size, len(data.classes), extra)
+
+    def prepare(self, data: TaskData, net, options: dict) -> None:
+        """Anything that needs the built model (a detector's grid) before training."""
+
+    def output_shape(self, data: TaskData, net, options: dict) -> tuple:
+        """What the model must give for one training image (checked before training): one
+        output per class by default."""
+        return (1, len(data.classes))
 
     def loss(self, data: TaskData, kwargs: dict, options: dict):  # pragma: no cover
         raise NotImplementedError

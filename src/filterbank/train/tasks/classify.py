@@ -25,7 +25,6 @@ from filterbank.train.recipe import (
     is_folder_dataset,
     load_data,
     make_transform,
-    model_kwargs,
 )
 from filterbank.train.tasks.base import Task, TaskData
 
@@ -97,15 +96,6 @@ class ClassifyTask(Task):
             counts={"train_images": int(len(train_idx)), "val_images": int(n_val),
                     "test_images": int(len(test_idx))},
             test_truth=test_set.targets[test_idx])
-
-    def model_kwargs(self, name, data, extra, options) -> dict:
-        return model_kwargs(name, data.channels, data.size, len(data.classes), extra)
-
-    def prepare(self, data, net, options) -> None:
-        pass
-
-    def output_shape(self, data, net, options) -> tuple:
-        return (1, len(data.classes))
 
     def loss(self, data, net, options):
         return nn.CrossEntropyLoss()

@@ -18,7 +18,7 @@ from filterbank.models import model_task
 from filterbank.tensor import Tensor
 from filterbank.train.metrics import Metric, mean_average_precision
 from filterbank.train.runs import write_json
-from filterbank.train.tasks.base import Task, TaskData, array_loaders, flip_half, predict_batches
+from filterbank.train.tasks.base import Task, TaskData, array_loaders, flipper, predict_batches
 from filterbank.train.yolo import decode, encode_targets
 
 #: every box, also the small ones, counts (COCO's pixel area ranges mean little on 64x64)
@@ -103,14 +103,12 @@ class DetectTask(Task):
                               prefetch=prefetch, seed=seed, augment=list(augment))
 
     def model_kwargs(self, name, data, extra, options) -> dict:
-        from filterbank.train.recipe import model_kwargs
-
         size = data.size[0]
         if name == "tiny_yolo" and size % 16 and "S" not in (extra or {}):
             raise ValueError(f"task 'detect': tiny_yolo needs images whose size is a multiple "
                              f"of 16 (one grid cell per 16 pixels, as 'shapes' places at most "
                              f"one object centre per cell), got {size}x{size}")
-        return model_kwargs(name, data.channels, data.size, len(data.classes), extra)
+        return super().model_kwargs(name, data, extra, options)
 
     def _grid(self, net_or_kwargs) -> tuple[int, int, int]:
         get = (net_or_kwargs.get if isinstance(net_or_kwargs, dict)
@@ -127,11 +125,9 @@ class DetectTask(Task):
         size = data.size[0]
         enc = [encode_targets([t["boxes"] / size for t in ts], [t["labels"] for t in ts], S, C)
                for ts in (s.targets_train, s.targets_val, s.targets_test)]
-        flip = (lambda x, y, rng: flip_half(x, y, rng, flip_grid)) \
-            if "flip" in data.extra["augment"] else None
         array_loaders(data, (s.x_train, s.x_val, s.x_test), tuple(enc),
                       data.extra["batch_size"], data.extra["prefetch"], data.extra["seed"],
-                      flip)
+                      flipper(data.extra["augment"], flip_grid))
         data.extra.update(S=S, B=B, C=C)
 
     def output_shape(self, data, net, options) -> tuple:

@@ -24,7 +24,7 @@ from filterbank.train.tasks.base import (
     Task,
     TaskData,
     array_loaders,
-    flip_half,
+    flipper,
     predict_batches,
     sigmoid,
 )
@@ -99,22 +99,9 @@ class MultiLabelTask(Task):
                               unknown_fraction=float(np.mean(y[0] == UNKNOWN)))
         log(f"filterbank: {data.extra['unknown_fraction']:.1%} of the training labels are "
             f"unknown (-1) and left out of the loss")
-        flip = (lambda x, t, rng: flip_half(x, t, rng, lambda a: a)) if "flip" in augment \
-            else None
         array_loaders(data, (s.x_train, s.x_val, s.x_test), tuple(y), batch_size, prefetch,
-                      seed, flip)
+                      seed, flipper(augment, lambda t: t))
         return data
-
-    def model_kwargs(self, name, data, extra, options) -> dict:
-        from filterbank.train.recipe import model_kwargs
-
-        return model_kwargs(name, data.channels, data.size, len(data.classes), extra)
-
-    def prepare(self, data, net, options) -> None:
-        pass
-
-    def output_shape(self, data, net, options) -> tuple:
-        return (1, len(data.classes))
 
     def loss(self, data, net, options):
         return nn.BCEWithLogitsLoss(ignore_index=UNKNOWN)

@@ -27,7 +27,7 @@ from filterbank.ops import box_convert, box_iou
 from filterbank.tensor import Tensor
 from filterbank.train.metrics import Metric
 from filterbank.train.runs import write_json
-from filterbank.train.tasks.base import Task, TaskData, array_loaders, flip_half, predict_batches
+from filterbank.train.tasks.base import Task, TaskData, array_loaders, flipper, predict_batches
 
 #: colours of the true and the predicted box or vertices in the pictures
 TRUE, PREDICTED = (255, 255, 255), (230, 25, 75)
@@ -157,21 +157,9 @@ class RegressTask(Task):
             v[..., 0] = 1 - v[..., 0]
             return sort_vertices(v).reshape(-1, 6)
 
-        flip = (lambda x, t, rng: flip_half(x, t, rng, flip_target)) if "flip" in augment \
-            else None
-        array_loaders(data, (s.x_train, s.x_val, s.x_test), y, batch_size, prefetch, seed, flip)
+        array_loaders(data, (s.x_train, s.x_val, s.x_test), y, batch_size, prefetch, seed,
+                      flipper(augment, flip_target))
         return data
-
-    def model_kwargs(self, name, data, extra, options) -> dict:
-        from filterbank.train.recipe import model_kwargs
-
-        return model_kwargs(name, data.channels, data.size, len(data.classes), extra)
-
-    def prepare(self, data, net, options) -> None:
-        pass
-
-    def output_shape(self, data, net, options) -> tuple:
-        return (1, len(data.classes))
 
     def loss(self, data, net, options):
         return HalfSquaredError()

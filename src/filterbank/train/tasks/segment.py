@@ -20,7 +20,7 @@ from filterbank import nn
 from filterbank.models import model_task
 from filterbank.train.metrics import MeanIoU, PixelAccuracy, mean_iou
 from filterbank.train.runs import write_json
-from filterbank.train.tasks.base import Task, TaskData, array_loaders, flip_half, predict_batches
+from filterbank.train.tasks.base import Task, TaskData, array_loaders, flipper, predict_batches
 
 #: the target label of void pixels
 VOID = 255
@@ -87,18 +87,9 @@ class SegmentTask(Task):
         w = options["void"]
         y = (void_band(masks[0], w), void_band(masks[1], w), void_band(masks[2], w))
         data = self.task_data(s, classes, masks[2])
-        flip = (lambda x, t, rng: flip_half(x, t, rng, _flip_mask)) if "flip" in augment \
-            else None
-        array_loaders(data, (s.x_train, s.x_val, s.x_test), y, batch_size, prefetch, seed, flip)
+        array_loaders(data, (s.x_train, s.x_val, s.x_test), y, batch_size, prefetch, seed,
+                      flipper(augment, _flip_mask))
         return data
-
-    def model_kwargs(self, name, data, extra, options) -> dict:
-        from filterbank.train.recipe import model_kwargs
-
-        return model_kwargs(name, data.channels, data.size, len(data.classes), extra)
-
-    def prepare(self, data, net, options) -> None:
-        pass
 
     def output_shape(self, data, net, options) -> tuple:
         return (1, len(data.classes), *data.size)
