@@ -288,13 +288,19 @@ def test_model_task():
 
 def test_summary_cli_tiny_yolo():
     """``filterbank summary --model tiny_yolo`` goes through model_kwargs (num_classes,
-    in_channels): the model builds, and the table's last row is the grid."""
+    in_channels, and for multiples of 16 the detection recipe's grid: one cell per 16 pixels,
+    a stride-2 stem): the model builds, and the table's last row is the grid."""
     from filterbank.train.info import summary
 
     lines: list[str] = []
     info = summary("tiny_yolo", (3, 64, 64), num_classes=5, echo=lines.append)
-    assert info["total_params"] == 247_327
-    assert any("[-1, 8, 8, 15]" in line for line in lines), "\n".join(lines)
+    assert info["total_params"] == 395_039
+    assert any("[-1, 4, 4, 15]" in line for line in lines), "\n".join(lines)
+    lines.clear()
+    info = summary("tiny_yolo", (3, 48, 48), num_classes=5, echo=lines.append)
+    assert any("[-1, 3, 3, 15]" in line for line in lines), "\n".join(lines)  # 16 px a cell
+    info = summary("yolo_v1", None, num_classes=20, echo=lines.append)
+    assert info["total_params"] == 271_703_550
 
 
 def test_docstring_examples():

@@ -27,7 +27,8 @@ def isolated(tmp_path, monkeypatch):
 
 def test_names_and_sample():
     names = [d["name"] for d in available_datasets()]
-    assert names == ["fashion-mnist-sample", "fashion-mnist", "mnist", "cifar10", "cifar100"]
+    assert names == ["fashion-mnist-sample", "fashion-mnist", "mnist", "cifar10", "cifar100",
+                     "shapes"]
     for alias in ("fashion-mnist-sample", "Fashion_MNIST-sample", "FashionMNIST-sample"):
         ds = get_dataset(alias, train=False, transform=lambda a: a[..., 0])
         assert isinstance(ds, FashionMNISTSample) and len(ds) == 1000
