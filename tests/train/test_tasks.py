@@ -418,7 +418,7 @@ def test_a_coco_folder_of_mixed_sizes_needs_an_image_size(tmp_path):
     code, _, err = call(["train", "--task", "detect", "--dataset", data, "--epochs", "1",
                          "--out", tmp_path / "r"])
     assert code == 1
-    assert "have sizes 32x32, 48x32; give a square size" in error_line(err)
+    assert "have sizes 32x32, 48x32; give an image size" in error_line(err)
     code, _, err = call(["train", "--task", "regress", "--dataset", data, "--out",
                          tmp_path / "r"])
     assert code == 1 and "task 'regress' trains on the data set 'shapes'" in error_line(err)

@@ -156,8 +156,8 @@ class CocoSplits:
             if len(sizes) != 1 or len(set(next(iter(sizes)))) != 1:
                 shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:4])
                 raise ValueError(f"task {task!r}: the images of {dataset} have sizes {shown}"
-                                 f"{' ...' if len(sizes) > 4 else ''}; give a square size to "
-                                 f"resize them to (image_size, --image-size)")
+                                 f"{' ...' if len(sizes) > 4 else ''}; give an image size "
+                                 f"(one int) to resize them to")
             image_size = next(iter(sizes))[0]
         self.size = int(image_size)
         for k, ds in read.items():
