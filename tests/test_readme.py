@@ -6,7 +6,7 @@ in a subprocess of this venv's Python. The data is the embedded 6,000-image Fash
 (``$FILTERBANK_DATA`` and the cache point to an empty folder, so ``fashion-mnist`` falls back to
 it where the full set is not installed system-wide). To keep the run short, ``train`` commands
 get ``--limit 300 --epochs 1 --batch-size 32 --no-progress`` appended (later options win);
-``--resume`` lines keep their ``--epochs``. Placeholders: ``runs/<run>`` is the first run
+``--resume`` lines keep their ``--epochs``; ``probe`` and ``embed`` get ``--limit 1000``. Placeholders: ``runs/<run>`` is the first run
 folder a README command created, ``path/to/images`` a folder of grey PNGs of mixed sizes in
 three classes, ``shirt.png`` and ``dir/`` images made from the sample, ``shapes.png``,
 ``one.png`` and ``triangle.png`` test images of the ``shapes`` data set (as the README's
@@ -115,6 +115,8 @@ def test_readme_runs_as_written(workspace):
             args = [str(run_folder) if a == "runs/<run>" else a for a in args]
         if args[0] == "train":
             args += ["--no-progress"] if "--resume" in args else QUICK
+        if args[0] in ("probe", "embed"):  # the full data set where it is installed
+            args += ["--limit", "1000"]
         done = _run([exe, *args], cwd, env, " ".join(argv))
         if args[0] == "train" and run_folder is None:
             run_folder = Path(re.search(r"run folder: (\S+)", done.stdout).group(1))
