@@ -6,11 +6,11 @@ in a subprocess of this venv's Python. The data is the embedded 6,000-image Fash
 (``$FILTERBANK_DATA`` and the cache point to an empty folder, so ``fashion-mnist`` falls back to
 it where the full set is not installed system-wide). To keep the run short, ``train`` commands
 get ``--limit 300 --epochs 1 --batch-size 32 --no-progress`` appended (later options win);
-``--resume`` lines keep their ``--epochs``; ``probe`` and ``embed`` get ``--limit 1000``. Placeholders: ``runs/<run>`` is the first run
-folder a README command created, ``path/to/images`` a folder of grey PNGs of mixed sizes in
-three classes, ``shirt.png`` and ``dir/`` images made from the sample, ``shapes.png``,
-``one.png`` and ``triangle.png`` test images of the ``shapes`` data set (as the README's
-Python block makes them).
+``--resume`` lines keep their ``--epochs``; ``probe`` and ``embed`` get ``--limit 1000``.
+Placeholders: ``runs/<run>`` is the first run folder a README command created,
+``path/to/images`` a folder of grey PNGs of mixed sizes in three classes, ``shirt.png`` and
+``dir/`` images made from the sample, ``shapes.png``, ``one.png`` and ``triangle.png`` test
+images of the ``shapes`` data set (as the README's Python block makes them).
 """
 
 from __future__ import annotations
