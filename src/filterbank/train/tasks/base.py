@@ -112,8 +112,11 @@ def split_indices(n: int, limit: int | None, val_split: float, seed: int
 class Task:
     """The interface of a task (see the module docstring). Subclasses set the attributes and
     implement the methods; :mod:`filterbank.train.run` calls them in this order:
-    :meth:`check_model`, :meth:`load`, :meth:`model_kwargs`, :meth:`check_fits`,
-    :meth:`loss`, :meth:`metrics`, :meth:`monitor`, then after training :meth:`report`."""
+    :meth:`parse_options`, :meth:`check_model`, :meth:`check_augment`, :meth:`load`,
+    :meth:`model_kwargs`, (the model is built) :meth:`prepare`, :meth:`output_shape` (checked
+    on one image), :meth:`loss`, :meth:`metrics`, :meth:`monitor`, then after training
+    :meth:`report`. ``evaluate`` calls :meth:`evaluate_run`, ``predict``
+    :meth:`predict_arrays`, :meth:`draw` and :meth:`describe`."""
 
     #: the ``--task`` name
     name = "task"
