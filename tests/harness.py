@@ -225,3 +225,29 @@ def check_float32(case: OpCase) -> None:
     for i, t in enumerate(inputs):
         if t.requires_grad and t.grad is not None:
             assert t.grad.dtype == np.float32, f"{case}: grad of input {i} is {t.grad.dtype}"
+
+
+# ----------------------------------------------------------------- the command line
+def cli(argv) -> tuple[int, str, str]:
+    """Run ``filterbank ARGV`` in this process: ``(exit status, stdout, stderr)`` (argparse's
+    exits for --help and bad arguments included)."""
+    import contextlib
+    import io
+
+    from filterbank.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def error_line(err: str) -> str:
+    """The one-line error ``filterbank`` printed last (no traceback allowed)."""
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err
+    assert lines and lines[-1].startswith("filterbank: error: "), err
+    return lines[-1]

@@ -7,9 +7,7 @@ One LeNet-5 run is trained once per module; evaluate, predict and resume work on
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 import re
 import subprocess
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness import cli as call
 
 import filterbank as fb
 from filterbank.cli import main
@@ -38,14 +37,6 @@ def sample_only(tmp_path_factory):
         yield empty
 
 
-def call(argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as e:  # argparse: --help, bad arguments
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

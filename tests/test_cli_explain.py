@@ -3,8 +3,6 @@ trained once per module on the embedded Fashion-MNIST sample (as tests/test_cli.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 
@@ -14,9 +12,9 @@ import pytest
 pytest.importorskip("matplotlib")
 pytest.importorskip("PIL")
 
+from harness import cli as call
 from PIL import Image  # noqa: E402
 
-from filterbank.cli import main  # noqa: E402
 from filterbank.data.datasets import FashionMNIST  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -32,14 +30,6 @@ def sample_only(tmp_path_factory):
         yield empty
 
 
-def call(argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

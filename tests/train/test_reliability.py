@@ -7,9 +7,7 @@ Each test names the issue item it reproduces.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 import threading
 import time
@@ -17,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness import cli as call
+from harness import error_line as last_line
 
 import filterbank as fb
 from filterbank import nn, optim
-from filterbank.cli import main
 from filterbank.data import DataLoader, TensorDataset
 from filterbank.train import Callback, ModelCheckpoint, NonFiniteLossError, Trainer
 from filterbank.train import run as fbrun
@@ -238,21 +237,8 @@ BASE = ["--model", "simple_cnn", "--dataset", "fashion-mnist-sample", "--model-a
         "width=4", "--model-arg", "hidden=16", "--no-progress"]
 
 
-def call(argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 
-def last_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert "Traceback" not in err
-    assert lines[-1].startswith("filterbank: error: "), err
-    return lines[-1]
 
 
 def epochs_logged(run: Path) -> list[int]:

@@ -4,16 +4,15 @@ commands), the task modules' pieces against references, and the bad inputs each 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from harness import cli as call
+from harness import error_line
 
 import filterbank as fb
-from filterbank.cli import main
 from filterbank.data.datasets import StandardShapes, get_dataset
 from filterbank.train.metrics import average_precision, mean_average_precision
 from filterbank.train.tasks import (
@@ -32,21 +31,8 @@ from filterbank.train.yolo import decode, encode_targets
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def call(argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 
-def error_line(err: str) -> str:
-    assert "Traceback" not in err
-    line = err.strip().splitlines()[-1]
-    assert line.startswith("filterbank: error: "), err
-    return line
 
 
 # ------------------------------------------------------------------ end to end (CLI)
