@@ -6,6 +6,11 @@ from filterbank.models.lenet import LeNet5, lenet5
 from filterbank.models.registry import available_models, get_model, model_task
 from filterbank.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 from filterbank.models.simple import SimpleCNN, simple_cnn
+from filterbank.models.torch_weights import (
+    TorchLoadReport,
+    load_torch_state_dict,
+    read_torch_safetensors,
+)
 from filterbank.models.unet import UNet, unet
 from filterbank.models.vgg import (
     VGG,
@@ -25,4 +30,5 @@ __all__ = [
     "available_models", "get_model", "lenet5", "resnet18", "resnet34", "resnet50", "unet",
     "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
     "SimpleCNN", "simple_cnn", "TinyYOLO", "YOLOv1", "tiny_yolo", "yolo_v1", "model_task",
+    "load_torch_state_dict", "read_torch_safetensors", "TorchLoadReport",
 ]
