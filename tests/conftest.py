@@ -1,7 +1,7 @@
 """Session-wide test setup: the oracles.
 
 Tests that compare against PyTorch (or need Pillow or matplotlib) skip one by one where it is
-not installed, so the rest of the suite still runs anywhere. ``make test`` installs all three
+not installed, so the rest of the suite still runs anywhere. ``make test`` installs them all
 and sets ``FILTERBANK_REQUIRE_ORACLES=1``: then a missing or broken one stops the session
 before any test runs, instead of turning hundreds of checks into quiet skips.
 """
@@ -18,6 +18,8 @@ ORACLES = {
     "torch": "PyTorch, the reference of every *_vs_torch / *_matches_torch test",
     "PIL": "Pillow, for the image-file tests",
     "matplotlib": "matplotlib, for the plotting tests",
+    "onnx": "onnx, to build the ONNX import/export test models and run the conformance harness",
+    "onnxruntime": "ONNX Runtime, the reference of the ONNX import/export tests",
 }
 
 
