@@ -12,6 +12,7 @@
     filterbank datasets
     filterbank explain RUN shoe.png --method gradcam   (and dream, embed, probe, filter:
                                                         see filterbank.cli_explain)
+    filterbank import model.onnx --out runs/imported   (and export: see filterbank.cli_interop)
 
 Errors the user can fix (unknown names, missing files, incompatible checkpoints) print one line,
 ``filterbank: error: ...``, and exit with status 1 (2 for bad arguments); ``--debug`` shows
@@ -250,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_explain.add_parsers(sub, common, data, _positive_int, _non_negative_int,
                             _positive_float, _folder)
+    from filterbank import cli_interop  # import, export (issue 11)
+
+    cli_interop.add_parsers(sub, common, _positive_int, _finite_float, _folder)
     return p
 
 
@@ -281,6 +285,10 @@ def _dispatch(args) -> None:
                     batch_size=args.batch_size)
     elif args.command == "datasets":
         run.datasets(args.data_root, download=args.download)
+    elif args.command in ("import", "export"):
+        from filterbank import cli_interop
+
+        cli_interop.dispatch(args)
     else:
         from filterbank import cli_explain
 

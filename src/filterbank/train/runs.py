@@ -34,6 +34,9 @@ from filterbank.train.recipe import Log, build_model, model_kwargs, model_name
 
 RUN_FORMAT = "filterbank-run"
 RUN_VERSION = 1
+#: ``config["model"]`` of a run imported from ONNX (``filterbank import``): the graph is in the
+#: run folder, ``config["onnx_file"]``, and the weights in ``model.json`` as for any run.
+ONNX_MODEL = "onnx"
 
 
 def write_json(path: Path, obj) -> None:
@@ -87,6 +90,11 @@ def load_run_model(path, model: str | None = None) -> tuple[nn.Module, dict, Pat
     weights; an incompatible checkpoint raises CheckpointError before anything is used.
     Returns ``(model in eval mode, config, checkpoint sidecar)``."""
     ckpt, config = find_run(path)
+    if config["model"] == ONNX_MODEL:
+        net = _onnx_model(ckpt, config, model)
+        load_checkpoint(ckpt, net)
+        net.eval()
+        return net, config, ckpt
     name = config["model"]
     kwargs = dict(config["model_kwargs"])
     if model is not None and model_name(model) != name:
@@ -97,6 +105,23 @@ def load_run_model(path, model: str | None = None) -> tuple[nn.Module, dict, Pat
     load_checkpoint(ckpt, net)
     net.eval()
     return net, config, ckpt
+
+
+def _onnx_model(ckpt: Path, config: dict, model: str | None) -> nn.Module:
+    """The graph of an imported ONNX run, from the file named by ``config["onnx_file"]`` in
+    the run folder (a bare file name: a config cannot point outside its folder)."""
+    if model is not None:
+        raise ValueError(f"{ckpt}: the run holds an imported ONNX graph, not a zoo model; it "
+                         f"cannot be rebuilt as {model!r}")
+    name = config.get("onnx_file")
+    if not isinstance(name, str) or not name.endswith(".onnx") or Path(name).name != name \
+            or "\\" in name:
+        raise CheckpointError(f"{ckpt}: onnx_file: expected the name of a .onnx file in the "
+                              f"run folder, got {name!r}")
+    folder = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    import filterbank.onnx
+
+    return filterbank.onnx.load(folder / name)
 
 
 def load_run(path: str | os.PathLike) -> tuple[nn.Module, dict]:
