@@ -133,6 +133,9 @@ class DataLoader:
         transform: a batch transform, applied to the inputs of every batch: the whole batch if
             it is one array, else its first element (tuple/list) or first value (dict).
         as_numpy: yield NumPy arrays instead of Tensors.
+        sampler: an iterable of indices with ``__len__`` that gives the order of every epoch
+            instead of ``shuffle`` (e.g. :class:`~filterbank.distributed.DistributedSampler`,
+            one rank's shard); mutually exclusive with ``shuffle=True``.
 
     Example:
         >>> from filterbank.data import TensorDataset
@@ -145,7 +148,7 @@ class DataLoader:
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,
                  drop_last: bool = False, collate_fn: Callable | None = None,
                  generator: np.random.Generator | int | None = None, prefetch: int = 0,
-                 transform: Callable | None = None, as_numpy: bool = False):
+                 transform: Callable | None = None, as_numpy: bool = False, sampler=None):
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader: expected a data set with __getitem__ and __len__, got "
                             f"{type(dataset).__name__}")
@@ -161,6 +164,14 @@ class DataLoader:
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable, got "
                             f"{type(transform).__name__}")
+        if sampler is not None:
+            if shuffle:
+                raise ValueError("DataLoader: sampler= gives the order, so shuffle must be False "
+                                 "(a DistributedSampler shuffles itself: shuffle=True there)")
+            if not hasattr(sampler, "__iter__") or not hasattr(sampler, "__len__"):
+                raise TypeError(f"DataLoader: sampler must be an iterable of indices with "
+                                f"__len__, got {type(sampler).__name__}")
+        self.sampler = sampler
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -176,7 +187,7 @@ class DataLoader:
             self.generator = _random.seeded(generator, "DataLoader")
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     # ------------------------------------------------------------------------- state
@@ -198,8 +209,12 @@ class DataLoader:
 
     # --------------------------------------------------------------------- iteration
     def _batch_indices(self) -> list[np.ndarray]:
-        n = len(self.dataset)
-        order = self.generator.permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, dtype=np.int64)
+        else:
+            n = len(self.dataset)
+            order = self.generator.permutation(n) if self.shuffle else np.arange(n)
+        n = len(order)
         stop = n - n % self.batch_size if self.drop_last else n
         return [order[i:i + self.batch_size] for i in range(0, stop, self.batch_size)]
 

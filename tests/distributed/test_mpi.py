@@ -1,0 +1,55 @@
+"""DistributedDataParallel across two processes: ``mpirun -np 2`` running mpi_script.py.
+
+Skipped only when Open MPI's ``mpirun`` or mpi4py is missing (``make test`` installs both).
+"""
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).with_name("mpi_script.py")
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("mpirun") is None or importlib.util.find_spec("mpi4py") is None,
+    reason="needs Open MPI's mpirun and mpi4py (apt-get install openmpi-bin libopenmpi-dev; "
+           "pip install filterbank[mpi])")
+
+
+def mpirun(*args: str, np: int = 2, timeout: float = 120) -> subprocess.CompletedProcess:
+    # root in a container needs the two ALLOW_RUN_AS_ROOT variables; --oversubscribe lets two
+    # ranks share fewer cores
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+    cmd = ["mpirun", "--oversubscribe", "-np", str(np), sys.executable, str(SCRIPT), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("bucket_mb", ["0.001", "25"], ids=["5-buckets", "1-bucket"])
+def test_two_ranks_train_identical_weights_equal_to_one_process(bucket_mb):
+    r = mpirun("train", bucket_mb)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "OK identical on all ranks" in r.stdout
+    assert "OK equals single-process training" in r.stdout
+    assert ("buckets 1" in r.stdout) == (bucket_mb == "25")
+
+
+def test_a_rank_that_raises_ends_the_job_with_its_message():
+    r = mpirun("raise", timeout=60)  # a hang would raise TimeoutExpired here
+    assert r.returncode != 0
+    assert "ValueError: rank 1 failed on purpose" in r.stderr
+    assert "rank 1 of 2 raised an exception" in r.stderr
+
+
+def test_different_models_raise_on_every_rank():
+    r = mpirun("mismatch", timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for rank in (0, 1):
+        line = next(ln for ln in r.stdout.splitlines() if ln.startswith(f"rank {rank} "))
+        assert line.startswith(f"rank {rank} raised: DistributedDataParallel: the ranks hold "
+                               f"different models"), line
+        assert "rank 0 '0.weight (2, 4) float32', rank 1 '0.weight (3, 4) float32'" in line
