@@ -193,6 +193,8 @@ def test_torch_weights_num_classes_from_the_file(torch_lenet, tmp_path):
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["classes"] == ["0", "1", "2", "3"]
     assert config["preprocessing"]["mean"] == [0.0] and config["preprocessing"]["std"] == [1.0]
+    code, _, err = call(["evaluate", tmp_path / "r"])  # no data set recorded: say so
+    assert code == 1 and "give evaluate --dataset" in error_line(err)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -200,7 +202,8 @@ def test_torch_weights_num_classes_from_the_file(torch_lenet, tmp_path):
     ([], "needs --model NAME"),
     (["--model", "lenet5", "--classes", "a", "b"], "expected (2, 84), got (4, 84)"),
     (["--model", "nosuch"], "unknown model 'nosuch'"),
-    (["--model", "lenet5", "--mean", "0.1", "0.2"], "--mean: expected 1 or 1 finite numbers"),
+    (["--model", "lenet5", "--mean", "0.1", "0.2"],
+     "--mean: expected 1 finite number (one per channel), got [0.1, 0.2]"),
 ])
 def test_torch_import_errors(torch_lenet, tmp_path, argv, message):
     _, weights = torch_lenet

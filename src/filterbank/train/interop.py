@@ -50,6 +50,9 @@ __all__ = ["FORMATS", "export_run", "import_model"]
 #: What ``filterbank export`` writes.
 FORMATS = ("onnx",)
 _ONNX_COPY = "source.onnx"
+# what an import without --dataset records: evaluate then says "unknown data set '<this>'"
+# (an empty string would mean the current folder, read as an image folder)
+NO_DATASET = "none (imported: give evaluate --dataset)"
 
 
 def _sha256(path: Path) -> str:
@@ -88,8 +91,8 @@ def _check_norm(values, channels: int, flag: str) -> list[float]:
     if len(values) == 1:
         values = values * channels
     if len(values) != channels or not all(np.isfinite(values)):
-        raise ValueError(f"{flag}: expected 1 or {channels} finite numbers (one per channel), "
-                         f"got {values}")
+        count = "1 finite number" if channels == 1 else f"1 or {channels} finite numbers"
+        raise ValueError(f"{flag}: expected {count} (one per channel), got {values}")
     if flag == "--std" and min(values) <= 0:
         raise ValueError(f"--std: expected numbers > 0, got {values}")
     return values
@@ -204,7 +207,8 @@ def import_model(source: str | os.PathLike, out: str | os.PathLike, model: str |
         "format": RUN_FORMAT, "version": RUN_VERSION, "filterbank_version": fb.__version__,
         "task": "classify", "task_args": {},
         "model": name, "model_kwargs": kwargs, "model_args": model_args or {},
-        "dataset": dataset or "", "requested_dataset": dataset or "", "classes": names,
+        "dataset": dataset or NO_DATASET, "requested_dataset": dataset or NO_DATASET,
+        "classes": names,
         "preprocessing": {"channels": c, "size": [h, w],
                           "mean": _check_norm(mean, c, "--mean"),
                           "std": _check_norm(std, c, "--std")},
