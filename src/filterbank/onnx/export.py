@@ -359,8 +359,15 @@ def _resample(g, op, xs):
         align = _align_corners(op.hyper["mats"], spatial, sizes)
         attrs = dict(mode="linear", coordinate_transformation_mode="align_corners" if align
                      else "pytorch_half_pixel")
-    return g.node("Resize", [xs[0], "", g.const(np.asarray(scales, np.float32), "scales",
-                                                np.float32)], **attrs)
+    if all(float(f).is_integer() for f in scales):
+        scale_input = g.const(np.asarray(scales, np.float32), "scales", np.float32)
+        return g.node("Resize", [xs[0], "", scale_input], **attrs)
+    # a non-integer factor would be rounded differently: give the output sizes, with the
+    # leading (batch, channel) dims taken from the input's shape
+    lead = g.node("Slice", [g.node("Shape", [xs[0]]), g.ints([0]),
+                            g.ints([len(in_shape) - nd])])
+    sizes_input = g.node("Concat", [lead, g.ints(sizes, "sizes")], axis=0)
+    return g.node("Resize", [xs[0], "", "", sizes_input], **attrs)
 
 
 def _align_corners(mats, spatial, sizes) -> bool:
@@ -609,6 +616,7 @@ def export(model, example_input, path: str | os.PathLike, opset: int = 17,
                               producer_name="filterbank",
                               ir_version=helper.find_min_ir_version_for(
                                   [helper.make_opsetid("", int(opset))]))
-    onnx.checker.check_model(proto, full_check=True)
-    atomic_write_bytes(path, proto.SerializeToString())
+    data = proto.SerializeToString()  # once: the checker takes the bytes too
+    onnx.checker.check_model(data, full_check=True)
+    atomic_write_bytes(path, data)
     return proto
