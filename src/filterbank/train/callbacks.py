@@ -484,3 +484,6 @@ class JSONLogger(Callback):
 
     def __repr__(self):
         return f"JSONLogger({str(self.filename)!r})"
+
+
+from filterbank.train.dashboard import Dashboard  # noqa: E402, F401 - a re-export; it subclasses Callback
