@@ -315,3 +315,28 @@ def test_load_reproduces_exported_model(tmp_path):
     got = got[0] if isinstance(got, tuple | list) else got
     np.testing.assert_allclose(np.asarray(got.numpy() if hasattr(got, "numpy") else got),
                                _reference(model, x), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("opset", [17, 18, 20])
+def test_opsets(opset, tmp_path):
+    """Reductions take their axes as an attribute up to opset 17 and as an input after."""
+    fb.manual_seed(6)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.GroupNorm(2, 4), nn.InstanceNorm2d(4),
+                          _Fn(lambda x: F.global_avg_pool2d(x)), nn.Linear(4, 2))
+    _roundtrip(model, (2, 5, 5), tmp_path / "o.onnx", opset=opset)
+
+
+def test_output_cut_from_input_is_refused(tmp_path):
+    _ort()
+    from filterbank.onnx import export
+
+    def detached(x):
+        with fb.no_grad():
+            return x * 2
+
+    with pytest.raises(ValueError, match="does not reach the input"):
+        export(_Fn(detached), fb.randn(2, 3), tmp_path / "d.onnx")
+
+
+def test_identity_model(tmp_path):
+    _roundtrip(nn.Identity(), (3,), tmp_path / "i.onnx")

@@ -80,8 +80,9 @@ def _trace(model, x: Tensor):
 class _Graph:
     """The ONNX graph under construction, plus what converters need to know."""
 
-    def __init__(self, helper, numpy_helper, dtype, dynamic: bool, batch: int):
+    def __init__(self, helper, numpy_helper, dtype, dynamic: bool, batch: int, opset: int):
         self.helper, self.numpy_helper = helper, numpy_helper
+        self.opset = opset
         self.dtype = np.dtype(dtype)
         self.dynamic, self.batch = dynamic, batch
         self.nodes: list = []
@@ -111,6 +112,12 @@ class _Graph:
         name = self.fresh(hint)
         self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(arr), name))
         return name
+
+    def reduce(self, op_type: str, x: str, axes, keepdims: int) -> str:
+        """Reduce* with ``axes`` an attribute (opset 17) or an input (18 on; Sum since 13)."""
+        if op_type == "ReduceSum" or self.opset >= 18:
+            return self.node(op_type, [x, self.ints(axes, "axes")], keepdims=keepdims)
+        return self.node(op_type, [x], axes=list(axes), keepdims=keepdims)
 
     def ints(self, values, hint: str = "shape") -> str:
         return self.const(np.asarray(list(values), np.int64), hint, np.int64)
@@ -228,9 +235,7 @@ def _reduce(op_type):
         keep = int(bool(op.hyper["keepdims"]))
         if op_type == "ReduceMean" and keep and rank >= 3 and sorted(axes) == list(range(2, rank)):
             return g.node("GlobalAveragePool", xs)
-        if op_type == "ReduceSum":  # axes are an input since opset 13
-            return g.node(op_type, [xs[0], g.ints(axes, "axes")], keepdims=keep)
-        return g.node(op_type, xs, axes=axes, keepdims=keep)
+        return g.reduce(op_type, xs[0], axes, keep)
     return convert
 
 
@@ -271,9 +276,9 @@ def _normalize(g, op, xs):
     n, c = xshape[0], xshape[1]
     groups = h["rows"] // n
     rows = g.node("Reshape", [x, g.ints([0 if g.dynamic else n, groups, -1])])
-    mean = g.node("ReduceMean", [rows], axes=[2], keepdims=1)
+    mean = g.reduce("ReduceMean", rows, [2], 1)
     xc = g.node("Sub", [rows, mean])
-    var = g.node("ReduceMean", [g.node("Mul", [xc, xc])], axes=[2], keepdims=1)
+    var = g.reduce("ReduceMean", g.node("Mul", [xc, xc]), [2], 1)
     std = g.node("Sqrt", [g.node("Add", [var, g.const(np.float64(eps), "eps")])])
     y = g.node("Reshape", [g.node("Div", [xc, std]), g.node("Shape", [x])])
     pshape = [c] + [1] * (len(xshape) - 2)
@@ -522,7 +527,7 @@ def export(model, example_input, path: str | os.PathLike, opset: int = 17,
     if len(out_names) != len(outputs):
         raise ValueError(f"export: {len(outputs)} outputs but output_names={output_names!r}")
 
-    g = _Graph(helper, numpy_helper, arr.dtype, dynamic_batch, arr.shape[0])
+    g = _Graph(helper, numpy_helper, arr.dtype, dynamic_batch, arr.shape[0], int(opset))
     leaf_names = {id(x): in_name}
     for name, p in list(model.named_parameters()) + list(model.named_buffers()):
         leaf_names.setdefault(id(p), name)
@@ -592,10 +597,15 @@ def export(model, example_input, path: str | os.PathLike, opset: int = 17,
             raise NotImplementedError(f"export: op {op.cls.__name__} (called by layer "
                                       f"{op.module}): {e}") from None
 
-    if id(x) not in used_leaves and not any(id(x) == id(o) for o in outputs):
-        # the output does not depend on the input (or is the input itself)
-        if not roots:
-            raise ValueError("export: the model's output does not depend on its input")
+    if id(x) not in used_leaves and not any(o is x for o in outputs):
+        for o in outputs:
+            if o._ctx is None:
+                leaf(o)  # the input itself may be an output
+        if id(x) not in used_leaves:
+            raise ValueError("export: the recorded graph does not reach the input: the output "
+                             "was computed without gradient recording (no_grad inside "
+                             "forward, or an integer op such as argmax), so it would be "
+                             "exported as a constant")
     elem = helper.np_dtype_to_tensor_dtype(arr.dtype)
     batch = "batch" if dynamic_batch else None
 
