@@ -528,7 +528,8 @@ def export(model, example_input, path: str | os.PathLike, opset: int = 17,
         raise ValueError(f"export: {len(outputs)} outputs but output_names={output_names!r}")
 
     g = _Graph(helper, numpy_helper, arr.dtype, dynamic_batch, arr.shape[0], int(opset))
-    leaf_names = {id(x): in_name}
+    g._names.update([in_name, *out_names])
+    leaf_names = {}
     for name, p in list(model.named_parameters()) + list(model.named_buffers()):
         leaf_names.setdefault(id(p), name)
     converters = _registry()
@@ -597,15 +598,19 @@ def export(model, example_input, path: str | os.PathLike, opset: int = 17,
             raise NotImplementedError(f"export: op {op.cls.__name__} (called by layer "
                                       f"{op.module}): {e}") from None
 
-    if id(x) not in used_leaves and not any(o is x for o in outputs):
-        for o in outputs:
-            if o._ctx is None:
-                leaf(o)  # the input itself may be an output
-        if id(x) not in used_leaves:
-            raise ValueError("export: the recorded graph does not reach the input: the output "
-                             "was computed without gradient recording (no_grad inside "
-                             "forward, or an integer op such as argmax), so it would be "
-                             "exported as a constant")
+    for o in outputs:
+        if o._ctx is None:
+            leaf(o)  # the input itself, or a constant (refused just below)
+    if id(x) not in used_leaves:
+        raise ValueError("export: the recorded graph does not reach the input: the output "
+                         "was computed without gradient recording (no_grad inside forward, "
+                         "or an integer op such as argmax), so it would be exported as a "
+                         "constant")
+    weight_bytes = sum(len(t.raw_data) for t in g.initializers)
+    if weight_bytes >= 2**31 - 2**24:
+        raise ValueError(f"export: {weight_bytes / 2**30:.2f} GiB of weights do not fit a "
+                         f"single ONNX file (2 GiB protobuf limit; external data is not "
+                         f"supported)")
     elem = helper.np_dtype_to_tensor_dtype(arr.dtype)
     batch = "batch" if dynamic_batch else None
 
