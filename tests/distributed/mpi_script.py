@@ -6,6 +6,9 @@ train BUCKET_MB  20 SGD steps of a small CNN with DistributedDataParallel; rank 
 raise            rank 1 raises while rank 0 waits in a barrier: the job must die, not hang.
 mismatch         the ranks build different models: DistributedDataParallel must raise on every
                  rank.
+trainer          Trainer.fit with DistributedDataParallel, distributed_loader and
+                 DistributedCallback for 2 epochs: weights and History equal on every rank.
+unused           a parameter outside the loss: the next forward raises, naming it.
 """
 
 import hashlib
@@ -74,6 +77,41 @@ def flat_params_of(state: dict) -> np.ndarray:
     return np.concatenate([v.ravel() for k, v in state.items()])
 
 
+def trainer() -> None:
+    from filterbank.data import TensorDataset
+    from filterbank.train import Trainer
+
+    r = dist.rank()
+    rng = np.random.default_rng(0)
+    ds = TensorDataset(rng.standard_normal((40, 1, 12, 12)).astype(np.float32),
+                       rng.integers(0, 10, 40))
+    model = dist.DistributedDataParallel(small_cnn(seed=100 + r))
+    loader = dist.distributed_loader(ds, batch_size=8, seed=1)
+    t = Trainer(model, fb.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(),
+                metrics=["accuracy"], callbacks=[dist.DistributedCallback([loader.sampler])],
+                progress=False)
+    history = t.fit(loader, epochs=2, verbose=0)
+    w = flat_params(model.module)
+    losses = np.array(history["loss"], np.float64)
+    got = dist.all_gather(np.concatenate([w.astype(np.float64), losses]))
+    if r == 0:
+        assert (got == got[0]).all(), "weights or History differ between ranks"
+        assert loader.sampler.epoch == 1 and len(loader) == 3
+        print(f"OK trainer: losses {losses.round(4).tolist()} identical on all ranks")
+
+
+def unused() -> None:
+    model = dist.DistributedDataParallel(nn.Sequential(nn.Linear(4, 2), nn.Linear(2, 2)))
+    x = fb.tensor(np.ones((3, 4), np.float32))
+    model.module[0](x).sum().backward()  # through the wrapper's module: no forward
+    model(x)  # arms the reduction
+    model.module[0](x).sum().backward()  # the second Linear gets no gradient
+    try:
+        model(x)
+    except RuntimeError as e:
+        print(f"rank {dist.rank()} raised: {e}", flush=True)
+
+
 def fail() -> None:
     if dist.rank() == 1:
         raise ValueError("rank 1 failed on purpose")
@@ -100,5 +138,9 @@ if __name__ == "__main__":
         fail()
     elif mode == "mismatch":
         mismatch()
+    elif mode == "trainer":
+        trainer()
+    elif mode == "unused":
+        unused()
     else:
         sys.exit(f"unknown mode {mode!r}")

@@ -6,6 +6,7 @@ Skipped only when Open MPI's ``mpirun`` or mpi4py is missing (``make test`` inst
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,12 +22,21 @@ pytestmark = pytest.mark.skipif(
 
 
 def mpirun(*args: str, np: int = 2, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run mpi_script.py on ``np`` ranks; a job still running after ``timeout`` s (a hang) is
+    killed with all its ranks and fails the test."""
     # root in a container needs the two ALLOW_RUN_AS_ROOT variables; --oversubscribe lets two
     # ranks share fewer cores
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     cmd = ["mpirun", "--oversubscribe", "-np", str(np), sys.executable, str(SCRIPT), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # mpirun and the ranks it started
+        out, err = proc.communicate()
+        pytest.fail(f"mpirun {' '.join(args)} hung for {timeout} s:\n{out}\n{err}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 @pytest.mark.parametrize("bucket_mb", ["0.001", "25"], ids=["5-buckets", "1-bucket"])
@@ -53,3 +63,17 @@ def test_different_models_raise_on_every_rank():
         assert line.startswith(f"rank {rank} raised: DistributedDataParallel: the ranks hold "
                                f"different models"), line
         assert "rank 0 '0.weight (2, 4) float32', rank 1 '0.weight (3, 4) float32'" in line
+
+
+def test_trainer_fit_agrees_on_every_rank():
+    r = mpirun("trainer")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "OK trainer: losses" in r.stdout
+
+
+def test_a_parameter_without_gradient_raises_at_the_next_forward_on_every_rank():
+    r = mpirun("unused", timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for rank in (0, 1):
+        assert (f"rank {rank} raised: DistributedDataParallel: the previous backward did not "
+                f"produce gradients for 2 parameter(s) (1.weight, 1.bias)") in r.stdout

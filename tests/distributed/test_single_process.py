@@ -112,7 +112,7 @@ def test_wrapped_model_trains_like_the_model_in_one_process():
         dist.DistributedDataParallel(nn.Linear(2, 2), bucket_cap_mb=0)
 
 
-@pytest.mark.parametrize("name", ["comm", "sampler", "parallel"])
+@pytest.mark.parametrize("name", ["comm", "sampler", "parallel", "train"])
 def test_docstring_examples_run(name):
     import doctest
     import importlib
@@ -120,3 +120,14 @@ def test_docstring_examples_run(name):
     module = importlib.import_module(f"filterbank.distributed.{name}")
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_callback_advances_the_samplers_and_keeps_one_process_logs():
+    ds = TensorDataset(np.arange(6, dtype=np.float32))
+    loader = dist.distributed_loader(ds, batch_size=2, seed=4)
+    cb = dist.DistributedCallback([loader.sampler])
+    cb.on_epoch_begin(None, 3)
+    assert loader.sampler.epoch == 3
+    logs = {"epoch": 4, "loss": 0.5, "images_per_sec": 10.0}
+    cb.on_epoch_end(None, 3, logs)
+    assert logs == {"epoch": 4, "loss": 0.5, "images_per_sec": 10.0}

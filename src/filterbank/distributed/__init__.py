@@ -10,6 +10,8 @@ from filterbank.distributed.comm import (all_gather, all_reduce, barrier, broadc
                                          is_main, launched_by_mpi, rank, world_size)
 from filterbank.distributed.parallel import DistributedDataParallel
 from filterbank.distributed.sampler import DistributedSampler
+from filterbank.distributed.train import DistributedCallback, distributed_loader
 
-__all__ = ["DistributedDataParallel", "DistributedSampler", "all_gather", "all_reduce",
-           "barrier", "broadcast", "init", "is_main", "launched_by_mpi", "rank", "world_size"]
+__all__ = ["DistributedCallback", "DistributedDataParallel", "DistributedSampler", "all_gather",
+           "all_reduce", "barrier", "broadcast", "distributed_loader", "init", "is_main",
+           "launched_by_mpi", "rank", "world_size"]
