@@ -6,6 +6,15 @@ topologically and returns an :class:`OnnxModule` whose ``forward`` runs them wit
 (BatchNormalization's running mean and variance become buffers), so an imported model can be
 fine-tuned, explained or exported again; ``eval()``/``train()`` switch BatchNormalization
 between running and batch statistics and turn Dropout off/on.
+
+Nodes that map onto a filterbank layer run through one, registered as a sub-module named after
+the node (``named_modules()``), so the interpretability tools that look for layers (Grad-CAM,
+feature maps, filters, embeddings) work on an imported graph: a 2-D Conv with constant weights
+becomes an ``nn.Conv2d``, ConvTranspose an ``nn.ConvTranspose2d``, Gemm with a constant 2-D
+weight an ``nn.Linear``, BatchNormalization an ``nn.BatchNorm2d``, Relu an ``nn.ReLU``, and
+pooling and the other activations an :class:`OnnxOp`. The layer holds the initializers as its
+parameters. A node whose initializers are shared with another node, or whose attributes have
+no layer equivalent, runs functionally with top-level parameters.
 """
 
 from __future__ import annotations
@@ -15,12 +24,13 @@ import re
 
 import numpy as np
 
+from filterbank import nn
 from filterbank.nn.module import Module, Parameter
 from filterbank.onnx import _proto
-from filterbank.onnx._ops import OPS, T
+from filterbank.onnx._ops import OPS, T, _pad_spatial, _pads, is_float, keep
 from filterbank.tensor import Tensor
 
-__all__ = ["OnnxModule", "load", "run"]
+__all__ = ["OnnxModule", "OnnxOp", "load", "run"]
 
 
 def _attrs(node, path) -> dict:
@@ -52,7 +62,7 @@ def _attr_name(name: str, taken: set[str]) -> str:
 class _Context:
     """What the ops need besides their inputs: the opset, the mode, the file for messages."""
 
-    def __init__(self, module: OnnxModule):
+    def __init__(self, module: OnnxModule | OnnxOp):
         self.opset = module.opset
         self.training = module.training
         self.path = module.path
@@ -62,6 +72,105 @@ class _Context:
 
     def is_buffer(self, t) -> bool:
         return id(t) in self._buffers
+
+
+class OnnxOp(Module):
+    """One parameterless ONNX node (a pooling, an activation) as a module, so that its output
+    has a name in ``named_modules()``; ``forward`` runs the node's filterbank op."""
+
+    def __init__(self, node, attrs: dict, opset: int, path: str, base_dir: str):
+        super().__init__()
+        self.node, self.attrs = node, attrs
+        self.opset, self.path, self.base_dir = opset, path, base_dir
+        self.rng = np.random.default_rng()
+
+    def forward(self, *args):
+        return OPS[self.node.op_type](_Context(self), self.node, self.attrs, *args)
+
+    def extra_repr(self) -> str:
+        return f"{self.node.op_type!r}"
+
+
+#: parameterless ops run as an OnnxOp (so their outputs can be captured by name)
+_OP_MODULES = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LeakyRelu",
+               "Sigmoid", "Tanh", "Elu", "Selu", "HardSigmoid", "Softplus", "PRelu"}
+
+
+def _auto_pad(attrs) -> str:
+    auto = attrs.get("auto_pad", b"NOTSET")
+    return auto.decode() if isinstance(auto, bytes) else auto
+
+
+def _float(arr) -> bool:
+    return arr is not None and arr.dtype.kind == "f"
+
+
+def _layer(node, attrs, args):
+    """``(layer, extra)`` for a node that maps onto a filterbank layer, given its constant
+    inputs (``args``: arrays, None where an input is not an owned initializer), else None.
+    ``extra`` holds what ``forward`` needs around the call (explicit pads); the layer's
+    parameters are filled in by the caller."""
+    op, n_in = node.op_type, len(node.input)
+    outputs = [o for o in node.output if o]
+    if len(outputs) != 1:
+        return None
+    if op in ("Conv", "ConvTranspose"):
+        w = args[1] if n_in > 1 else None
+        b = args[2] if n_in > 2 and node.input[2] else None
+        if not _float(w) or w.ndim != 4 or (n_in > 2 and node.input[2] and not _float(b)):
+            return None
+        group = int(attrs.get("group", 1))
+        kernel = list(attrs.get("kernel_shape", w.shape[2:]))
+        if kernel != list(w.shape[2:]):
+            return None
+        stride = list(attrs.get("strides", [1, 1]))
+        dilation = list(attrs.get("dilations", [1, 1]))
+        auto = _auto_pad(attrs)
+        if op == "Conv":
+            if auto not in ("NOTSET", "", "VALID", "SAME_UPPER", "SAME_LOWER"):
+                return None
+            pads = list(attrs.get("pads", [0] * 4)) if auto in ("NOTSET", "") else [0] * 4
+            explicit = auto in ("SAME_UPPER", "SAME_LOWER") or pads[:2] != pads[2:]
+            layer = nn.Conv2d(w.shape[1] * group, w.shape[0], kernel, stride,
+                              0 if explicit else pads[:2], dilation, group, b is not None)
+            return layer, {"explicit_pads": explicit}
+        if "output_shape" in attrs or auto not in ("NOTSET", "", "VALID"):
+            return None
+        pads = list(attrs.get("pads", [0] * 4)) if auto != "VALID" else [0] * 4
+        if pads[:2] != pads[2:]:
+            return None
+        layer = nn.ConvTranspose2d(w.shape[0], w.shape[1] * group, kernel, stride, pads[:2],
+                                   list(attrs.get("output_padding", [0, 0])), group,
+                                   b is not None, dilation)
+        return layer, {}
+    if op == "Gemm":
+        w = args[1] if n_in > 1 else None
+        c = args[2] if n_in > 2 and node.input[2] else None
+        if (attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or not _float(w)
+                or w.ndim != 2):
+            return None
+        if n_in > 2 and node.input[2] and (not _float(c) or attrs.get("beta", 1.0) != 1.0):
+            return None
+        out_f, in_f = w.shape if attrs.get("transB", 0) else w.shape[::-1]
+        if c is not None and c.shape != (out_f,):
+            return None
+        return nn.Linear(in_f, out_f, c is not None), {"transposed": not attrs.get("transB", 0)}
+    if op == "BatchNormalization":
+        if (attrs.get("spatial", 1) != 1 or attrs.get("training_mode", 0) or n_in != 5
+                or not all(_float(a) and a.ndim == 1 for a in args[1:5])
+                or len({a.shape for a in args[1:5]}) != 1):
+            return None
+        layer = nn.BatchNorm2d(args[1].shape[0], attrs.get("epsilon", 1e-5),
+                               1 - attrs.get("momentum", 0.9))
+        return layer, {}
+    if op == "Relu" and n_in == 1:
+        return nn.ReLU(), {}
+    return None
+
+
+_SLOTS = {"Conv": ("weight", "bias"), "ConvTranspose": ("weight", "bias"),
+          "Gemm": ("weight", "bias"),
+          "BatchNormalization": ("weight", "bias", "running_mean", "running_var")}
 
 
 class OnnxModule(Module):
@@ -111,9 +220,21 @@ class OnnxModule(Module):
                 raise NotImplementedError(f"ONNX op {n.op_type} is not supported by filterbank")
         self.attrs = [_attrs(n, self.path) for n in self.nodes]
         self.onnx_names: dict[str, str] = {}
+        #: the state_dict keys whose value is the transpose of their initializer (a Gemm with
+        #: transB=0 run as an nn.Linear)
+        self.onnx_transposed: set[str] = set()
         self._value_attr: dict[str, str] = {}
         taken: set[str] = set(dir(self))
+        # the sanitised initializer names still reach an initializer held by a layer
+        # (``model.conv1_weight`` as well as ``model.conv_0.weight``)
+        alias_taken = set(taken)
+        aliases = {_attr_name(name, alias_taken): name for name in inits}
+        self._layers = self._make_layers(inits, taken)
+        self._aliases = {a: self._value_attr[name] for a, name in aliases.items()
+                         if name in self._value_attr}
         for name, arr in inits.items():
+            if name in self._value_attr:
+                continue
             attr = _attr_name(name, taken)
             arr = np.array(arr)  # writable, owned
             if arr.dtype.kind == "f" and name not in stats:
@@ -123,20 +244,100 @@ class OnnxModule(Module):
             self.onnx_names[attr] = name
             self._value_attr[name] = attr
 
+    def _make_layers(self, inits: dict, taken: set[str]) -> list:
+        """One entry per node: ``(attribute name, extra)`` for a node run through a layer
+        sub-module, else None; the layers take their initializers as their own parameters."""
+        uses: dict[str, int] = {}
+        for n in self.nodes:
+            for i in n.input:
+                uses[i] = uses.get(i, 0) + 1
+        for name in self.output_names:
+            uses[name] = uses.get(name, 0) + 1
+        counts: dict[str, int] = {}
+        out: list = []
+        for n, attrs in zip(self.nodes, self.attrs):
+            index = counts.get(n.op_type, 0)
+            counts[n.op_type] = index + 1
+            owned = [np.array(inits[i]) if i in inits and uses[i] == 1 else None
+                     for i in n.input]
+            made = None
+            if n.op_type in _OP_MODULES:
+                made = OnnxOp(n, attrs, self.opset, self.path, self.base_dir), {}
+            else:
+                try:
+                    made = _layer(n, attrs, owned)
+                except ValueError:  # attributes a layer refuses: the functional path
+                    made = None
+            if made is None:
+                out.append(None)
+                continue
+            layer, extra = made
+            slots = _SLOTS.get(n.op_type, ())
+            attr = _attr_name(n.name or f"{n.op_type.lower()}_{index}", taken)
+            for slot, name, arr in zip(slots, n.input[1:], owned[1:]):
+                if not name:
+                    continue
+                if extra.get("transposed") and slot == "weight":
+                    arr = np.ascontiguousarray(arr.T)
+                    self.onnx_transposed.add(f"{attr}.{slot}")
+                if slot.startswith("running_"):
+                    getattr(layer, slot).data = arr
+                else:
+                    setattr(layer, slot, Parameter(arr))
+                self.onnx_names[f"{attr}.{slot}"] = name
+                self._value_attr[name] = f"{attr}.{slot}"
+            self.add_module(attr, layer)
+            out.append((attr, extra))
+        return out
+
+    def __getattr__(self, name: str):
+        aliases = self.__dict__.get("_aliases", {})
+        if name in aliases:
+            return self._value(aliases[name])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _value(self, path: str) -> Tensor:
+        obj = self
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def _call_layer(self, ctx, node, attrs, attr, extra, args):
+        layer = getattr(self, attr)
+        x = args[0]
+        if not is_float(x) or (node.op_type == "BatchNormalization" and x.ndim != 4):
+            # BatchNorm2d takes 4-D input only, ReLU floats only: the same numbers, run
+            # functionally with the layer's tensors
+            slots = _SLOTS.get(node.op_type, ())
+            mine = {name: getattr(layer, slot) for slot, name in zip(slots, node.input[1:])
+                    if name}
+            rest = [mine.get(name, a) for name, a in zip(node.input[1:], args[1:])]
+            return OPS[node.op_type](ctx, node, attrs, x, *rest)
+        if extra.get("explicit_pads"):
+            pads = _pads(node, attrs, x.shape[2:], list(layer.kernel_size),
+                         list(layer.stride), list(layer.dilation))
+            x = _pad_spatial(x, pads)
+        return keep(layer(x), x.data.dtype)
+
     def forward(self, *inputs):
         if len(inputs) != len(self.input_names):
             raise ValueError(f"{self.path}: expected {len(self.input_names)} inputs "
                              f"({', '.join(self.input_names)}), got {len(inputs)}")
-        env: dict[str, Tensor] = {name: getattr(self, attr)
+        env: dict[str, Tensor] = {name: self._value(attr)
                                   for name, attr in self._value_attr.items()}
         for name, x in zip(self.input_names, inputs):
             env[name] = x if isinstance(x, Tensor) else T(np.asarray(x))
         ctx = _Context(self)
-        for node, attrs in zip(self.nodes, self.attrs):
+        for node, attrs, layer in zip(self.nodes, self.attrs, self._layers):
             args = [env[i] if i else None for i in node.input]
             while args and args[-1] is None:
                 args.pop()
-            out = OPS[node.op_type](ctx, node, attrs, *args)
+            if layer is None:
+                out = OPS[node.op_type](ctx, node, attrs, *args)
+            elif isinstance(getattr(self, layer[0]), OnnxOp):
+                out = getattr(self, layer[0])(*args)
+            else:
+                out = self._call_layer(ctx, node, attrs, layer[0], layer[1], args)
             outs = out if isinstance(out, tuple) else (out,)
             for name, value in zip(node.output, outs):
                 if name:
