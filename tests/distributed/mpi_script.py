@@ -8,6 +8,7 @@ mismatch         the ranks build different models: DistributedDataParallel must 
                  rank.
 trainer          Trainer.fit with DistributedDataParallel, distributed_loader and
                  DistributedCallback for 2 epochs: weights and History equal on every rank.
+accumulate       gradient accumulation with no_sync equals one process.
 unused           a parameter outside the loss: the next forward raises, naming it.
 """
 
@@ -100,6 +101,29 @@ def trainer() -> None:
         print(f"OK trainer: losses {losses.round(4).tolist()} identical on all ranks")
 
 
+def accumulate() -> None:
+    """Two micro-batches per step, the first under no_sync: equals one process summing the
+    gradients of the two halves of the concatenated batch."""
+    r, p = dist.rank(), dist.world_size()
+    rng = np.random.default_rng(2)
+    xs = rng.standard_normal((2, 4 * p, 1, 12, 12)).astype(np.float32)
+    ys = rng.integers(0, 10, (2, 4 * p))
+    model = dist.DistributedDataParallel(small_cnn(seed=100 + r), bucket_cap_mb=0.001)
+    ref = small_cnn(seed=0)
+    ref.load_state_dict(model.module.state_dict())
+    loss_fn = nn.CrossEntropyLoss()
+    shard = slice(4 * r, 4 * (r + 1))
+    with model.no_sync():
+        loss_fn(model(fb.tensor(xs[0, shard])), fb.tensor(ys[0, shard])).backward()
+    loss_fn(model(fb.tensor(xs[1, shard])), fb.tensor(ys[1, shard])).backward()
+    for k in range(2):
+        loss_fn(ref(fb.tensor(xs[k])), fb.tensor(ys[k])).backward()
+    g = np.concatenate([q.grad.data.ravel() for q in model.parameters()])
+    g_ref = np.concatenate([q.grad.data.ravel() for q in ref.parameters()])
+    assert np.allclose(g, g_ref, rtol=1e-5, atol=1e-7), np.abs(g - g_ref).max()
+    print(f"OK rank {r}: no_sync accumulation equals one process", flush=True)
+
+
 def unused() -> None:
     model = dist.DistributedDataParallel(nn.Sequential(nn.Linear(4, 2), nn.Linear(2, 2)))
     x = fb.tensor(np.ones((3, 4), np.float32))
@@ -140,6 +164,8 @@ if __name__ == "__main__":
         mismatch()
     elif mode == "trainer":
         trainer()
+    elif mode == "accumulate":
+        accumulate()
     elif mode == "unused":
         unused()
     else:
