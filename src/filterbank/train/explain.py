@@ -20,12 +20,11 @@ from filterbank.train.recipe import (
     _images,
     _limit,
     _stderr,
-    build_model,
     image_geometry,
     load_data,
     make_transform,
 )
-from filterbank.train.runs import load_run_model, write_json
+from filterbank.train.runs import load_run_model, untrained_model, write_json
 
 METHODS = ("saliency", "gradcam", "featuremaps", "filters", "maximize")
 SPLITS = ("train", "test")
@@ -455,8 +454,7 @@ def probe(run: str | os.PathLike, dataset: str, layer: str | None = None,
     resolved, train, test = _split_data(config, dataset, data_root, download, log)
     seed = int(config.get("training", {}).get("seed", 0) or 0)
     fb.manual_seed(seed)
-    fresh = build_model(config["model"], dict(config["model_kwargs"]))
-    fresh.eval()
+    fresh = untrained_model(ckpt, config)
     rows = {}
     keep = {}
     for label, model in (("trained", net), ("untrained", fresh)):

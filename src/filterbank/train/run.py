@@ -65,6 +65,7 @@ from filterbank.train.recipe import (
     parse_model_args,
 )
 from filterbank.train.runs import (
+    ONNX_MODEL,
     RUN_FORMAT,
     RUN_VERSION,
     check_run_config,
@@ -293,6 +294,13 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
     init = None
     if init_from_run is not None:
         init_ckpt, init_cfg = find_run(init_from_run)
+        if init_cfg["model"] == ONNX_MODEL:
+            raise ValueError(f"--init-from {init_from_run}: the run holds an imported ONNX graph "
+                             f"({init_cfg.get('onnx_file')}), not a zoo model, so 'filterbank "
+                             f"train' cannot rebuild it; use it as it is (evaluate, predict, "
+                             f"explain), or fine-tune a zoo model from PyTorch weights "
+                             f"('filterbank import WEIGHTS.safetensors --model NAME' makes a "
+                             f"run --init-from takes)")
         init = {"run": str(init_from_run), "checkpoint": init_ckpt, "config": init_cfg}
         if model is None:
             model = init_cfg["model"]

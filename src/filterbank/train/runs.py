@@ -124,6 +124,25 @@ def _onnx_model(ckpt: Path, config: dict, model: str | None) -> nn.Module:
     return filterbank.onnx.load(folder / name)
 
 
+def untrained_model(ckpt: Path, config: dict) -> nn.Module:
+    """A fresh, untrained network of the run's architecture (in eval mode), initialised from
+    filterbank's random number generator (seed it with :func:`filterbank.manual_seed`).
+
+    For an imported ONNX run the graph is loaded again and every layer it runs through (its
+    Conv2d, ConvTranspose2d, Linear and BatchNorm2d modules) is reset as filterbank's layers
+    initialise (``reset_parameters()``); initializers that run functionally (shared by
+    several nodes) keep their values."""
+    if config["model"] == ONNX_MODEL:
+        net = _onnx_model(ckpt, config, None)
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm2d)):
+                m.reset_parameters()
+    else:
+        net = build_model(config["model"], dict(config["model_kwargs"]),
+                          f"{ckpt}: model_kwargs: ", CheckpointError)
+    return net.eval()
+
+
 def load_run(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     """The trained model of a run folder and the run's configuration.
 
