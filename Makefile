@@ -15,7 +15,18 @@ $(CORE): pyproject.toml | $(PY)
 	touch $@
 
 # torch is the test oracle only: CI installs the CPU build (a local wheel on our machines).
+# The distributed tests need Open MPI (mpirun, and its headers for mpi4py): Debian's packages,
+# installed here as root with apt-get; elsewhere install them yourself (the tests then stop
+# with one message naming what is missing).
+TEST_PACKAGES = openmpi-bin libopenmpi-dev
+TEST_PROGRAMS = mpirun
 $(DEV): $(CORE)
+	@for prog in $(TEST_PROGRAMS); do command -v $$prog >/dev/null 2>&1 || missing=1; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "test: installing $(TEST_PACKAGES)"; \
+	  apt-cache show $(TEST_PACKAGES) >/dev/null 2>&1 || apt-get update -qq || true; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES) >/dev/null; \
+	fi
 	$(PY) -m pip install -q -e '.[dev]' 'torch==2.13.0'
 	touch $@
 

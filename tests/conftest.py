@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 
 import pytest
 
@@ -20,6 +21,11 @@ ORACLES = {
     "matplotlib": "matplotlib, for the plotting tests",
     "onnx": "onnx, to build the ONNX import/export test models and run the conformance harness",
     "onnxruntime": "ONNX Runtime, the reference of the ONNX import/export tests",
+    "mpi4py": "mpi4py, for the distributed tests run under mpirun",
+}
+#: program -> what the tests use it for (make test installs them as root with apt-get)
+PROGRAMS = {
+    "mpirun": "Open MPI's launcher, for the distributed tests (Debian: openmpi-bin)",
 }
 
 
@@ -31,6 +37,9 @@ def missing_oracles() -> list[str]:
             importlib.import_module(module)
         except Exception as e:  # an ImportError, or a broken install failing as it loads
             missing.append(f"{module} ({use}): {type(e).__name__}: {e}")
+    for program, use in PROGRAMS.items():
+        if shutil.which(program) is None:
+            missing.append(f"{program} ({use}): not on PATH")
     return missing
 
 
