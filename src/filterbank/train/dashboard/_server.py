@@ -13,6 +13,7 @@ import json
 import math
 import secrets
 import threading
+import time
 import warnings
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -194,6 +195,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _events(self) -> None:
         broker = self.app.broker
+        # ?snapshot=1: only the state so far, then the stream ends (a page that must finish
+        # loading, e.g. a headless browser's --dump-dom, which waits for open requests)
+        once = "snapshot" in parse_qs(urlsplit(self.path).query)
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-store")
@@ -217,7 +221,7 @@ class Handler(BaseHTTPRequestHandler):
                 while client.events:  # the last events (end of training) go out too
                     self.wfile.write(client.events.popleft())
                 self.wfile.flush()
-                if broker.closed.is_set():
+                if broker.closed.is_set() or once:
                     break
         except (OSError, ValueError):
             pass  # the client went away (broken pipe, reset, timeout)
@@ -264,17 +268,20 @@ class App:
                                        0.1}, name="filterbank-dashboard", daemon=True)
         self.thread.start()
 
-    def close(self, wait: float = 5.0) -> None:
-        """Stop serving, end the event streams, free the port."""
+    def close(self, wait: float = 2.0) -> None:
+        """Stop serving, end the event streams, free the port. A stream stuck writing to a
+        client that stopped reading is given ``wait`` seconds in all (its daemon thread ends
+        at its socket's timeout)."""
         if self.httpd is None:
             return
         if self.broker is not None:
             self.broker.close()
         if self.thread is not None:
             self.httpd.shutdown()
-            self.thread.join(wait)
+            self.thread.join()
+        deadline = time.monotonic() + wait
         for t in list(self.sse_threads):
-            t.join(wait)
+            t.join(max(0.0, deadline - time.monotonic()))
         self.httpd.server_close()
         self.httpd = None
         self.thread = None

@@ -273,7 +273,6 @@ class Dashboard(Callback):
         return epoch_eta, total
 
     def on_batch_end(self, trainer, step, logs):
-        self._commands_now(trainer)
         elapsed = time.perf_counter() - self._t0
         epoch_eta, eta = self._eta(trainer)
         hist = trainer.history
@@ -290,6 +289,7 @@ class Dashboard(Callback):
         if self.app is not None and self.app.broker.clients and (
                 step % self.every == 0 or self._want_picture.is_set()):
             self._pictures(trainer, step)
+        self._commands_now(trainer)  # after the step's events: a paused page shows this step
 
     def _pictures(self, trainer, step: int) -> None:
         self._want_picture.clear()

@@ -69,7 +69,9 @@
     if (p.predictions) predictions(p.predictions);
   }
 
-  var es = new EventSource("/events");
+  // ?snapshot=1 in the page's URL: the state so far, no live stream (for headless browsers)
+  var snapshot = new URLSearchParams(location.search).has("snapshot");
+  var es = new EventSource(snapshot ? "/events?snapshot=1" : "/events");
   es.addEventListener("hello", function (e) {
     var s = JSON.parse(e.data);
     points = s.points || []; classes = s.classes;
@@ -103,6 +105,7 @@
     $("state").textContent = "finished"; es.close(); dirty = true; draw();
   });
   es.onerror = function () {
+    if (snapshot) { es.close(); dirty = true; draw(); return; }
     if ($("state").textContent !== "finished") $("state").textContent = "disconnected";
   };
 
