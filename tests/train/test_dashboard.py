@@ -398,3 +398,33 @@ def test_model_server_with_rgb_input():
         assert sum(answer["probs"]) == pytest.approx(1)
     finally:
         server.close()
+
+
+def test_samples_from_a_loader():
+    x, y = data()
+    batches = [(x[i:i + 32], y[i:i + 32]) for i in range(0, 96, 32)]
+    dash = Dashboard(samples=batches, verbose=0)
+    np.testing.assert_array_equal(dash._samples[0], x[:50])
+    np.testing.assert_array_equal(dash._samples[1], y[:50])
+    with pytest.raises(ValueError, match="no batches"):
+        Dashboard(samples=[])
+
+
+def test_command_line_options():
+    import argparse
+
+    from filterbank import cli_dashboard
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    common = argparse.ArgumentParser(add_help=False)
+    cli_dashboard.add_train_options(sub.add_parser("train"))
+    cli_dashboard.add_parsers(sub, common)
+    assert parser.parse_args(["train"]).dashboard is None
+    assert parser.parse_args(["train", "--dashboard"]).dashboard == 8765
+    assert parser.parse_args(["train", "--dashboard", "0"]).dashboard == 0
+    args = parser.parse_args(["serve", "runs/x", "--port", "9000"])
+    assert (args.run, args.port, args.host) == ("runs/x", 9000, "127.0.0.1")
+    for bad in ("-1", "65536", "http"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["serve", "runs/x", "--port", bad])

@@ -109,13 +109,21 @@ class Dashboard(Callback):
             x, y = samples
         else:
             xs, ys, n = [], [], 0
-            for batch in samples:
-                bx, by = batch[0], batch[1]
-                xs.append(np.asarray(getattr(bx, "data", bx)))
-                ys.append(np.asarray(getattr(by, "data", by)))
-                n += len(xs[-1])
-                if n >= N_SAMPLES:
-                    break
+            it = iter(samples)
+            try:
+                for batch in it:
+                    bx, by = batch[0], batch[1]
+                    xs.append(np.asarray(getattr(bx, "data", bx)))
+                    ys.append(np.asarray(getattr(by, "data", by)))
+                    n += len(xs[-1])
+                    if n >= N_SAMPLES:
+                        break
+            finally:
+                close = getattr(it, "close", None)
+                if it is not samples and callable(close):
+                    close()  # a DataLoader's iterator stops its prefetch thread
+            if not xs:
+                raise ValueError("Dashboard: the samples loader produced no batches")
             x, y = np.concatenate(xs), np.concatenate(ys)
         x = np.asarray(getattr(x, "data", x), dtype=np.float32)[:N_SAMPLES]
         y = np.asarray(getattr(y, "data", y))[:N_SAMPLES]
