@@ -269,3 +269,18 @@ def test_gemm_transb0_conv_asymmetric_pads_and_unnamed_nodes(tmp_path):
     np.testing.assert_array_equal(model.fw.data, inits["fw"].T)  # the initializer's own name
     x = rng.standard_normal((2, 2, 10, 11)).astype(np.float32)
     np.testing.assert_allclose(model(fb.Tensor(x)).data, _ort(path, x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_state_saved_before_the_layers_still_loads(tmp_path):
+    from onnx import helper
+
+    rng = np.random.default_rng(0)
+    inits = {"layer/w": rng.standard_normal((4, 3)).astype(np.float32),  # (in, out)
+             "b": rng.standard_normal(3).astype(np.float32)}
+    path = _model(tmp_path, [helper.make_node("Gemm", ["x", "layer/w", "b"], ["y"])], inits,
+                  [2, 4])
+    model = fonnx.load(path)
+    old = {"layer_w": inits["layer/w"] * 2, "b": inits["b"] + 1}  # the old, flat keys
+    model.load_state_dict(old)
+    np.testing.assert_array_equal(model.gemm_0.weight.data, (inits["layer/w"] * 2).T)
+    np.testing.assert_array_equal(model.gemm_0.bias.data, inits["b"] + 1)

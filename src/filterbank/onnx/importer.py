@@ -290,6 +290,24 @@ class OnnxModule(Module):
             out.append((attr, extra))
         return out
 
+    def load_state_dict(self, state_dict, strict: bool = True):
+        """As :meth:`Module.load_state_dict`; a state saved before the graph's nodes ran
+        through layers (keyed by the sanitised initializer names) is accepted too."""
+        own = self.state_dict()
+        aliases = self.__dict__.get("_aliases", {})
+        if any(k not in own and k in aliases for k in state_dict):
+            state = {}
+            for k, v in state_dict.items():
+                path = aliases.get(k, k) if k not in own else k
+                if path != k and path in self.onnx_transposed:
+                    v = np.ascontiguousarray(np.asarray(getattr(v, "data", v)).T)
+                state[path] = v
+            for k, v in own.items():  # counters the old layout did not have
+                if k.endswith(".num_batches_tracked") and k not in state:
+                    state[k] = v
+            state_dict = state
+        return super().load_state_dict(state_dict, strict)
+
     def __getattr__(self, name: str):
         aliases = self.__dict__.get("_aliases", {})
         if name in aliases:
