@@ -284,3 +284,24 @@ def test_a_state_saved_before_the_layers_still_loads(tmp_path):
     model.load_state_dict(old)
     np.testing.assert_array_equal(model.gemm_0.weight.data, (inits["layer/w"] * 2).T)
     np.testing.assert_array_equal(model.gemm_0.bias.data, inits["b"] + 1)
+
+
+def test_conv_transpose_and_batchnorm_layers_match_onnx_runtime(tmp_path):
+    from onnx import helper
+
+    rng = np.random.default_rng(0)
+    inits = {"w": rng.standard_normal((2, 3, 3, 3)).astype(np.float32),
+             "b": rng.standard_normal(3).astype(np.float32),
+             "s": rng.random(3).astype(np.float32) + 0.5,
+             "o": rng.standard_normal(3).astype(np.float32),
+             "m": rng.standard_normal(3).astype(np.float32),
+             "v": rng.random(3).astype(np.float32) + 0.5}
+    nodes = [helper.make_node("ConvTranspose", ["x", "w", "b"], ["t"], pads=[1, 1, 1, 1],
+                              strides=[2, 2], output_padding=[1, 1], name="up"),
+             helper.make_node("BatchNormalization", ["t", "s", "o", "m", "v"], ["y"],
+                              epsilon=1e-3, name="bn")]
+    path = _model(tmp_path, nodes, inits, [2, 2, 5, 6])
+    model = fonnx.load(path)
+    assert isinstance(model.up, nn.ConvTranspose2d) and isinstance(model.bn, nn.BatchNorm2d)
+    x = rng.standard_normal((2, 2, 5, 6)).astype(np.float32)
+    np.testing.assert_allclose(model(fb.Tensor(x)).data, _ort(path, x), rtol=1e-4, atol=1e-5)
