@@ -15,11 +15,11 @@ $(CORE): pyproject.toml | $(PY)
 	touch $@
 
 # torch is the test oracle only: CI installs the CPU build (a local wheel on our machines).
-# The distributed tests need Open MPI (mpirun, and its headers for mpi4py): Debian's packages,
-# installed here as root with apt-get; elsewhere install them yourself (the tests then stop
-# with one message naming what is missing).
-TEST_PACKAGES = openmpi-bin libopenmpi-dev
-TEST_PROGRAMS = mpirun
+# The distributed tests need Open MPI (mpirun, and its headers for mpi4py), the dashboard's
+# browser test a headless Chromium: Debian's packages, installed here as root with apt-get;
+# elsewhere install them yourself (the tests then stop with one message naming what is missing).
+TEST_PACKAGES = openmpi-bin libopenmpi-dev chromium
+TEST_PROGRAMS = mpirun chromium
 $(DEV): $(CORE)
 	@for prog in $(TEST_PROGRAMS); do command -v $$prog >/dev/null 2>&1 || missing=1; done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

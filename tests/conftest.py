@@ -26,6 +26,7 @@ ORACLES = {
 #: program -> what the tests use it for (make test installs them as root with apt-get)
 PROGRAMS = {
     "mpirun": "Open MPI's launcher, for the distributed tests (Debian: openmpi-bin)",
+    "chromium": "a headless browser, for the dashboard's page test (Debian: chromium)",
 }
 
 

@@ -193,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
                         f"far, at least 1); default {run.DIVERGENCE_FACTOR:g}; 0 "
                         "turns the check off (NaN/Inf still stop)")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the ranks of 'mpirun -np N filterbank train ...': "
+                        "each rank trains on its shard with --batch-size images a step, the "
+                        "gradients are averaged, rank 0 prints and writes the run folder "
+                        "(needs Open MPI and mpi4py: pip install 'filterbank[mpi]')")
+    from filterbank import cli_dashboard  # train --dashboard, serve (issue 13)
+
+    cli_dashboard.add_train_options(t)
 
     e = sub.add_parser("evaluate", parents=[common, data],
                        help="test accuracy, per-class report, confusion matrix",
@@ -254,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     from filterbank import cli_interop  # import, export (issue 11)
 
     cli_interop.add_parsers(sub, common, _positive_int, _finite_float, _folder)
+    cli_dashboard.add_parsers(sub, common)
     return p
 
 
@@ -270,7 +279,8 @@ def _dispatch(args) -> None:
                   image_size=args.image_size, model_args=run.parse_model_args(args.model_arg),
                   progress=not args.no_progress, init_from_run=args.init_from,
                   freeze_patterns=args.freeze, divergence_factor=args.divergence_factor,
-                  task=args.task, task_args=run.parse_model_args(args.task_arg, "--task-arg"))
+                  task=args.task, task_args=run.parse_model_args(args.task_arg, "--task-arg"),
+                  distributed=args.distributed, dashboard=args.dashboard)
     elif args.command == "evaluate":
         run.evaluate(args.run, dataset=args.dataset, model=args.model,
                      data_root=args.data_root, download=args.download,
@@ -285,6 +295,10 @@ def _dispatch(args) -> None:
                     batch_size=args.batch_size)
     elif args.command == "datasets":
         run.datasets(args.data_root, download=args.download)
+    elif args.command == "serve":
+        from filterbank import cli_dashboard
+
+        cli_dashboard.dispatch(args)
     elif args.command in ("import", "export"):
         from filterbank import cli_interop
 

@@ -76,6 +76,10 @@ class DistributedDataParallel(Module):
         (3, 2)
     """
 
+    #: the Trainer's checkpoints hold the wrapped module's weights (no ``module.`` prefix), as
+    #: PyTorch users save ``model.module.state_dict()``: they load with or without the wrapper
+    checkpoint_module = True
+
     def __init__(self, module: Module, bucket_cap_mb: float = 25, broadcast_buffers: bool = True):
         super().__init__()
         if not isinstance(module, Module):

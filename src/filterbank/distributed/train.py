@@ -72,3 +72,41 @@ class DistributedCallback(Callback):
 
     def __repr__(self) -> str:
         return f"DistributedCallback(samplers={len(self.samplers)})"
+
+
+def start_run(distributed: bool) -> bool:
+    """For ``filterbank train --distributed``: check the launch, join the process group and
+    say whether this rank is the one that prints and writes (rank 0). Without
+    ``distributed`` every process is on its own (True).
+
+    Raises:
+        ValueError: ``distributed`` in a process no MPI launcher started.
+        ImportError: mpi4py is not installed (``pip install filterbank[mpi]``).
+    """
+    if not distributed:
+        return True
+    if not _comm.launched_by_mpi():
+        raise ValueError("distributed training needs the processes started by an MPI "
+                         "launcher: mpirun -np N filterbank train ... --distributed (Open MPI: "
+                         "Debian's openmpi-bin; mpi4py: pip install 'filterbank[mpi]')")
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        raise ImportError("distributed training needs mpi4py: pip install 'filterbank[mpi]' "
+                          "(with Open MPI installed: Debian's openmpi-bin libopenmpi-dev)") \
+            from None
+    _comm.init()
+    return _comm.is_main()
+
+
+def wrap_for_training(model, loader: DataLoader, seed: int):
+    """``(DistributedDataParallel(model), this rank's shard of loader, DistributedCallback)``:
+    what a training run changes to be data-parallel. The shard keeps the loader's batch size
+    (per rank), transform and prefetch; the sampler shuffles with ``seed``."""
+    from filterbank.distributed.parallel import DistributedDataParallel
+
+    sharded = distributed_loader(loader.dataset, loader.batch_size, shuffle=True, seed=seed,
+                                 drop_last=loader.drop_last, transform=loader.transform,
+                                 prefetch=loader.prefetch)
+    return (DistributedDataParallel(model), sharded,
+            DistributedCallback([sharded.sampler]))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import filterbank as fb
 from filterbank import nn
+from filterbank.distributed import world_size
 from filterbank.models import available_models
 from filterbank.train.callbacks import CSVLogger, ModelCheckpoint
 from filterbank.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -75,7 +76,7 @@ from filterbank.train.runs import (
     load_run,
     load_run_model,
     no_checkpoint_message,
-    remove_stale_temp,
+    prepare_run_folder,
     trained_seconds,
     write_json,
 )
@@ -179,6 +180,7 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
           freeze_patterns: str | Sequence[str] | None = None,
           divergence_factor: float | None = DIVERGENCE_FACTOR,
           task: str | None = None, task_args: dict | None = None,
+          distributed: bool = False, dashboard: int | None = None,
           log: Log = _stderr, echo: Log = print) -> dict:
     """Train ``model`` on ``dataset`` and write a run folder (see :mod:`filterbank.train.runs`).
 
@@ -232,6 +234,13 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
             defaults (``Task.defaults``, ``Task.default_model``).
         task_args: the task's own options (``{"target": "vertices"}`` for regress,
             ``{"void": 2}`` for segment ...: ``Task.options``).
+        distributed: data-parallel over the ranks of ``mpirun -np N``
+            (:mod:`filterbank.distributed`): each rank trains on its shard of every epoch
+            with ``batch_size`` images a step, gradients averaged; rank 0 alone prints and
+            writes the run folder.
+        dashboard: serve the live training page on this port (0: a free one) on
+            127.0.0.1 (:class:`~filterbank.train.dashboard.Dashboard`); its address, with
+            the control token, is printed.
         log, echo: where notes (stderr) and results (stdout) go.
 
     Returns:
@@ -267,6 +276,11 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
             raise ValueError(f"{flag} must be a finite number, got {value!r}")
     if lr is not None and lr <= 0:
         raise ValueError(f"--lr must be > 0, got {lr!r}")
+    from filterbank.distributed.train import start_run
+
+    main = start_run(distributed)
+    if not main:  # rank 0 prints and writes; the others train
+        log = echo = _quiet
     ckpt = old = None
     planned = None
     if resume is not None:
@@ -374,15 +388,21 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
     trainable = [p for p in net.parameters() if p.requires_grad]
     opt = build_optimizer(optimizer, trainable, lr, momentum, weight_decay)
     lr = opt.param_groups[0]["lr"]
-    train_loader, val_loader = data.train_loader, data.val_loader
+    model, train_loader, val_loader = net, data.train_loader, data.val_loader
+    shared = []  # callbacks every rank runs
+    if distributed:  # rank 0's weights everywhere, a shard each, gradients averaged
+        from filterbank.distributed.train import wrap_for_training
+
+        model, train_loader, sync = wrap_for_training(net, train_loader, seed)
+        shared.append(sync)
     steps = len(train_loader)
     warmup = (old or {}).get("training", {}).get("warmup_steps")
     if warmup is None:
         warmup = ONECYCLE_WARMUP * (planned or epochs) * steps
     sched_cb = build_schedule(schedule, opt, epochs, steps, warmup_steps=warmup)
     monitor, mode = job.monitor(val_loader is not None)
-    callbacks = [ModelCheckpoint(out / "checkpoints", monitor=monitor, mode=mode),
-                 CSVLogger(out / "metrics.csv")]
+    callbacks = shared + ([ModelCheckpoint(out / "checkpoints", monitor=monitor, mode=mode),
+                           CSVLogger(out / "metrics.csv")] if main else [])
     if sched_cb is not None:
         callbacks.insert(0, sched_cb)
     extended = planned is not None and epochs > planned
@@ -392,9 +412,16 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
         log(f"filterbank: extending the run from {planned} to {epochs} epochs"
             + (f"; the {schedule} schedule is rebuilt over {epochs} epochs and fast-forwarded "
                f"to the step reached" if schedule.lower() not in ("none", "plateau") else ""))
-    trainer = Trainer(net, opt, job.loss(data, net, options),
+    if dashboard is not None and main:
+        from filterbank.train.dashboard import Dashboard
+
+        callbacks.append(Dashboard(
+            port=dashboard, epochs=epochs, classes=classes,
+            samples=val_loader if job.name == "classify" and val_loader is not None else None,
+            save_dir=out / "dashboard-checkpoints"))
+    trainer = Trainer(model, opt, job.loss(data, net, options),
                       metrics=job.metrics(data, net, options), callbacks=callbacks, seed=seed,
-                      progress=progress, divergence_factor=divergence_factor)
+                      progress=progress and main, divergence_factor=divergence_factor)
 
     config = {
         "format": RUN_FORMAT, "version": RUN_VERSION, "filterbank_version": fb.__version__,
@@ -409,17 +436,12 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
                      "warmup_steps": warmup if schedule.lower() == "onecycle" else None,
                      "freeze": freeze_list or None,
                      "init_from": (old or {}).get("training", {}).get("init_from")
-                     or (init and init["run"])},
+                     or (init and init["run"]),
+                     "ranks": world_size() if distributed else 1},
         "data": dict(data.counts),
     }
-    if reuse:
-        log(f"filterbank: {out} holds a run that stopped before its first epoch ended (a "
-            f"config.json, no checkpoint); starting afresh in it")
-        (out / "metrics.csv").unlink(missing_ok=True)
-    if reuse or ckpt is not None:
-        remove_stale_temp(out, log)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", config)
+    if main:
+        prepare_run_folder(out, config, reuse, ckpt is not None, log)
     n_train, n_val = data.counts["train_images"], data.counts["val_images"]
     log(f"training {name} on {resolved} ({data.source}){_for(job)}: "
         f"{n_train:,} training / {n_val:,} validation images, {epochs} epochs of "
@@ -427,9 +449,9 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
 
     start = time.perf_counter()
     try:
-        # without progress bars, one line per epoch (Keras' verbose=2)
+        # without progress bars, one line per epoch (Keras' verbose=2); rank 0 alone prints
         history = trainer.fit(train_loader, val_loader, epochs=epochs, resume=ckpt,
-                              verbose=None if progress else 2)
+                              verbose=0 if not main else None if progress else 2)
     except KeyboardInterrupt:
         if trainer.epoch:
             log(f"filterbank: interrupted; epoch {trainer.epoch} is saved, continue with: "
@@ -445,6 +467,9 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
                     f"other options and --out {out} to reuse the folder")
         raise type(e)(f"{e}. {kept}") from None
     seconds = time.perf_counter() - start
+    if not main:
+        return {"out": out, "history": history, "config": config, "seconds": seconds,
+                "metrics": {}}
 
     extra = {"trainer": trainer} if job.name == "classify" else {}
     report = job.report(net, data, config, out, "confusion" if job.name == "classify"
@@ -473,6 +498,10 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
     if job.name == "classify":
         result["test_accuracy"] = report["results"]["test_accuracy"]
     return result
+
+
+def _quiet(message: str) -> None:
+    """Where the other ranks' notes and results go."""
 
 
 def _for(job) -> str:

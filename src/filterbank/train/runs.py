@@ -227,3 +227,16 @@ def trained_seconds(old: dict | None) -> float:
     results = (old or {}).get("results")
     value = results.get("train_seconds") if isinstance(results, dict) else None
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
+
+
+def prepare_run_folder(out: Path, config: dict, reuse: bool, resumed: bool, log: Log) -> None:
+    """Create (or clean up, for a reused or resumed run) the run folder and write the run's
+    config.json."""
+    if reuse:
+        log(f"filterbank: {out} holds a run that stopped before its first epoch ended (a "
+            f"config.json, no checkpoint); starting afresh in it")
+        (out / "metrics.csv").unlink(missing_ok=True)
+    if reuse or resumed:
+        remove_stale_temp(out, log)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", config)

@@ -367,12 +367,18 @@ class Trainer:
         return {f"{i}:{type(cb).__name__}": cb.state_dict()
                 for i, cb in enumerate(self.callbacks)}
 
+    def _checkpoint_model(self):
+        """The model whose weights checkpoints hold: the wrapped one for a wrapper that says
+        so (``DistributedDataParallel``), else the model."""
+        m = self.model
+        return m.module if getattr(m, "checkpoint_module", False) else m
+
     def save_checkpoint(self, path: str | os.PathLike) -> os.PathLike:
         """Save everything needed to resume (see :mod:`filterbank.train.checkpoint`)."""
         scheds = self.schedulers
         extra = {"schedulers": [s.state_dict() for s in scheds[1:]]} if len(scheds) > 1 else None
         return _ckpt.save_checkpoint(
-            path, self.model, self.optimizer, scheds[0] if scheds else None,
+            path, self._checkpoint_model(), self.optimizer, scheds[0] if scheds else None,
             epoch=self.epoch, global_step=self.global_step, history=self.history,
             loaders=self._loaders, callbacks=self._callback_states(), extra=extra)
 
@@ -380,7 +386,7 @@ class Trainer:
         """Restore model, optimizer, scheduler(s), RNG states, History, counters, callbacks."""
         scheds = self.schedulers
         # a loader added since the checkpoint (e.g. validation) just keeps its own state
-        meta = _ckpt.load_checkpoint(path, self.model, self.optimizer,
+        meta = _ckpt.load_checkpoint(path, self._checkpoint_model(), self.optimizer,
                                      scheds[0] if scheds else None, loaders=loaders,
                                      missing_loaders="ignore")
         where = str(path)
