@@ -76,6 +76,8 @@ def serve(run_path: str | os.PathLike, port: int = 8765, host: str = "127.0.0.1"
     converted in the browser); every stroke POSTs the pixels to ``/predict``, which answers
     the class probabilities and each layer's activations. An input is preprocessed as in
     training: ``(pixel / 255 - mean[c]) / std[c]`` (the run's ``config["preprocessing"]``).
+    The page's ``&image=<base64>`` query (URL-safe base64 of the C*H*W pixel bytes,
+    channel-major) starts with that picture in the canvas, as if drawn.
 
     Args:
         run_path: a run folder written by ``filterbank train`` (see

@@ -82,6 +82,28 @@
     var zoom = Math.max(1, Math.round(280 / Math.max(info.size[0], info.size[1])));
     canvas.style.width = canvas.width * zoom + "px";
     canvas.style.height = canvas.height * zoom + "px";
-    clear(); predict();
+    clear(); fromUrl(); predict();
   });
+
+  // ?image=<base64 of C*H*W bytes, channel-major, 0..255>: start with that picture in the
+  // canvas, as if drawn (e.g. a test image; tools/dashboard_screenshots.py uses it)
+  function fromUrl() {
+    var b64 = new URLSearchParams(location.search).get("image");
+    if (!b64) return;
+    var raw;
+    try { raw = atob(b64.replace(/-/g, "+").replace(/_/g, "/")); } catch (e) { raw = ""; }
+    var n = canvas.width * canvas.height;
+    if (raw.length !== info.channels * n) {
+      $("message").textContent = "?image= must hold " + info.channels * n + " bytes, got " +
+        raw.length; return;
+    }
+    var img = ctx.createImageData(canvas.width, canvas.height);
+    for (var i = 0; i < n; i++) {
+      for (var c = 0; c < 3; c++) {
+        img.data[4 * i + c] = raw.charCodeAt(Math.min(c, info.channels - 1) * n + i);
+      }
+      img.data[4 * i + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+  }
 })();
