@@ -15,6 +15,7 @@ images of the ``shapes`` data set (as the README's Python block makes them).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -121,9 +122,9 @@ def test_readme_runs_as_written(workspace):
         if args[0] == "train" and run_folder is None:
             run_folder = Path(re.search(r"run folder: (\S+)", done.stdout).group(1))
             run_folder = run_folder if run_folder.is_absolute() else cwd / run_folder
-        task_run = args[0] in ("evaluate", "predict") and (cwd / args[1] / "config.json") \
-            .is_file() and '"task": "classify"' not in (cwd / args[1] / "config.json") \
-            .read_text()
+        config = cwd / args[1] / "config.json" if len(args) > 1 else None
+        task_run = args[0] in ("evaluate", "predict") and config.is_file() and json.loads(
+            config.read_text()).get("task", "classify") != "classify"
         if args[0] == "evaluate":
             assert ("test m" if task_run else "confusion matrix (rows: true class") \
                 in done.stdout
