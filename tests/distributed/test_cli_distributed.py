@@ -67,3 +67,15 @@ def test_distributed_without_an_mpi_launcher_is_one_clear_line(tmp_path, monkeyp
     assert code == 1
     assert "needs the processes started by an MPI launcher: mpirun -np N" in error_line(err)
     assert not (tmp_path / "r").exists()
+
+
+def test_distributed_without_mpi4py_names_the_extra(tmp_path, monkeypatch):
+    from filterbank.distributed import comm
+
+    monkeypatch.setattr(comm, "launched_by_mpi", lambda: True)  # as under mpirun
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # ... but mpi4py not installed
+    code, _, err = cli(["train", "--model", "lenet5", "--dataset", "fashion-mnist-sample",
+                        "--distributed", "--out", tmp_path / "r"])
+    assert code == 1
+    assert "distributed training needs mpi4py: pip install 'filterbank[mpi]'" in error_line(err)
+    assert not (tmp_path / "r").exists()
