@@ -126,24 +126,16 @@ def load_torch_state_dict(model: nn.Module, path: str | os.PathLike,
         TorchLoadReport(missing_keys=[], unexpected_keys=[])
     """
     arrays = read_torch_safetensors(path)
+    # older files have no num_batches_tracked: the model keeps its own (as PyTorch does)
     own = model.state_dict()
-    missing = [k for k in own if k not in arrays and k.rsplit(".", 1)[-1] != _OPTIONAL]
-    unexpected = [k for k in arrays if k not in own]
-    mismatched = [f"{k}: expected {tuple(own[k].shape)}, got {tuple(v.shape)}"
-                  for k, v in arrays.items() if k in own and own[k].shape != v.shape]
-    problems = []
-    if strict and missing:
-        problems.append("missing keys: " + ", ".join(missing))
-    if strict and unexpected:
-        problems.append("unexpected keys: " + ", ".join(unexpected))
-    if mismatched:
-        problems.append("shape mismatches: " + "; ".join(mismatched))
-    if problems:
+    arrays = {**{k: v for k, v in own.items()
+                 if k.rsplit(".", 1)[-1] == _OPTIONAL and k not in arrays}, **arrays}
+    try:  # the keys and shapes are checked there, before anything is copied
+        result = model.load_state_dict(arrays, strict=strict)
+    except nn.StateDictError as e:
         hint = ""
-        if unexpected and all(k.startswith("module.") for k in arrays):
+        if all(k.startswith("module.") for k in arrays if k.rsplit(".", 1)[-1] != _OPTIONAL):
             hint = (" (every key starts with 'module.': saved from a DataParallel wrapper; "
                     "save model.module.state_dict() instead)")
-        raise nn.StateDictError(f"load_torch_state_dict({type(model).__name__}, {path}): "
-                                + " | ".join(problems) + hint)
-    model.load_state_dict({k: v for k, v in arrays.items() if k in own}, strict=False)
-    return TorchLoadReport(missing, unexpected)
+        raise nn.StateDictError(f"load_torch_state_dict: {path}: {e}{hint}") from None
+    return TorchLoadReport(result.missing_keys, result.unexpected_keys)
