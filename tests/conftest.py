@@ -54,3 +54,18 @@ def pytest_configure(config: pytest.Config) -> None:
             "not import, so their tests would be skipped: " + "; ".join(missing)
             + ". Install them (make test installs them into .venv: delete .venv/.installed-dev "
             "to reinstall) or unset FILTERBANK_REQUIRE_ORACLES to run without them.")
+
+
+@pytest.fixture(scope="module")
+def sample_only(tmp_path_factory):
+    """No full Fashion-MNIST anywhere (empty $FILTERBANK_DATA and cache, no system folder):
+    ``fashion-mnist`` resolves to the embedded sample, as on a machine without the data set.
+    Modules that train on it say ``pytestmark = pytest.mark.usefixtures("sample_only")``."""
+    from filterbank.data.datasets import FashionMNIST
+
+    empty = tmp_path_factory.mktemp("nodata")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FILTERBANK_DATA", str(empty))
+        mp.setenv("XDG_CACHE_HOME", str(empty / "cache"))
+        mp.setattr(FashionMNIST, "system_dirs", ())
+        yield empty

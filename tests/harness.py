@@ -251,3 +251,13 @@ def error_line(err: str) -> str:
     assert "Traceback" not in err
     assert lines and lines[-1].startswith("filterbank: error: "), err
     return lines[-1]
+
+
+def tiny_run(folder, limit: int = 200) -> object:
+    """Train a tiny simple_cnn run (width 4, hidden 16, ``limit`` images, one epoch) into
+    ``folder`` from the command line; returns ``folder``."""
+    code, _, err = cli(["train", "--model", "simple_cnn", "--dataset", "fashion-mnist",
+                        "--limit", str(limit), "--epochs", "1", "--model-arg", "width=4",
+                        "--model-arg", "hidden=16", "--no-progress", "--out", folder])
+    assert code == 0, err
+    return folder

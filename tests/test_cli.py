@@ -20,21 +20,13 @@ from harness import cli as call
 
 import filterbank as fb
 from filterbank.cli import main
-from filterbank.data.datasets import FashionMNIST, FashionMNISTSample
+from filterbank.data.datasets import FashionMNISTSample
 from filterbank.train import run as fbrun
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def sample_only(tmp_path_factory):
-    """No full Fashion-MNIST anywhere: the CLI must fall back to the embedded sample."""
-    empty = tmp_path_factory.mktemp("nodata")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FILTERBANK_DATA", str(empty))
-        mp.setenv("XDG_CACHE_HOME", str(empty / "cache"))
-        mp.setattr(FashionMNIST, "system_dirs", ())
-        yield empty
+pytestmark = pytest.mark.usefixtures("sample_only")
 
 
 

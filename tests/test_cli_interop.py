@@ -13,32 +13,19 @@ import pytest
 pytest.importorskip("PIL")
 
 from harness import cli as call
-from harness import error_line
+from harness import error_line, tiny_run
 from PIL import Image
 
 import filterbank as fb
-from filterbank.data.datasets import FashionMNIST
 from filterbank.train import runs
 
-
-@pytest.fixture(scope="module", autouse=True)
-def sample_only(tmp_path_factory):
-    empty = tmp_path_factory.mktemp("nodata")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FILTERBANK_DATA", str(empty))
-        mp.setenv("XDG_CACHE_HOME", str(empty / "cache"))
-        mp.setattr(FashionMNIST, "system_dirs", ())
-        yield empty
+pytestmark = pytest.mark.usefixtures("sample_only")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs") / "tiny"
-    code, _, err = call(["train", "--model", "simple_cnn", "--dataset", "fashion-mnist",
-                         "--limit", "200", "--epochs", "1", "--model-arg", "width=4",
-                         "--model-arg", "hidden=16", "--no-progress", "--out", folder])
-    assert code == 0, err
-    return folder
+    return tiny_run(folder)
 
 
 @pytest.fixture(scope="module")
