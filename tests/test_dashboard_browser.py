@@ -9,10 +9,8 @@ canvases, filters, predictions), and the page changes as training goes on.
 from __future__ import annotations
 
 import http.client
-import json
 import re
 import shutil
-import subprocess
 import threading
 import time
 
@@ -22,7 +20,7 @@ import pytest
 import filterbank as fb
 from filterbank import nn
 from filterbank.train import Callback, Trainer
-from filterbank.train.dashboard import Dashboard, serve
+from filterbank.train.dashboard import Dashboard, headless, serve
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no headless browser: `chromium` is "
@@ -30,28 +28,13 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no headless browser: `
 
 
 def dump_dom(url: str) -> str:
-    r = subprocess.run([CHROMIUM, "--headless=new", "--disable-gpu", "--no-sandbox",
-                        "--no-first-run", "--disable-extensions", "--virtual-time-budget=5000",
-                        "--dump-dom", url], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "<html" in r.stdout, r.stderr[-2000:]
-    return r.stdout
-
-
-def post(url: str, path: str, body=None) -> int:
-    host, rest = url.split("//", 1)[1].split("/", 1)
-    token = rest.split("token=", 1)[1]
-    conn = http.client.HTTPConnection(host, timeout=10)
-    conn.request("POST", f"{path}?token={token}", body=json.dumps(body or {}))
-    status = conn.getresponse().status
-    conn.close()
-    return status
+    return headless.dump_dom(CHROMIUM, url, budget_ms=5000, timeout=120)
 
 
 def js_errors(dom: str) -> str:
-    m = re.search(r'<pre id="js-errors">(.*?)</pre>', dom, re.S)
-    assert m is not None, "the page has no #js-errors element"
-    return m.group(1)
+    text = headless.js_errors(dom)
+    assert text is not None, "the page has no #js-errors element"
+    return text
 
 
 def points(dom: str, series: str) -> int:
@@ -90,13 +73,13 @@ def test_training_page_draws_the_stream():
     stream = live.getresponse()
     while stream.readline() != b"event: hello\n":  # connected: pictures from step 1 on
         pass
-    assert post(url, "/control/pause") == 202  # pauses at the end of step 1
+    assert headless.post(url, "/control/pause") == 202  # pauses at the end of step 1
     errors = []
 
     class PauseAt(Callback):  # presses "pause" at step 10, through the page's endpoint
         def on_batch_end(self, trainer, step, logs):
             if step == 10:
-                assert post(url, "/control/pause") == 202
+                assert headless.post(url, "/control/pause") == 202
 
     def fit():
         try:
@@ -110,12 +93,12 @@ def test_training_page_draws_the_stream():
     try:
         wait_paused(trainer, dash, 1)
         first = dump_dom(url + "&snapshot=1")
-        assert post(url, "/control/resume") == 202
+        assert headless.post(url, "/control/resume") == 202
         wait_paused(trainer, dash, 10)  # PauseAt pauses it again at step 10
         second = dump_dom(url + "&snapshot=1")
     finally:
         dash.paused = False
-        post(url, "/control/resume")
+        headless.post(url, "/control/resume")
         thread.join(60)
         live.close()
     assert not errors

@@ -20,10 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
-import json
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import numpy as np  # noqa: E402
 
 from filterbank.train import dashboard as dashboard_pkg  # noqa: E402
+from filterbank.train.dashboard import headless  # noqa: E402
 
 DEMO = {"model": "simple_cnn", "dataset": "fashion-mnist", "batch_size": 128,
         "optimizer": "adam", "lr": 0.002, "schedule": "onecycle", "val_split": 0.05}
@@ -43,42 +41,26 @@ DEMO = {"model": "simple_cnn", "dataset": "fashion-mnist", "batch_size": 128,
 
 
 def chromium_shot(chromium: str, url: str, png: Path, width: int, height: int) -> None:
-    png.unlink(missing_ok=True)
-    r = subprocess.run([chromium, "--headless=new", "--disable-gpu", "--no-sandbox",
-                        "--no-first-run", "--disable-extensions", "--hide-scrollbars",
-                        "--force-device-scale-factor=1", f"--window-size={width},{height}",
-                        "--virtual-time-budget=8000", f"--screenshot={png}", url],
-                       capture_output=True, text=True, timeout=180)
-    if r.returncode != 0 or not png.exists():
-        raise SystemExit(f"chromium failed ({r.returncode}): {r.stderr[-2000:]}")
+    try:
+        headless.screenshot(chromium, url, png, width, height)
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
 
 
 def chromium_dom(chromium: str, url: str) -> str:
-    r = subprocess.run([chromium, "--headless=new", "--disable-gpu", "--no-sandbox",
-                        "--no-first-run", "--disable-extensions", "--virtual-time-budget=8000",
-                        "--dump-dom", url], capture_output=True, text=True, timeout=180)
-    if r.returncode != 0 or "<html" not in r.stdout:
-        raise SystemExit(f"chromium --dump-dom failed ({r.returncode}): {r.stderr[-2000:]}")
-    return r.stdout
+    try:
+        return headless.dump_dom(chromium, url, budget_ms=8000)
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
 
 
 def check_dom(dom: str, what: str, needles: list[str]) -> None:
-    m = re.search(r'<pre id="js-errors">(.*?)</pre>', dom, re.S)
-    if m is None or m.group(1).strip():
-        raise SystemExit(f"{what}: JavaScript errors: {m.group(1) if m else 'no #js-errors'}")
+    errors = headless.js_errors(dom)
+    if errors is None or errors.strip():
+        raise SystemExit(f"{what}: JavaScript errors: {errors or 'no #js-errors'}")
     missing = [n for n in needles if n not in dom]
     if missing:
         raise SystemExit(f"{what}: the page lacks {missing}")
-
-
-def post(url: str, path: str, body=None) -> int:
-    host, rest = url.split("//", 1)[1].split("/", 1)
-    token = rest.split("token=", 1)[1]
-    conn = http.client.HTTPConnection(host, timeout=10)
-    conn.request("POST", f"{path}?token={token}", body=json.dumps(body or {}))
-    status = conn.getresponse().status
-    conn.close()
-    return status
 
 
 def shrink(png: Path, max_kb: int) -> None:
@@ -154,7 +136,7 @@ def train_and_shoot(args, chromium: str, run: Path) -> None:
             time.sleep(0.05)
         if not thread.is_alive():
             raise SystemExit("training ended before the pause point; see its output above")
-        if post(url, "/control/pause") != 202:
+        if headless.post(url, "/control/pause") != 202:
             raise SystemExit("the dashboard refused the pause")
         while not dash.paused and thread.is_alive():
             time.sleep(0.02)
@@ -168,7 +150,7 @@ def train_and_shoot(args, chromium: str, run: Path) -> None:
             png = args.out / "dashboard-training.png"
             chromium_shot(chromium, url + "&snapshot=1", png, args.width, args.train_height)
         finally:
-            post(url, "/control/resume")
+            headless.post(url, "/control/resume")
         print(f"wrote {png}", flush=True)
     finally:
         thread.join()
