@@ -14,7 +14,6 @@ images (``--dataset shapes``), drawn once into arrays (6,000 64x64 images take a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,9 +237,7 @@ class Task:
 
     def task_data(self, s, classes: list[str], test_truth, **extra) -> TaskData:
         """A :class:`TaskData` for the splits ``s`` (loaders filled in later)."""
-        requested = "shapes" if s.name == "shapes" and not hasattr(s, "folder") \
-            else str(s.folder)
-        return TaskData(resolved=s.name, requested=requested, source=s.source(),
+        return TaskData(resolved=s.name, requested=s.requested, source=s.source(),
                         classes=list(classes), channels=s.channels, size=(s.size, s.size),
                         pre=s.pre(), train_loader=None, val_loader=None, test_loader=None,
                         probe=None, counts=s.counts(), test_truth=test_truth,
@@ -295,9 +292,6 @@ def predict_batches(net, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
 def sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1 + np.tanh(0.5 * np.asarray(z, np.float64)))
 
-
-def grid_columns(n: int) -> int:
-    return max(1, min(4, math.ceil(math.sqrt(n))))
 
 
 def array_loaders(data: TaskData, x: tuple, y: tuple, batch_size: int, prefetch: int,

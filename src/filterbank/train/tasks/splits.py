@@ -65,7 +65,26 @@ def load_splits(task: str, dataset: str, image_size: int | None, limit: int | No
                       masks)
 
 
-class ShapesSplits:
+class _Splits:
+    """What both kinds of splits share: the counts, the log line."""
+
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    test_idx: np.ndarray
+    seconds: float
+
+    def counts(self) -> dict:
+        return {"train_images": int(len(self.train_idx)), "val_images": int(len(self.val_idx)),
+                "test_images": int(len(self.test_idx))}
+
+    def _log_read(self, log: Log, verb: str, what: str, test_only: bool) -> None:
+        log(f"filterbank: {verb} " + ("" if test_only else
+                                      f"{len(self.train_idx):,} training, "
+                                      f"{len(self.val_idx):,} validation and ")
+            + f"{len(self.test_idx):,} test images of {what} in {self.seconds:.1f} s")
+
+
+class ShapesSplits(_Splits):
     """The training, validation and test images of ``shapes`` for one run: ``x_*`` float32
     ``(n, 3, H, W)`` in [0, 1], ``targets_*`` one dict per image (boxes, labels, mask),
     ``objects_*`` (only with ``objects=True``) each image's shapes as
@@ -96,11 +115,7 @@ class ShapesSplits:
         self.x_test, self.targets_test, self.objects_test = self._draw(
             self.test_set, self.test_idx, objects)
         self.seconds = time.perf_counter() - start
-        log("filterbank: drew " + ("" if test_only else
-                                    f"{len(self.train_idx):,} training, {len(self.val_idx):,} "
-                                    f"validation and ")
-            + f"{n_test:,} test images of 'shapes' ({self.size}x{self.size}) in "
-              f"{self.seconds:.1f} s")
+        self._log_read(log, "drew", f"'shapes' ({self.size}x{self.size})", test_only)
 
     @staticmethod
     def _draw(ds, idx, objects: bool):
@@ -122,6 +137,10 @@ class ShapesSplits:
     def name(self) -> str:
         return "shapes"
 
+    @property
+    def requested(self) -> str:
+        return "shapes"
+
     def pre(self) -> dict:
         c = self.train_set.channels
         return {"channels": c, "size": [self.size, self.size], "resize": False,
@@ -130,12 +149,9 @@ class ShapesSplits:
     def source(self) -> str:
         return f"generated from seed {self.train_set.seed}"
 
-    def counts(self) -> dict:
-        return {"train_images": int(len(self.train_idx)), "val_images": int(len(self.val_idx)),
-                "test_images": int(len(self.test_idx))}
 
 
-class CocoSplits:
+class CocoSplits(_Splits):
     """The training, validation and test images of a COCO-format folder (see
     :func:`coco_layout`), resized to ``image_size`` (default: the images' own size when they
     all share one square size), with the attributes of :class:`ShapesSplits`. A folder with
@@ -202,11 +218,8 @@ class CocoSplits:
         self.x_test, self.targets_test = self._read(test_src, test_idx)
         self.objects_train = self.objects_val = self.objects_test = []
         self.seconds = time.perf_counter() - start
-        log("filterbank: read " + ("" if test_only else
-                                    f"{len(train_idx):,} training, {len(val_idx):,} "
-                                    f"validation and ")
-            + f"{len(test_idx):,} test images of {folder} ({len(self.classes)} classes, "
-              f"resized to {self.size}x{self.size}) in {self.seconds:.1f} s")
+        self._log_read(log, "read", f"{folder} ({len(self.classes)} classes, resized to "
+                                    f"{self.size}x{self.size})", test_only)
 
     def _read(self, ds, idx):
         x = np.empty((len(idx), 3, self.size, self.size), np.float32)
@@ -224,6 +237,10 @@ class CocoSplits:
     def name(self) -> str:
         return self.folder.name or "coco"
 
+    @property
+    def requested(self) -> str:
+        return str(self.folder)
+
     def pre(self) -> dict:
         return {"channels": 3, "size": [self.size, self.size], "resize": True,
                 "scale": 1 / 255, "mean": [0.0] * 3, "std": [1.0] * 3, "formula": IDENTITY}
@@ -231,6 +248,3 @@ class CocoSplits:
     def source(self) -> str:
         return f"COCO annotations in {self.folder}"
 
-    def counts(self) -> dict:
-        return {"train_images": int(len(self.train_idx)), "val_images": int(len(self.val_idx)),
-                "test_images": int(len(self.test_idx))}
