@@ -157,8 +157,18 @@ class Task:
             out[key] = value
         return out
 
-    def check_model(self, name: str) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    #: the kind of zoo model the task trains (:func:`filterbank.models.model_task`), and
+    #: what that means, for the error naming a model of another kind
+    model_kind = "classify"
+    needs = "a model with one output per class"
+
+    def check_model(self, name: str) -> None:
+        from filterbank.models import model_task
+
+        kind = model_task(name)
+        if kind != self.model_kind:
+            raise ValueError(f"task {self.name!r} needs {self.needs}; model {name!r} is a "
+                             f"{kind} model")
 
     def check_augment(self, aug: Sequence[str]) -> None:
         bad = [a for a in aug if a not in self.augmentations]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from filterbank import nn
-from filterbank.models import model_task
 from filterbank.tensor import Tensor
 from filterbank.train.metrics import Metric, mean_average_precision
 from filterbank.train.runs import write_json
@@ -89,12 +88,8 @@ class DetectTask(Task):
     default_model = "tiny_yolo"
     defaults = {"epochs": 16, "batch_size": 32, "lr": 2e-3, "augment": ["flip"]}
     options = {"conf_threshold": 0.01, "nms_iou": 0.5, "score_threshold": 0.3}
-
-    def check_model(self, name: str) -> None:
-        if model_task(name) != "detect":
-            raise ValueError(f"task 'detect' needs a detector whose output is YOLO v1's grid "
-                             f"(tiny_yolo, yolo_v1); model {name!r} is a "
-                             f"{model_task(name)} model")
+    model_kind = "detect"
+    needs = "a detector whose output is YOLO v1's grid (tiny_yolo, yolo_v1)"
 
     def load(self, dataset, *, data_root, download, image_size, limit, seed, val_split,
              batch_size, prefetch, augment, options, old, init, log) -> TaskData:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from filterbank import nn
-from filterbank.models import model_task
 from filterbank.tensor import Tensor
 from filterbank.train.metrics import Metric, average_precision
 from filterbank.train.runs import write_json
@@ -73,12 +72,8 @@ class MultiLabelTask(Task):
                 "limit": 3000,
                 "model_args": {"blocks": 4, "width": 16, "pool": "max"}}
     options = {"unknown": 0.3}
-
-    def check_model(self, name: str) -> None:
-        if model_task(name) != "classify":
-            raise ValueError(f"task 'multilabel' needs a model with one logit per class, such "
-                             f"as simple_cnn or resnet18; model {name!r} is a "
-                             f"{model_task(name)} model")
+    model_kind = "classify"
+    needs = "a model with one logit per class, such as simple_cnn or resnet18"
 
     def load(self, dataset, *, data_root, download, image_size, limit, seed, val_split,
              batch_size, prefetch, augment, options, old, init, log) -> TaskData:

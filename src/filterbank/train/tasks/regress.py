@@ -21,7 +21,6 @@ from __future__ import annotations
 import numpy as np
 
 import filterbank.functional as F
-from filterbank.models import model_task
 from filterbank.nn import Module
 from filterbank.ops import box_convert, box_iou
 from filterbank.tensor import Tensor
@@ -127,16 +126,13 @@ class RegressTask(Task):
                 "limit": 2000,
                 "model_args": {"blocks": 4, "width": 16, "dropout": 0.0}}
     options = {"target": "box"}
+    model_kind = "classify"
+    needs = ("a model with one output per number, such as simple_cnn or resnet18 "
+             "(num_classes outputs)")
     reads_coco = False  # one object per image, and a triangle's vertices
 
     def class_names(self, classes, options) -> list[str]:
         return list(TARGETS[options["target"]])
-
-    def check_model(self, name: str) -> None:
-        if model_task(name) != "classify":
-            raise ValueError(f"task 'regress' needs a model with one output per number, such "
-                             f"as simple_cnn or resnet18 (num_classes outputs); model {name!r} "
-                             f"is a {model_task(name)} model")
 
     def load(self, dataset, *, data_root, download, image_size, limit, seed, val_split,
              batch_size, prefetch, augment, options, old, init, log) -> TaskData:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 
 from filterbank import nn
-from filterbank.models import model_task
 from filterbank.train.metrics import MeanIoU, PixelAccuracy, mean_iou
 from filterbank.train.runs import write_json
 from filterbank.train.tasks.base import Task, TaskData, array_loaders, flipper, predict_batches
@@ -63,16 +62,12 @@ class SegmentTask(Task):
     defaults = {"epochs": 10, "batch_size": 16, "lr": 3e-3, "augment": ["flip"],
                 "limit": 2000}
     options = {"void": 1}
+    model_kind = "segment"
+    needs = "a model that outputs a class map (N, classes, H, W), such as unet"
     coco_masks = True
 
     def class_names(self, classes, options) -> list[str]:
         return ["background", *classes]
-
-    def check_model(self, name: str) -> None:
-        if model_task(name) != "segment":
-            raise ValueError(f"task 'segment' needs a model that outputs a class map "
-                             f"(N, classes, H, W), such as unet; model {name!r} is a "
-                             f"{model_task(name)} model")
 
     def load(self, dataset, *, data_root, download, image_size, limit, seed, val_split,
              batch_size, prefetch, augment, options, old, init, log) -> TaskData:
