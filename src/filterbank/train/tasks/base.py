@@ -38,7 +38,7 @@ class TaskData:
     pre: dict                     # the preprocessing recorded in config.json
     train_loader: DataLoader
     val_loader: DataLoader | None
-    test_loader: DataLoader
+    test_loader: DataLoader | None  # classify's; the other tasks score arrays
     probe: DataLoader             # one training image, for the fit check
     counts: dict                  # train_images, val_images, test_images
     test_truth: object = None     # what the task's test report compares with
@@ -306,12 +306,12 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 def array_loaders(data: TaskData, x: tuple, y: tuple, batch_size: int, prefetch: int,
                   seed: int, augment: Callable | None) -> None:
-    """Fill ``data``'s loaders from arrays: ``x = (train, val, test)`` inputs and ``y`` the
-    encoded targets; the training loader shuffles (seeded) and augments."""
-    (xt, xv, xs), (yt, yv, ys) = x, y
+    """Fill ``data``'s loaders from arrays: ``x = (train, val)`` inputs and ``y`` their encoded
+    targets; the training loader shuffles (seeded) and augments. (The test split is scored from
+    its arrays by :meth:`Task.score`, not through a loader.)"""
+    (xt, xv), (yt, yv) = x, y
     data.train_loader = DataLoader(ArrayPairs(xt, yt, augment, seed), batch_size=batch_size,
                                    shuffle=True, prefetch=prefetch, generator=seed + 1)
     data.val_loader = (DataLoader(ArrayPairs(xv, yv), batch_size=256, prefetch=prefetch)
                        if len(xv) else None)
-    data.test_loader = DataLoader(ArrayPairs(xs, ys), batch_size=256, prefetch=prefetch)
     data.probe = DataLoader(ArrayPairs(xt[:1], yt[:1]), batch_size=1)

@@ -119,8 +119,8 @@ class DetectTask(Task):
         s = data.extra["splits"]
         size = data.size[0]
         enc = [encode_targets([t["boxes"] / size for t in ts], [t["labels"] for t in ts], S, C)
-               for ts in (s.targets_train, s.targets_val, s.targets_test)]
-        array_loaders(data, (s.x_train, s.x_val, s.x_test), tuple(enc),
+               for ts in (s.targets_train, s.targets_val)]
+        array_loaders(data, (s.x_train, s.x_val), tuple(enc),
                       data.extra["batch_size"], data.extra["prefetch"], data.extra["seed"],
                       flipper(data.extra["augment"], flip_grid))
         data.extra.update(S=S, B=B, C=C)

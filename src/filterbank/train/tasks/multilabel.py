@@ -94,7 +94,7 @@ class MultiLabelTask(Task):
                               unknown_fraction=float(np.mean(y[0] == UNKNOWN)))
         log(f"filterbank: {data.extra['unknown_fraction']:.1%} of the training labels are "
             f"unknown (-1) and left out of the loss")
-        array_loaders(data, (s.x_train, s.x_val, s.x_test), tuple(y), batch_size, prefetch,
+        array_loaders(data, (s.x_train, s.x_val), tuple(y[:2]), batch_size, prefetch,
                       seed, flipper(augment, lambda t: t))
         return data
 

@@ -153,7 +153,7 @@ class RegressTask(Task):
             v[..., 0] = 1 - v[..., 0]
             return sort_vertices(v).reshape(-1, 6)
 
-        array_loaders(data, (s.x_train, s.x_val, s.x_test), y, batch_size, prefetch, seed,
+        array_loaders(data, (s.x_train, s.x_val), y[:2], batch_size, prefetch, seed,
                       flipper(augment, flip_target))
         return data
 

@@ -80,9 +80,9 @@ class SegmentTask(Task):
                  np.zeros((0, s.size, s.size), np.int64)
                  for ts in (s.targets_train, s.targets_val, s.targets_test)]
         w = options["void"]
-        y = (void_band(masks[0], w), void_band(masks[1], w), void_band(masks[2], w))
+        y = (void_band(masks[0], w), void_band(masks[1], w))
         data = self.task_data(s, classes, masks[2])
-        array_loaders(data, (s.x_train, s.x_val, s.x_test), y, batch_size, prefetch, seed,
+        array_loaders(data, (s.x_train, s.x_val), y, batch_size, prefetch, seed,
                       flipper(augment, _flip_mask))
         return data
 
