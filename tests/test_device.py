@@ -1,6 +1,10 @@
-"""fb.device ("cpu" only for now), the dtype names and the .to(...) argument parsing."""
+"""fb.device, the dtype names and the .to(...) argument parsing; "cuda" where CuPy is absent
+(hidden here, so these run the same on every machine). Moving data with a (fake) CuPy:
+test_device_fake.py."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pytest
@@ -26,12 +30,23 @@ def test_device_matches_torch_str_and_type():
         assert fb.device(name).index == torch.device(name).index
 
 
+def test_cuda_descriptors_need_no_gpu_and_match_torch():
+    # like torch.device("cuda"): a descriptor is made anywhere; moving data needs the GPU
+    torch = pytest.importorskip("torch")
+    for name in ("cuda", "cuda:0", "cuda:3"):
+        d, t = fb.device(name), torch.device(name)
+        assert (str(d), d.type, d.index) == (str(t), t.type, t.index)
+    assert fb.device("cuda", 1) == "cuda:1" and fb.device("cuda") == fb.device("cuda:0")
+    assert fb.device("cuda") != "cpu" and hash(fb.device("cuda:1")) != hash(fb.device("cpu"))
+    assert repr(fb.device("cuda:1")) == "device(type='cuda', index=1)"
+
+
 @pytest.mark.parametrize("name, match", [
-    ("cuda", r"device: 'cuda' is not available: filterbank has no GPU backend yet"),
-    ("cuda:1", r"device: 'cuda:1' is not available: filterbank has no GPU backend yet"),
-    ("mps", r"no GPU backend yet"),
-    ("tpu", r"device: unknown device 'tpu'; expected 'cpu'"),
+    ("mps", r"device: 'mps' is not available: filterbank's GPU backend is CUDA through CuPy"),
+    ("xpu:0", r"device: 'xpu:0' is not available: filterbank's GPU backend is CUDA"),
+    ("tpu", r"device: unknown device 'tpu'; expected 'cpu' or 'cuda'"),
     ("cpu:x", r"device: invalid device string 'cpu:x'"),
+    ("cuda:-1", r"device: invalid device string 'cuda:-1'"),
     ("cpu:1", r"device: there is only one CPU device \(index 0\), got index 1"),
 ])
 def test_other_devices_raise(name, match):
@@ -78,7 +93,7 @@ def test_parse_to_args(args, kwargs, want):
 
 
 @pytest.mark.parametrize("args, kwargs, exc, match", [
-    (("cuda",), {}, ValueError, r"no GPU backend yet"),
+    (("mps",), {}, ValueError, r"GPU backend is CUDA through CuPy"),
     (("cpu", "cpu"), {}, TypeError, r"x.to: device given twice"),
     ((1, 2, 3), {}, TypeError, r"x.to: expected at most a device and a dtype"),
     ((), {"colour": 1}, TypeError, r"x.to: unexpected keyword argument\(s\) \['colour'\]"),
@@ -87,6 +102,63 @@ def test_parse_to_args(args, kwargs, want):
 def test_parse_to_args_errors(args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         parse_to_args("x.to", *args, **kwargs)
+
+
+@pytest.fixture
+def no_cupy(monkeypatch):
+    """A machine without CuPy, wherever the test runs (``import cupy`` raises ImportError)."""
+    monkeypatch.setitem(sys.modules, "cupy", None)
+
+
+NO_CUPY = (r"device 'cuda(:0)?' is not available: CuPy is not installed; install "
+           r"filterbank\[cuda12\] or filterbank\[cuda13\]")
+
+
+def test_cuda_queries_answer_false_without_cupy(no_cupy):
+    assert fb.cuda.is_available() is False and fb.cuda.device_count() == 0
+    fb.cuda.synchronize()  # nothing to wait for
+
+
+@pytest.mark.parametrize("call", [
+    lambda: fb.ones(2).to("cuda"),
+    lambda: fb.ones(2).cuda(),
+    lambda: fb.ones(2, device="cuda"),
+    lambda: fb.zeros_like(fb.ones(2), device="cuda:0"),
+    lambda: fb.nn.Linear(2, 2).to("cuda"),
+    lambda: fb.nn.Linear(2, 2).cuda(),
+])
+def test_using_cuda_without_cupy_says_what_to_install(no_cupy, call):
+    # a ValueError (filterbank's convention) that is also PyTorch's RuntimeError
+    with pytest.raises(ValueError, match=NO_CUPY) as info:
+        call()
+    assert isinstance(info.value, RuntimeError)
+
+
+def test_a_failed_module_move_leaves_the_module_as_it_was(no_cupy):
+    m = fb.nn.Linear(2, 2)
+    before = m.weight.data
+    with pytest.raises(ValueError, match=NO_CUPY):
+        m.to("cuda", fb.float64)
+    assert m.weight.data is before and m.weight.dtype == np.float32
+
+
+def test_cpu_moves_are_no_ops_and_to_tensor_takes_its_device():
+    x = fb.ones(2, requires_grad=True)
+    assert x.to("cpu") is x and x.cpu() is x and x.to(fb.device("cpu:0")) is x
+    assert not x.is_cuda and x.to("cpu", copy=True) is not x
+    dev, dtype = parse_to_args("x.to", x)
+    assert dev == "cpu" and dtype == np.float32
+    with pytest.raises(ValueError, match=r"cuda\(\): expected a GPU index or a 'cuda' device, "
+                                         r"got 'cpu'"):
+        x.cuda("cpu")
+
+
+def test_check_same_device_on_host_arrays_and_scalars():
+    from filterbank.backend import check_same_device, device_of, to_device, to_numpy
+
+    a = np.ones(2)
+    check_same_device("add", a, 2.0, None, np.float32(1), a)
+    assert device_of(a) == "cpu" and to_device(a, "cpu") is a and to_numpy(a) is a
 
 
 def test_docstring_examples_run():

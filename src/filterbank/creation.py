@@ -10,21 +10,33 @@ import functools
 
 import numpy as np
 
+from filterbank import backend as _backend
 from filterbank import random as _random
 from filterbank.backend import DEFAULT_DTYPE, xp
 from filterbank.device import device as _device
 from filterbank.tensor import Tensor, _shape_args
 
 
-def _cpu_only(fn):
-    """PyTorch's ``device=`` keyword on a factory: ``'cpu'`` (or None, or ``fb.device('cpu')``)
-    is the one device there is; any other raises ``filterbank.device``'s error."""
+def _on_device(fn=None, *, like: bool = False):
+    """PyTorch's ``device=`` keyword on a factory: the tensor is made in host memory (random
+    ones from the seeded NumPy generator, so a seed gives the same values on every device)
+    and moved to ``device``; None keeps it on the CPU, or, for a ``*_like`` factory
+    (``like=True``), on the device of the tensor it copies the shape of. ``"cuda"`` without
+    CuPy or a GPU raises :class:`~filterbank.backend.DeviceError` before anything is made."""
+    if fn is None:
+        return functools.partial(_on_device, like=like)
 
     @functools.wraps(fn)
     def factory(*args, device=None, **kwargs):
-        if device is not None:
-            _device(device)
-        return fn(*args, **kwargs)
+        dev = None if device is None else _device(device)
+        if dev is None and like and args and isinstance(args[0], Tensor):
+            dev = args[0].device
+        if dev is not None and dev.type == "cuda":
+            _backend.cupy_module(dev)  # the clear error first, before any work
+        out = fn(*args, **kwargs)
+        if dev is None or dev == out.device:
+            return out
+        return Tensor._wrap(_backend.to_device(out.data, dev), out.requires_grad)
 
     return factory
 
@@ -33,7 +45,7 @@ def _dtype(dtype):
     return DEFAULT_DTYPE if dtype is None else np.dtype(dtype)
 
 
-@_cpu_only
+@_on_device
 def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (like ``torch.tensor``).
 
@@ -56,6 +68,9 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
         data = data.data
         if dtype is None:
             dtype = data.dtype
+    if _backend.is_device_array(data):  # a copy on the same GPU (``device=`` may move it)
+        arr = data.astype(data.dtype if dtype is None else np.dtype(dtype), copy=True)
+        return Tensor(arr, requires_grad=requires_grad, dtype=arr.dtype)
     arr = np.array(data, dtype=None if dtype is None else np.dtype(dtype), copy=True)
     return Tensor(arr, requires_grad=requires_grad, dtype=dtype)
 
@@ -64,7 +79,7 @@ def _new(arr, requires_grad: bool) -> Tensor:
     return Tensor(arr, requires_grad=requires_grad, dtype=arr.dtype)
 
 
-@_cpu_only
+@_on_device
 def zeros(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros; ``shape`` as varargs or one tuple; float32 unless ``dtype``.
 
@@ -76,7 +91,7 @@ def zeros(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
     return _new(xp.zeros(_shape_args(shape), _dtype(dtype)), requires_grad)
 
 
-@_cpu_only
+@_on_device
 def ones(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones; ``shape`` as varargs or one tuple; float32 unless ``dtype``.
 
@@ -88,13 +103,13 @@ def ones(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
     return _new(xp.ones(_shape_args(shape), _dtype(dtype)), requires_grad)
 
 
-@_cpu_only
+@_on_device
 def empty(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
     """An uninitialised tensor (contents arbitrary); float32 unless ``dtype``."""
     return _new(xp.empty(_shape_args(shape), _dtype(dtype)), requires_grad)
 
 
-@_cpu_only
+@_on_device
 def full(shape, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
     """A tensor filled with ``fill_value``. Without ``dtype``: bool for a bool, int64 for an
     int, float32 for a float (as ``torch.full``).
@@ -113,7 +128,7 @@ def full(shape, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
     return _new(xp.full(shape, fill_value, _dtype(dtype)), requires_grad)
 
 
-@_cpu_only
+@_on_device
 def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> Tensor:
     """Values from ``start`` (default 0) up to, not including, ``end`` in steps of ``step``.
 
@@ -139,7 +154,7 @@ def _float_dtype(name: str, dtype):
     return dt
 
 
-@_cpu_only
+@_on_device
 def randn(*shape, dtype=None, generator: np.random.Generator | None = None,
           requires_grad: bool = False) -> Tensor:
     """Standard normal samples drawn from ``generator`` (default: the global one, see
@@ -157,7 +172,7 @@ def randn(*shape, dtype=None, generator: np.random.Generator | None = None,
     return _new(arr, requires_grad)
 
 
-@_cpu_only
+@_on_device
 def rand(*shape, dtype=None, generator: np.random.Generator | None = None,
          requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) drawn from ``generator`` (default: the global one).
@@ -178,38 +193,38 @@ def _like_dtype(t, dtype):
     return t.dtype if dtype is None else dtype
 
 
-@_cpu_only
+@_on_device(like=True)
 def zeros_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
     """Zeros with ``t``'s shape and (unless given) dtype."""
     return zeros(t.shape, dtype=_like_dtype(t, dtype), requires_grad=requires_grad)
 
 
-@_cpu_only
+@_on_device(like=True)
 def ones_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
     """Ones with ``t``'s shape and (unless given) dtype."""
     return ones(t.shape, dtype=_like_dtype(t, dtype), requires_grad=requires_grad)
 
 
-@_cpu_only
+@_on_device(like=True)
 def empty_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
     """Uninitialised, with ``t``'s shape and (unless given) dtype."""
     return empty(t.shape, dtype=_like_dtype(t, dtype), requires_grad=requires_grad)
 
 
-@_cpu_only
+@_on_device(like=True)
 def full_like(t: Tensor, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
     """``fill_value`` everywhere, with ``t``'s shape and (unless given) dtype."""
     return full(t.shape, fill_value, dtype=_like_dtype(t, dtype), requires_grad=requires_grad)
 
 
-@_cpu_only
+@_on_device(like=True)
 def randn_like(t: Tensor, dtype=None, generator=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples with ``t``'s shape and (unless given) dtype."""
     return randn(t.shape, dtype=_like_dtype(t, dtype), generator=generator,
                  requires_grad=requires_grad)
 
 
-@_cpu_only
+@_on_device(like=True)
 def rand_like(t: Tensor, dtype=None, generator=None, requires_grad: bool = False) -> Tensor:
     """Uniform [0, 1) samples with ``t``'s shape and (unless given) dtype."""
     return rand(t.shape, dtype=_like_dtype(t, dtype), generator=generator,
@@ -241,7 +256,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._wrap(array)
 
 
-@_cpu_only
+@_on_device
 def as_tensor(data, dtype=None) -> Tensor:
     """``data`` as a tensor, without a copy when possible (like ``torch.as_tensor``).
 
@@ -270,7 +285,7 @@ def as_tensor(data, dtype=None) -> Tensor:
     return tensor(data, dtype=dtype)
 
 
-@_cpu_only
+@_on_device
 def eye(n: int, m: int | None = None, dtype=None, requires_grad: bool = False) -> Tensor:
     """The ``n x m`` identity matrix (ones on the diagonal); ``m`` defaults to ``n``.
 
@@ -286,7 +301,7 @@ def eye(n: int, m: int | None = None, dtype=None, requires_grad: bool = False) -
     return _new(xp.eye(int(n), int(m), dtype=_dtype(dtype)), requires_grad)
 
 
-@_cpu_only
+@_on_device
 def linspace(start, end, steps: int, dtype=None, requires_grad: bool = False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end``, both included.
 
@@ -326,7 +341,7 @@ def linspace(start, end, steps: int, dtype=None, requires_grad: bool = False) ->
     return _new(out.astype(dt, copy=False), requires_grad)
 
 
-@_cpu_only
+@_on_device
 def randint(low, high=None, size=None, *, generator: np.random.Generator | None = None,
             dtype=None, requires_grad: bool = False) -> Tensor:
     """Uniform random integers in ``[low, high)``, drawn from ``generator`` (default: the
@@ -361,7 +376,7 @@ def randint(low, high=None, size=None, *, generator: np.random.Generator | None 
     return _new(arr, requires_grad)
 
 
-@_cpu_only
+@_on_device
 def randperm(n: int, *, generator: np.random.Generator | None = None, dtype=None,
              requires_grad: bool = False) -> Tensor:
     """A random permutation of ``0 .. n-1`` (int64), drawn from ``generator``.

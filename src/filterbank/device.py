@@ -1,30 +1,39 @@
-"""``fb.device``: where a tensor lives. Only ``"cpu"`` exists for now (NumPy arrays); the GPU
-backend will add more types here.
+"""``fb.device``: where a tensor lives: ``"cpu"`` (NumPy arrays) or ``"cuda"``/``"cuda:N"``
+(CuPy arrays on GPU N; CuPy is the optional extra ``filterbank[cuda12]`` / ``[cuda13]``).
+
+As ``torch.device``, a descriptor can be made without the hardware (``fb.device("cuda")`` works
+on any machine); moving data there is what needs CuPy and a GPU, and raises a clear error
+without them.
 
 Example:
     >>> import filterbank as fb
     >>> d = fb.device("cpu")
     >>> str(d), d == "cpu", d.type
     ('cpu', True, 'cpu')
+    >>> g = fb.device("cuda:1")
+    >>> g.type, g.index, g == fb.device("cuda", 1)
+    ('cuda', 1, True)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_GPU_TYPES = ("cuda", "mps", "xpu", "hip", "rocm", "gpu", "cupy")
+_OTHER_GPU_TYPES = ("mps", "xpu", "hip", "rocm", "gpu", "cupy")
 
 
 class device:  # noqa: N801 - PyTorch's name (torch.device)
     """A device descriptor, like ``torch.device``: ``device("cpu")``, ``device("cpu:0")``,
-    ``device("cpu", 0)`` or another device.
+    ``device("cuda")``, ``device("cuda:1")``, ``device("cuda", 1)`` or another device.
 
     Args:
-        type: ``"cpu"`` (optionally ``"cpu:0"``), or a :class:`device`.
-        index: the device index; only ``None`` or 0 for the CPU.
+        type: ``"cpu"`` or ``"cuda"``, optionally with ``":index"``, or a :class:`device`.
+        index: the device index: ``None`` or 0 for the CPU; the GPU number for ``"cuda"``
+            (``None``: the current GPU, 0).
 
     Raises:
-        ValueError: for any other device; a GPU name says that there is no GPU backend yet.
+        ValueError: for any other device name (``"mps"``, ``"xpu"``, ... say that CUDA is the
+            only GPU backend), or a bad index.
     """
 
     __slots__ = ("type", "index")
@@ -41,15 +50,19 @@ class device:  # noqa: N801 - PyTorch's name (torch.device)
             if index is not None or not idx.isdigit():
                 raise ValueError(f"device: invalid device string {type!r}")
             index = int(idx)
-        if name in _GPU_TYPES:
-            raise ValueError(f"device: {type!r} is not available: filterbank has no GPU backend "
-                             f"yet, only 'cpu' (NumPy arrays)")
-        if name != "cpu":
-            raise ValueError(f"device: unknown device {type!r}; expected 'cpu'")
-        if index is not None and index != 0:
+        if name in _OTHER_GPU_TYPES:
+            raise ValueError(f"device: {type!r} is not available: filterbank's GPU backend is "
+                             f"CUDA through CuPy ('cuda', 'cuda:N'), besides 'cpu' (NumPy "
+                             f"arrays)")
+        if name not in ("cpu", "cuda"):
+            raise ValueError(f"device: unknown device {type!r}; expected 'cpu' or 'cuda'")
+        if index is not None and (not isinstance(index, int) or isinstance(index, bool)
+                                  or index < 0):
+            raise ValueError(f"device: expected a non-negative int index, got {index!r}")
+        if name == "cpu" and index is not None and index != 0:
             raise ValueError(f"device: there is only one CPU device (index 0), got index "
                              f"{index!r}")
-        self.type = "cpu"
+        self.type = name
         self.index = index
 
     def __str__(self) -> str:
@@ -112,7 +125,7 @@ def parse_to_args(name: str, *args, **kwargs) -> tuple[device | None, np.dtype |
                         f"positional arguments")
     for a in args:
         if isinstance(a, Tensor):
-            dev, dtype = CPU, a.dtype
+            dev, dtype = a.device, a.dtype
         elif _is_device_like(a):
             if dev is not None:
                 raise TypeError(f"{name}: device given twice")

@@ -14,6 +14,7 @@ import weakref
 
 import numpy as np
 
+from filterbank import backend as _backend
 from filterbank.autograd import grad_mode
 from filterbank.backend import DEFAULT_DTYPE, xp
 
@@ -26,7 +27,7 @@ from filterbank.backend import DEFAULT_DTYPE, xp
 
 
 def _root(arr):
-    while isinstance(arr.base, np.ndarray):
+    while isinstance(arr.base, np.ndarray) or _backend.is_device_array(arr.base):
         arr = arr.base
     return arr
 
@@ -53,8 +54,8 @@ def _to_array(data, dtype=None):
     if isinstance(data, Tensor):
         return data.data if dtype is None else data.data.astype(np.dtype(dtype), copy=False)
     if dtype is not None:
-        return xp.asarray(data, dtype=np.dtype(dtype))
-    arr = xp.asarray(data)
+        return _backend.get_array_module(data).asarray(data, dtype=np.dtype(dtype))
+    arr = _backend.get_array_module(data).asarray(data)
     if arr.dtype.kind == "f" and arr.dtype != DEFAULT_DTYPE:
         if not isinstance(data, np.ndarray) or arr.dtype == np.float64:
             arr = arr.astype(DEFAULT_DTYPE)
@@ -172,9 +173,9 @@ class Tensor:
         return self.data.shape[0]
 
     def __repr__(self) -> str:
-        body = np.array2string(np.asarray(self.data), separator=", ", precision=4,
+        body = np.array2string(_backend.to_numpy(self.data), separator=", ", precision=4,
                                prefix="tensor(")
-        extra = ""
+        extra = "" if not _backend.is_device_array(self.data) else f", device='{self.device}'"
         if self.data.dtype != DEFAULT_DTYPE:
             extra += f", dtype={self.data.dtype}"
         if self._ctx is not None:
@@ -206,7 +207,11 @@ class Tensor:
 
     # ------------------------------------------------------------------ conversions
     def numpy(self) -> np.ndarray:
-        """The underlying array (shared memory, like ``torch.Tensor.numpy``)."""
+        """The underlying array (shared memory, like ``torch.Tensor.numpy``); a tensor on a
+        GPU must be brought to the host first with ``.cpu()``."""
+        if _backend.is_device_array(self.data):
+            raise TypeError(f"numpy(): can't convert a {self.device} tensor to a NumPy array; "
+                            f"use .cpu() first to copy it to host memory")
         if self._requires_grad:
             raise RuntimeError(
                 "can't call numpy() on a tensor that requires grad; use .detach().numpy()"
@@ -218,10 +223,10 @@ class Tensor:
             raise ValueError(
                 f"item(): only one-element tensors can be converted, got shape {self.shape}"
             )
-        return self.data.reshape(()).item()
+        return self.data.reshape(()).item()  # CuPy's item() copies the one value to the host
 
     def tolist(self):
-        return self.data.tolist()
+        return _backend.to_numpy(self.data).tolist()
 
     def detach(self) -> Tensor:
         """A tensor sharing the data (and its in-place version counter), cut off from the
@@ -258,31 +263,44 @@ class Tensor:
     # ---------------------------------------------------------------- devices, dtypes
     @property
     def device(self):
-        """Where the data lives: always the CPU for now (``fb.device("cpu")``)."""
-        from filterbank.device import CPU
-
-        return CPU
+        """Where the data lives: ``fb.device("cpu")`` for a NumPy array, ``cuda:N`` for a CuPy
+        array on GPU N."""
+        return _backend.device_of(self.data)
 
     @property
     def is_cuda(self) -> bool:
-        return False
+        return _backend.is_device_array(self.data)
 
     def to(self, *args, **kwargs) -> Tensor:
-        """PyTorch's ``to``: ``t.to("cpu")``, ``t.to(fb.float64)``, ``t.to(other)``,
+        """PyTorch's ``to``: ``t.to("cuda")``, ``t.to(fb.float64)``, ``t.to(other)``,
         ``t.to("cpu", fb.float64)``, ``t.to(device=..., dtype=..., copy=False)``.
 
-        Returns ``self`` when nothing changes (unless ``copy=True``); a dtype change stays in
-        the graph. Only the CPU exists so far: another device is a ``ValueError``.
+        Returns ``self`` when nothing changes (unless ``copy=True``). Both a device move and
+        a dtype change stay in the graph: the gradient of the result flows back to this
+        tensor on its own device, in its own dtype.
+
+        Raises:
+            filterbank.backend.DeviceError: ``"cuda"`` without CuPy or without a GPU.
         """
         from filterbank.device import parse_to_args
 
         copy = bool(kwargs.get("copy", False))
-        _, dtype = parse_to_args("Tensor.to", *args, **kwargs)
-        out = self if dtype is None else self.astype(dtype)
+        dev, dtype = parse_to_args("Tensor.to", *args, **kwargs)
+        out = self
+        if dev is not None and dev != self.device:
+            out = ToDevice.apply(out, device=dev)
+        if dtype is not None:
+            out = out.astype(dtype)
         return out.clone() if copy and out is self else out
 
     def cpu(self) -> Tensor:
-        return self
+        """This tensor in host memory (``self`` when it is there already)."""
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> Tensor:
+        """This tensor on a GPU: ``device`` is an index, a name such as ``"cuda:1"`` or a
+        :class:`~filterbank.device` (default: GPU 0)."""
+        return self.to(_cuda_device(device))
 
     def type(self, dtype=None):
         """Without an argument, the type name (``"filterbank.FloatTensor"``); with a dtype,
@@ -388,7 +406,7 @@ class Tensor:
                                f"output type {self.data.dtype}")
         self._begin_write(name)
         if arr is not self.data:
-            np.copyto(self.data, arr, casting="unsafe")
+            _backend.get_array_module(self.data).copyto(self.data, arr, casting="unsafe")
 
     def _begin_write(self, name: str) -> None:
         """Every in-place write starts here: refuse a read-only array, bump the version."""
@@ -449,6 +467,8 @@ class Tensor:
                 isinstance(other, Tensor) and other._requires_grad)):
             return self._inplace(name, fn, other)
         o = other.data if isinstance(other, Tensor) else other
+        if type(o) is not type(self.data):
+            _backend.check_same_device(name, self.data, o)
         if type(o) in (float, int, bool) and self.data.dtype.kind == "f":
             o = self.data.dtype.type(o)  # a Python scalar does not promote (PyTorch's rule)
         a = self.data
@@ -547,13 +567,15 @@ class Tensor:
             return self._inplace("copy_", lambda s, o: index_put(s, ..., _ew.cast(
                 o if isinstance(o, Tensor) else Tensor(o), dt)), src)
         arr = src.data if isinstance(src, Tensor) else xp.asarray(src)
+        arr = _backend.to_device(arr, self.device)  # copy_ copies across devices (PyTorch)
+        mod = _backend.get_array_module(self.data)
         try:
-            arr = np.broadcast_to(arr, self.data.shape)
+            arr = mod.broadcast_to(arr, self.data.shape)
         except ValueError:
             raise RuntimeError(f"copy_: the source of shape {tuple(arr.shape)} can't be "
                                f"broadcast to the destination's shape {self.shape}") from None
         self._begin_write("copy_")
-        np.copyto(self.data, arr, casting="unsafe")
+        mod.copyto(self.data, arr, casting="unsafe")
         return self
 
     def __setitem__(self, index, value):
@@ -591,9 +613,11 @@ class Tensor:
                     f"backward(): grad can be implicitly created only for scalar outputs; "
                     f"this tensor has shape {self.shape}, pass grad= of that shape"
                 )
-            seed = xp.ones_like(self.data)
+            seed = _backend.get_array_module(self.data).ones_like(self.data)
         else:
-            seed = grad.data if isinstance(grad, Tensor) else xp.asarray(grad)
+            seed = grad.data if isinstance(grad, Tensor) else \
+                _backend.get_array_module(grad).asarray(grad)
+            _backend.check_same_device("backward", self.data, seed)
             if seed.shape != self.data.shape:
                 raise RuntimeError(
                     f"backward(): grad has shape {seed.shape} but the tensor has shape "
@@ -822,10 +846,12 @@ class Tensor:
         return _red.log_softmax(self, *args, **kwargs)
 
     def all(self, dim=None, keepdim: bool = False):
-        return Tensor._wrap(xp.asarray(xp.all(self.data, axis=dim, keepdims=keepdim)))
+        m = _backend.get_array_module(self.data)
+        return Tensor._wrap(m.asarray(m.all(self.data, axis=dim, keepdims=keepdim)))
 
     def any(self, dim=None, keepdim: bool = False):
-        return Tensor._wrap(xp.asarray(xp.any(self.data, axis=dim, keepdims=keepdim)))
+        m = _backend.get_array_module(self.data)
+        return Tensor._wrap(m.asarray(m.any(self.data, axis=dim, keepdims=keepdim)))
 
     def reshape(self, *shape):
         return _shape.reshape(self, _shape_args(shape))
@@ -973,18 +999,18 @@ def _saved_arrays(ctx):
         if k in ("parents", "out_meta", "needs_input_grad", "_saved_versions", "_grad_hooks",
                  "_retained_ref"):
             continue
-        if isinstance(v, np.ndarray):
+        if isinstance(v, np.ndarray) or _backend.is_device_array(v):
             yield v
         elif isinstance(v, tuple | list):
             for u in v:
-                if isinstance(u, np.ndarray):
+                if isinstance(u, np.ndarray) or _backend.is_device_array(u):
                     yield u
 
 
 def _saved_array(ctx, root):
     """The first array ``ctx`` saved that shares memory with ``root``, or None."""
     for a in _saved_arrays(ctx):
-        if np.may_share_memory(a, root):
+        if type(a) is type(root) and np.may_share_memory(a, root):
             return a
     return None
 
@@ -1005,6 +1031,21 @@ def _check_versions(ctx) -> None:
                 f"an inplace operation: [{a.dtype} {tuple(a.shape)}], saved by "
                 f"{ctx.name}Backward, is at version {vc[0]}; expected version {v} instead. "
                 f"Use out-of-place ops (or .clone()) before modifying it in place")
+
+
+def _cuda_device(device):
+    """``Tensor.cuda``/``Module.cuda``'s argument as a device: None (GPU 0), an index, a name
+    or a device."""
+    from filterbank.device import device as _device
+
+    if device is None:
+        return _device("cuda", 0)
+    if isinstance(device, int) and not isinstance(device, bool):
+        return _device("cuda", device)
+    dev = _device(device)
+    if dev.type != "cuda":
+        raise ValueError(f"cuda(): expected a GPU index or a 'cuda' device, got {str(dev)!r}")
+    return dev
 
 
 def _shape_args(args):
@@ -1054,7 +1095,7 @@ def _call_hooks(hooks, g):
     for hook in list(hooks):
         r = hook(Tensor._wrap(g))
         if r is not None:
-            r = r.data if isinstance(r, Tensor) else xp.asarray(r)
+            r = r.data if isinstance(r, Tensor) else _backend.get_array_module(g).asarray(r)
             if r.shape != g.shape:
                 raise RuntimeError(f"a gradient hook returned shape {tuple(r.shape)}, expected "
                                    f"{tuple(g.shape)}")
@@ -1064,7 +1105,7 @@ def _call_hooks(hooks, g):
 
 def _accumulate(t: Tensor, g) -> None:
     if t.grad is None:
-        t.grad = Tensor._wrap(xp.array(g))  # a copy: g may alias a buffer an op still holds
+        t.grad = Tensor._wrap(g.copy())  # a copy: g may alias a buffer an op still holds
     else:
         t.grad.data += g
 
@@ -1124,6 +1165,7 @@ def _run_backward(root: Tensor, seed, retain_graph: bool) -> None:
 
 
 from filterbank.autograd import anomaly_mode as _anomaly  # noqa: E402
+from filterbank.autograd.function import Function as _Function  # noqa: E402
 from filterbank.autograd.function import unbroadcast as _unbroadcast  # noqa: E402
 from filterbank.functional import elementwise as _ew  # noqa: E402
 from filterbank.functional import reduce as _red  # noqa: E402
@@ -1131,3 +1173,17 @@ from filterbank.functional import shape as _shape  # noqa: E402
 
 # the package re-exports the function ``matmul``, which shadows the module's attribute name
 _mm = importlib.import_module("filterbank.functional.matmul")
+
+
+class ToDevice(_Function):
+    """``Tensor.to(device)``: a copy on another device; the gradient goes back to the source
+    device."""
+
+    keep_dtype = False
+
+    def forward(self, x):
+        self.source = _backend.device_of(x)
+        return _backend.to_device(x, self.device)
+
+    def backward(self, gy):
+        return _backend.to_device(gy, self.source)

@@ -13,11 +13,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from filterbank import backend as _backend
 from filterbank.autograd import grad_mode
-from filterbank.device import device as _device_cls
 from filterbank.device import parse_to_args
 from filterbank.nn.hooks import BackwardHook, RemovableHandle
-from filterbank.tensor import Tensor
+from filterbank.tensor import Tensor, _cuda_device
 
 
 class Parameter(Tensor):
@@ -26,13 +26,19 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, requires_grad: bool = True):
-        arr = data.data if isinstance(data, Tensor) else np.asarray(data)
-        if arr.dtype.kind == "f" and not isinstance(data, Tensor | np.ndarray):
+        arr = data.data if isinstance(data, Tensor) else \
+            _backend.get_array_module(data).asarray(data)
+        if arr.dtype.kind == "f" and not isinstance(data, Tensor) and arr is not data:
             arr = arr.astype(np.float32)
         super().__init__(arr, requires_grad=requires_grad, dtype=arr.dtype)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+
+def _host_copy(a) -> np.ndarray:
+    out = _backend.to_numpy(a)
+    return np.array(out, copy=True) if out is a else out
 
 
 class StateDictError(ValueError):
@@ -124,7 +130,8 @@ class Module:
             raise KeyError(f"{type(self).__name__}: attribute {name!r} already exists as a "
                            f"parameter or module; cannot register it as a buffer")
         if tensor is not None and not isinstance(tensor, Tensor):
-            tensor = Tensor(np.asarray(tensor), dtype=np.asarray(tensor).dtype)
+            arr = _backend.get_array_module(tensor).asarray(tensor)
+            tensor = Tensor(arr, dtype=arr.dtype)
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent.add(name)
@@ -370,11 +377,15 @@ class Module:
     def to(self, *args, **kwargs) -> Module:
         """Move and/or cast in place, as ``torch.nn.Module.to``; returns ``self``.
 
-        ``to(dtype)`` casts the floating parameters and buffers (and their gradients) to a
-        floating ``dtype`` (e.g. float64 for gradient checks); ``to("cpu")``,
-        ``to(fb.device("cpu"))``, ``to(device, dtype)``, ``to(tensor)`` and the keywords
-        ``device=``/``dtype=`` are accepted too. The only device is the CPU: ``"cuda"`` raises
-        ``ValueError`` (no GPU backend yet).
+        ``to(device)`` moves every parameter and buffer (and their gradients) to ``device``
+        (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a :class:`~filterbank.device`); the Parameter
+        objects stay the same, only their arrays move, so an optimizer made before the move
+        keeps updating them. ``to(dtype)`` casts the floating parameters and buffers (and
+        their gradients) to a floating ``dtype`` (e.g. float64 for gradient checks);
+        ``to(device, dtype)``, ``to(tensor)`` and the keywords ``device=``/``dtype=`` are
+        accepted too. ``"cuda"`` without CuPy or a GPU raises
+        :class:`~filterbank.backend.DeviceError` (a ``ValueError`` and a ``RuntimeError``)
+        naming what is missing, before anything moves.
 
         Example:
             >>> import filterbank as fb
@@ -382,13 +393,24 @@ class Module:
             >>> m.weight.dtype
             dtype('float64')
         """
-        _device, dtype = parse_to_args(f"{type(self).__name__}.to", *args, **kwargs)
+        device, dtype = parse_to_args(f"{type(self).__name__}.to", *args, **kwargs)
+        if dtype is not None and dtype.kind not in "fc":
+            raise TypeError(f"{type(self).__name__}.to: only floating-point dtypes are "
+                            f"accepted, got {dtype}")
+        if device is not None:
+            self._move(device)
         if dtype is not None:
-            if dtype.kind not in "fc":
-                raise TypeError(f"{type(self).__name__}.to: only floating-point dtypes are "
-                                f"accepted, got {dtype}")
             self._cast(dtype, floating_only=True)
         return self
+
+    def _move(self, device) -> None:
+        """Every parameter's and buffer's array (and gradient) to ``device``, in place."""
+        if device.type == "cuda":
+            _backend.cupy_module(device)  # the clear error before anything moves
+        for t in list(self.parameters()) + list(self.buffers()):
+            t.data = _backend.to_device(t.data, device)
+            if t.grad is not None:
+                t.grad = Tensor._wrap(_backend.to_device(t.grad.data, device))
 
     def _cast(self, dtype, floating_only: bool) -> None:
         for t in list(self.parameters()) + list(self.buffers()):
@@ -398,13 +420,14 @@ class Module:
                     t.grad = Tensor._wrap(t.grad.data.astype(dtype))
 
     def cpu(self) -> Module:
-        """The module itself: its arrays already live in CPU memory."""
-        return self
+        """Move every parameter and buffer to host memory, in place; returns ``self``."""
+        return self.to("cpu")
 
     def cuda(self, device=None) -> Module:
-        """Raises ``ValueError``: filterbank has no GPU backend yet."""
-        _device_cls("cuda" if device is None else f"cuda:{device}")
-        return self  # pragma: no cover - _device_cls raised
+        """Move every parameter and buffer to a GPU (an index, ``"cuda:N"`` or a device;
+        default GPU 0), in place; returns ``self``. Needs CuPy (``filterbank[cuda12]`` or
+        ``filterbank[cuda13]``) and a GPU."""
+        return self.to(_cuda_device(device))
 
     def type(self, dst_type) -> Module:
         """Cast every parameter and buffer (integer ones too, as PyTorch) to ``dst_type``."""
@@ -472,15 +495,17 @@ class Module:
                     yield (f"{mname}.{name}" if mname else name), b
 
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        """Parameters and persistent buffers by dotted name, as copies of their arrays."""
-        return OrderedDict((k, np.array(v.data, copy=True)) for k, v in self._state_items())
+        """Parameters and persistent buffers by dotted name, as NumPy copies of their arrays
+        (copied to host memory from a module on a GPU, so it saves and loads anywhere)."""
+        return OrderedDict((k, _host_copy(v.data)) for k, v in self._state_items())
 
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
         """Copy values into the parameters and buffers. Everything is checked first: on any
         missing/unexpected key (with ``strict``) or shape mismatch, :class:`StateDictError`
         lists them all and the module is left unchanged."""
         own = OrderedDict(self._state_items())
-        incoming = {k: (v.data if isinstance(v, Tensor) else np.asarray(v))
+        incoming = {k: (v.data if isinstance(v, Tensor) else
+                        _backend.get_array_module(v).asarray(v))
                     for k, v in state_dict.items()}
         missing = [k for k in own if k not in incoming]
         unexpected = [k for k in incoming if k not in own]
@@ -500,7 +525,9 @@ class Module:
         with grad_mode.no_grad():
             for k, v in incoming.items():
                 if k in own:
-                    own[k].data[...] = v.astype(own[k].data.dtype, copy=False)
+                    dst = own[k].data  # the values go to where the module is (any device)
+                    dst[...] = _backend.to_device(v, own[k].device).astype(dst.dtype,
+                                                                           copy=False)
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------------- display
