@@ -238,6 +238,10 @@ def encode_tree(obj, key: str, tensors: dict, where: str, error: type[Exception]
         mark = {"tensor": "Parameter" if isinstance(obj, Parameter) else "Tensor",
                 "requires_grad": bool(obj.requires_grad)}
         obj = obj.data
+    if type(obj).__module__.startswith("cupy"):  # a GPU array: saved from host memory
+        from filterbank.backend import to_numpy
+
+        obj = to_numpy(obj)
     if isinstance(obj, np.ndarray):
         if obj.dtype.type not in _NUMPY_TYPES:
             raise error(f"{where}: cannot store an array of dtype {obj.dtype} at {key!r} "
@@ -476,9 +480,13 @@ def read_safetensors(path, error: ErrorType = ValueError, expected_size: int | N
                         f"memory available") from None
 
 
-def load(path: str | os.PathLike) -> Any:
+def load(path: str | os.PathLike, map_location=None) -> Any:
     """Load what :func:`save` wrote: the same structure, tensors as Tensors, arrays as NumPy
     arrays, dtypes kept.
+
+    Tensors come back in host memory, wherever they were saved from (a file saved from GPU
+    tensors loads on a machine without a GPU or CuPy), unless ``map_location`` names a device
+    for them (``"cuda"``, ``"cuda:1"``, ``fb.device(...)``; plain NumPy arrays stay NumPy).
 
     Nothing in the file is executed (no pickle): it is checked to be a safetensors file whose
     header sizes agree with the file and whose metadata holds a filterbank structure before any
@@ -486,6 +494,7 @@ def load(path: str | os.PathLike) -> Any:
 
     Args:
         path: a file written by :func:`save`.
+        map_location: None or ``"cpu"`` (host memory), or the device the tensors go to.
 
     Returns:
         the saved object (``OrderedDict`` state dicts come back as plain dicts, in order).
@@ -493,7 +502,8 @@ def load(path: str | os.PathLike) -> Any:
     Raises:
         FileNotFoundError: no such file.
         ValueError: not a file of this format, truncated, corrupted or hostile; the message
-            names the file and the problem.
+            names the file and the problem. A ``map_location`` GPU without CuPy or a GPU
+            raises :class:`~filterbank.backend.DeviceError` (a ValueError) before reading.
 
     Example:
         >>> import filterbank as fb, tempfile, os
@@ -507,6 +517,13 @@ def load(path: str | os.PathLike) -> Any:
     import safetensors
     import safetensors.numpy
 
+    from filterbank.device import device as _device
+
+    dev = None if map_location is None else _device(map_location)
+    if dev is not None and dev.type == "cuda":
+        from filterbank.backend import cupy_module
+
+        cupy_module(dev)  # the clear error before any reading
     path = Path(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: {path}: no such file")
@@ -528,7 +545,23 @@ def load(path: str | os.PathLike) -> Any:
         arrays = safetensors.numpy.load(blob)
     except (safetensors.SafetensorError, ValueError, TypeError) as e:
         raise _bad(path, f"unreadable arrays: {str(e)[:120]}") from None
-    return decode_tree(structure, arrays, f"load: {path}", ValueError, copy=False)
+    obj = decode_tree(structure, arrays, f"load: {path}", ValueError, copy=False)
+    return obj if dev is None or dev.type == "cpu" else _tensors_to(obj, dev)
+
+
+def _tensors_to(obj, dev):
+    """``obj`` with every Tensor's array moved to ``dev`` (the Tensor objects are kept)."""
+    from filterbank.backend import to_device
+    from filterbank.tensor import Tensor
+
+    if isinstance(obj, Tensor):
+        obj.data = to_device(obj.data, dev)
+        return obj
+    if isinstance(obj, list | tuple):
+        return type(obj)(_tensors_to(v, dev) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _tensors_to(v, dev) for k, v in obj.items()}
+    return obj
 
 
 def _load_error(message: str) -> ValueError:

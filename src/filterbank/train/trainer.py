@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from filterbank import _allocator
+from filterbank import backend as _backend
 from filterbank import random as _random
 from filterbank.autograd import grad_mode
 from filterbank.nn.utils import clip_grad_norm_, clip_grad_value_
@@ -207,7 +208,11 @@ class Trainer:
         callbacks: list of :class:`~filterbank.train.callbacks.Callback`.
         grad_clip_norm: clip the total gradient 2-norm to this value (``clip_grad_norm_``).
         grad_clip_value: clamp every gradient element to [-v, v] (``clip_grad_value_``).
-        device: None or 'cpu' (filterbank computes with NumPy on the CPU).
+        device: None or 'cpu' (NumPy on the CPU), or 'cuda' / 'cuda:N' / ``fb.device``
+            (CuPy on that GPU; needs ``filterbank[cuda12]`` or ``[cuda13]``): the model is
+            moved there in place (an optimizer made before keeps its parameters) and every
+            batch is copied there; loaders stay on the CPU, metrics and ``predict`` get host
+            arrays.
         seed: reseed the global generator (``fb.manual_seed``) when a fresh ``fit`` starts.
         progress: show a tqdm progress bar per epoch.
         on_nonfinite: 'stop' (raise :class:`NonFiniteLossError` naming the epoch and step,
@@ -254,9 +259,11 @@ class Trainer:
                  on_nonfinite: str = "stop", detect_anomaly: bool = False,
                  tune_allocator: bool = True,
                  divergence_factor: float | None = DIVERGENCE_FACTOR):
-        if device not in (None, "cpu"):
-            raise ValueError(f"Trainer: device {device!r} is not available; filterbank computes "
-                             f"with NumPy on the CPU (use device=None or 'cpu')")
+        from filterbank.device import device as _device
+
+        self.device = None if device is None else _device(device)
+        if self.device is not None and self.device.type == "cuda":
+            _backend.cupy_module(self.device)  # the clear error first (no CuPy, no GPU)
         if on_nonfinite not in ("stop", "skip"):
             raise ValueError(f"Trainer: on_nonfinite must be 'stop' or 'skip', got "
                              f"{on_nonfinite!r}")
@@ -272,6 +279,8 @@ class Trainer:
         if not callable(loss_fn):
             raise TypeError(f"Trainer: loss_fn must be callable, got {type(loss_fn).__name__}")
         self.model = model
+        if self.device is not None:
+            model.to(self.device)
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         if metrics is None:
@@ -708,13 +717,16 @@ class Trainer:
                 x, y = _as_tensor(x), _as_tensor(y)
                 n = x.shape[0] if x.ndim else 1
                 level = None if self._lowest is None else max(1.0, self._lowest)
-                result = self._train_step(x, y, epoch, step, level)
+                result = self._train_step(self._on_device(x), self._on_device(y), epoch, step,
+                                          level)
                 if result is None:
                     skipped += 1
                 else:
                     loss_value, out = result
                     loss_sum += loss_value * n
                     seen += n
+                    if metrics:
+                        out = _backend.to_numpy(out)
                     for m in metrics:
                         m.update(out, y)
                     self.global_step += 1
@@ -740,6 +752,12 @@ class Trainer:
         if self.on_nonfinite == "skip":
             logs["skipped"] = skipped
         return logs
+
+    def _on_device(self, t: Tensor) -> Tensor:
+        """A batch tensor on the trainer's device (as it is, without a device)."""
+        if self.device is None:
+            return t
+        return Tensor._wrap(_backend.to_device(t.data, self.device))
 
     def _track_level(self, loss: float) -> None:
         r = loss if self._running is None else (1 - _RUNNING) * self._running + _RUNNING * loss
@@ -823,12 +841,13 @@ class Trainer:
                 for batch in it:
                     x, y = _split_batch(batch, "Trainer.evaluate")
                     x, y = _as_tensor(x), _as_tensor(y)
-                    out = self.model(x)
+                    out = self.model(self._on_device(x))
                     n = x.shape[0] if x.ndim else 1
-                    loss_sum += float(self.loss_fn(out, y).data.reshape(())) * n
+                    loss_sum += float(self.loss_fn(out, self._on_device(y)).data.reshape(())) * n
                     seen += n
+                    host = _backend.to_numpy(out.data) if metrics else None
                     for m in metrics:
-                        m.update(out.data, y)
+                        m.update(host, y)
         finally:
             _close(it, loader)
             self.model.train(was_training)
@@ -902,7 +921,8 @@ class Trainer:
                         batch = _split_batch(batch, "Trainer.predict")[0] \
                             if not (isinstance(batch, tuple | list) and len(batch) == 1) \
                             else batch[0]
-                    outs.append(np.asarray(self.model(_as_tensor(batch)).data))
+                    out = self.model(self._on_device(_as_tensor(batch)))
+                    outs.append(_backend.to_numpy(out.data))
         finally:
             _close(it, batches)
             self.model.train(was_training)
