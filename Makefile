@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CORE   := $(VENV)/.installed-core
 DEV    := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench data clean
+.PHONY: demo test lint bench data clean test-gpu
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,13 @@ test: lint
 BENCH_ARGS ?=
 bench: $(DEV)
 	$(PY) bench/run_all.py $(BENCH_ARGS)
+
+# On a machine with an NVIDIA GPU and CuPy (no venv there: the system python3 with numpy,
+# safetensors, tqdm, pytest, cupy and torch): the GPU tests, then the ResNet-18 CUDA benchmark
+# (bench/results/gpu_resnet.json). About 5 minutes on one H100.
+test-gpu:
+	PYTHONPATH=src python3 -m pytest -q tests/gpu
+	PYTHONPATH=src python3 bench/gpu_resnet.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

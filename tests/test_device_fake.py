@@ -278,3 +278,22 @@ def test_trainer_on_the_device_matches_the_cpu_run(fake_cupy):
     assert eg["loss"] == pytest.approx(ec["loss"], rel=1e-5)
     assert type(pg) is np.ndarray
     np.testing.assert_allclose(pg, pc, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------- tests/gpu's checks, on the fake device
+def test_gpu_checks_moves_and_checkpoint_on_the_fake(fake_cupy, tmp_path):
+    from gpu import checks
+
+    checks.check_moves("cuda")
+    checks.check_checkpoint("cuda", tmp_path)
+
+
+@OPS_PENDING
+def test_gpu_checks_layers_and_training_on_the_fake(fake_cupy):
+    from gpu import checks
+
+    from filterbank.models import lenet5
+
+    for case in checks.layer_cases():
+        checks.check_layer(case, "cuda")
+    checks.check_training(lambda: lenet5(), "cuda", (1, 28, 28), steps=2, batch=2)
