@@ -297,3 +297,49 @@ def test_gpu_checks_layers_and_training_on_the_fake(fake_cupy):
     for case in checks.layer_cases():
         checks.check_layer(case, "cuda")
     checks.check_training(lambda: lenet5(), "cuda", (1, 28, 28), steps=2, batch=2)
+
+
+# ------------------------------------------------------------- bench/gpu_resnet.py
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "gpu_resnet.py"
+    spec = importlib.util.spec_from_file_location("gpu_resnet", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_gpu_bench_exits_with_its_reason_without_a_gpu(monkeypatch, capsys, tmp_path):
+    bench = _bench()
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    assert bench.main(["--out", str(tmp_path / "r.json")]) == 2
+    assert "no GPU benchmark here: CuPy is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+    with installed(device_count=0):
+        assert bench.main(["--out", str(tmp_path / "r.json")]) == 2
+    assert "CuPy is installed but finds no GPU" in capsys.readouterr().err
+
+
+def test_gpu_bench_timing_alternates_and_synchronises():
+    bench = _bench()
+    log = []
+    libs = {"a": (lambda: log.append("a"), lambda: log.append("sync a")),
+            "b": (lambda: log.append("b"), lambda: log.append("sync b"))}
+    res = bench.time_blocks(libs, steps=2, rounds=2, warmup=1)
+    assert log == ["a", "sync a", "b", "sync b"] + 2 * ["sync a", "a", "a", "sync a",
+                                                        "sync b", "b", "b", "sync b"]
+    assert set(res) == {"a", "b"} and len(res["a"]["rounds"]) == 2
+    assert res["a"]["min"] <= res["a"]["steps_per_s"] <= res["a"]["max"]
+
+
+@OPS_PENDING
+def test_gpu_bench_filterbank_side_runs_on_the_fake(fake_cupy, tmp_path, capsys):
+    import json
+
+    bench = _bench()
+    out = tmp_path / "r.json"
+    assert bench.main(["--fake", "--batch", "2", "--image", "8", "--steps", "1", "--rounds",
+                       "1", "--warmup", "1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["results"]["filterbank"]["steps_per_s"] > 0
