@@ -25,6 +25,13 @@ whole scheduler time slice: a 64x400x120 GEMM took 12-16 ms with two OpenBLAS th
 0.06 ms with one while other processes kept the second core busy. The BLAS thread count is
 read and set through threadpoolctl (OpenBLAS, MKL, BLIS and FlexiBLAS alike), its library
 lookup done once per process.
+
+:func:`run_tasks` runs a convolution's chunks on the same pool, BLAS on one thread meanwhile:
+worker threads that each take a fixed share of the batch chunks (transforms and GEMMs alike)
+use every core, whereas BLAS's own threads would only parallelise the GEMMs (and, when another
+process takes a core, busy-wait for it). There is one pool per process, shared by both users
+(none of them submits from inside a pool thread), sized to ``FILTERBANK_NUM_THREADS``.
+Not re-entrant across user threads: run filterbank's threaded ops from one thread at a time.
 """
 
 from __future__ import annotations
@@ -60,10 +67,13 @@ def num_threads() -> int:
 
 
 def _executor(n: int) -> ThreadPoolExecutor:
+    """The process's thread pool, with at least ``n`` (and ``num_threads()``) threads."""
     global _pool, _pool_pid
     if _pool is None or _pool_pid != os.getpid() or _pool._max_workers < n:
+        if _pool is not None and _pool_pid == os.getpid():
+            _pool.shutdown(wait=False)  # queued work still runs; its threads then exit
         # a forked child must not use its parent's (absent) threads
-        _pool = ThreadPoolExecutor(n, thread_name_prefix="filterbank-ew")
+        _pool = ThreadPoolExecutor(max(n, num_threads()), thread_name_prefix="filterbank")
         _pool_pid = os.getpid()
     return _pool
 
@@ -108,6 +118,28 @@ def run(fn: Callable[[int, int], object], rows: int, elements: int, align: int =
             if not f.cancel():  # started: it finishes the chunk it holds
                 f.result()
     return results
+
+
+def workers(tasks: int) -> int:
+    """How many threads :func:`run_tasks` should spread ``tasks`` independent tasks over: up to
+    ``num_threads()``, and 1 without a BLAS whose threads can be switched off meanwhile (its
+    own threads would then compete with ours)."""
+    n = min(tasks, num_threads())
+    return n if n > 1 and blas_control() is not None else 1
+
+
+def run_tasks(task: Callable[[int], object], n: int) -> None:
+    """``task(i)`` for i in range(n), each on a pool thread when n > 1 (BLAS on one thread
+    meanwhile), else on the calling thread. ``n`` comes from :func:`workers`; the caller
+    gives each task a fixed share of the work (results must not depend on thread timing)."""
+    if n <= 1:
+        task(0)
+        return
+    pool = _executor(n)
+    with blas_threads(1):
+        futures = [pool.submit(task, i) for i in range(n)]
+        for f in futures:
+            f.result()
 
 
 # ----------------------------------------------------------------------------- BLAS threads

@@ -28,6 +28,7 @@ from harness import (
 import filterbank as fb
 import filterbank.functional as F
 from filterbank.functional import conv as conv_module
+from filterbank.functional._conv import chunking
 
 if HAS_TORCH:  # the oracle: without it only the tests marked needs_torch skip
     import torch
@@ -42,14 +43,14 @@ def _forced(fn, algo, keep=True):
     """``fn`` run with the convolution algorithm forced to ``algo`` (None: automatic); with
     ``keep=False`` nothing is kept from forward for dW (backward rebuilds it)."""
     def run(*args, **kwargs):
-        prev = conv_module._FORCE_ALGO, conv_module._KEEP_BYTES
+        prev = conv_module._FORCE_ALGO, chunking.KEEP_BYTES
         conv_module._FORCE_ALGO = algo
         if not keep:
-            conv_module._KEEP_BYTES = 0
+            chunking.KEEP_BYTES = 0
         try:
             return fn(*args, **kwargs)
         finally:
-            conv_module._FORCE_ALGO, conv_module._KEEP_BYTES = prev
+            conv_module._FORCE_ALGO, chunking.KEEP_BYTES = prev
     return run
 
 
@@ -424,28 +425,6 @@ def test_reused_buffers_never_clobber_live_data(algo, keep, padding):
         assert_close(y_copy, ty, what="y")
         assert_close(dx, tx.grad, what="dx")
         assert_close(dw, tw.grad, what="dw")
-
-
-def test_workspace_reuses_only_free_arrays():
-    ws = conv_module._Workspace(min_bytes=0)
-    a = ws.empty((4, 8), np.float32)
-    view = a[1:]
-    del a
-    b = ws.empty((32,), np.float32)
-    assert not np.shares_memory(view, b)  # a view keeps its base in use
-    del view, b
-    c = ws.empty((8, 4), np.float32)
-    assert len(ws._arrays[(128, np.dtype(np.float32).str)]) == 2
-    assert c.shape == (8, 4)
-
-
-def test_workspace_drops_idle_arrays_beyond_its_limit():
-    ws = conv_module._Workspace(min_bytes=0, max_idle_bytes=1000)
-    held = [ws.empty((100,), np.float32) for _ in range(3)]  # 3 x 400 bytes, all in use
-    assert sum(len(p) for p in ws._arrays.values()) == 3
-    del held
-    ws.empty((10,), np.float32)  # a new size triggers the trim: 1200 idle bytes > 1000
-    assert len(ws._arrays[(400, np.dtype(np.float32).str)]) == 2
 
 
 @needs_torch

@@ -20,7 +20,8 @@ import numpy as np
 
 from filterbank.autograd.function import Function
 from filterbank.backend import xp
-from filterbank.functional.conv import _col2im, _Geometry, _im2col, _ntuple
+from filterbank.functional._conv.geometry import _Geometry, _ntuple
+from filterbank.functional._conv.im2col import _col2im, _im2col
 from filterbank.tensor import Tensor
 
 
