@@ -307,6 +307,11 @@ def test_float32_graph_stays_float32_with_float64_constants():
 EXTREME = [  # (name, loss, input, target, kwargs)
     ("ce_logits_100", "cross_entropy",
      [[100.0, -100.0, 0.0], [-100.0, -100.0, 100.0], [1e4, -1e4, 0.0]], [1, 2, 2], {}),
+    # the plain classifier path skips the max-shift only while every row max is in (-80, 80)
+    ("ce_logits_all_below_minus_100", "cross_entropy",
+     [[-200.0, -300.0, -250.0], [-120.0, -121.0, -500.0]], [0, 1], {}),
+    ("ce_logits_near_79", "cross_entropy",
+     [[79.0, -79.0, 0.0], [-79.0, -90.0, -79.5], [78.0, 79.5, -100.0]], [1, 2, 0], {}),
     ("ce_logits_100_smooth_weight", "cross_entropy",
      [[100.0, -100.0, 0.0], [-100.0, -100.0, 100.0]], [1, 0],
      {"label_smoothing": 0.1, "weight": np.array([0.5, 1.0, 2.0])}),

@@ -298,9 +298,21 @@ def _along(a, ax: int, ndim: int):
     return a.reshape(shape)
 
 
-def _log_softmax(x, ax: int):
+#: exp of float32 overflows above ~88.7; below -80 a row's largest term could be subnormal
+#: (float16 always takes the shifted path)
+_EXP_SAFE = 80.0
+
+
+def _log_softmax_and_softmax(x, ax: int, want_p: bool):
+    """``(log_softmax(x), softmax(x) or None)`` from one ``exp`` pass, shifted by the max."""
     z = x - xp.max(x, axis=ax, keepdims=True)
-    return z - xp.log(xp.sum(xp.exp(z), axis=ax, keepdims=True))
+    e = xp.exp(z)
+    s = xp.sum(e, axis=ax, keepdims=True)
+    z -= xp.log(s)
+    if not want_p:
+        return z, None
+    e *= 1 / s
+    return z, e
 
 
 class NLLLoss(Function):
@@ -329,25 +341,45 @@ class CrossEntropy(Function):
 
     With the effective target q (one-hot or probabilities, label-smoothed, class-weighted),
     l = -sum_c q_c log p_c and dl/dx = p * sum_c q_c - q (= p - q without class weights).
+
+    Forward computes the softmax once (one ``exp``) and, when x needs a gradient, leaves
+    ``G = p * sum_c q_c - q`` (scaled by 1/N for the plain mean) ready, so backward is one
+    multiply by the upstream gradient (a scalar, or one value per sample for 'none').
     """
 
     def forward(self, x, t=None, w=None):
         self.rows = None
+        need_x = self.needs_input_grad[0]
         if (self.index is not None and w is None and x.ndim == 2 and not self.label_smoothing
                 and self.reduction != "none" and self._plain_targets(x.shape)):
             # the classifier case ((N, C) logits, in-range class indices, no weights or
             # smoothing): plain row/column indexing, a fraction of the general path's calls
             n = x.shape[0]
-            self.logp = logp = _log_softmax(x, 1)
-            self.rows = xp.arange(n)
-            total = -logp[self.rows, self.index].sum()
-            return xp.asarray(total / n if self.reduction == "mean" else total, dtype=x.dtype)
+            self.rows = rows = xp.arange(n)
+            m = xp.max(x, axis=1)
+            if x.dtype.itemsize >= 4 and -_EXP_SAFE < m.min() and m.max() < _EXP_SAFE:
+                # exp(x) cannot overflow and each row's largest term stays a normal float, so
+                # the max-shift (a full broadcast pass) changes nothing: softmax is
+                # shift-invariant
+                e, lse = xp.exp(x), 0
+            else:
+                e, lse = xp.exp(x - m[:, None]), m
+            s = xp.einsum("nc->n", e)
+            lse = xp.log(s) + lse  # log sum_c exp(x_nc)
+            total = (lse - x[rows, self.index]).sum()
+            scale = 1 / n if self.reduction == "mean" else 1
+            self.grad = None
+            if need_x:
+                e *= (scale / s)[:, None]
+                e[rows, self.index] -= x.dtype.type(scale)
+                self.grad = e  # (softmax - onehot) / N
+            return xp.asarray(total * scale, dtype=x.dtype)
         ax = _class_axis("cross_entropy", x.shape)
         c = x.shape[ax]
         _class_weight("cross_entropy", w, c)
         eps = self.label_smoothing
-        logp = _log_softmax(x, ax)
-        self.ax, self.logp, self.w, self.shape = ax, logp, w, x.shape
+        logp, p = _log_softmax_and_softmax(x, ax, need_x)
+        self.ax, self.shape = ax, x.shape
         w_b = None if w is None else _along(w, ax, x.ndim)
         self.w_b = w_b
         if self.index is None:  # probability targets
@@ -355,8 +387,9 @@ class CrossEntropy(Function):
             q = t * (1 - eps) + eps / c if eps > 0 else t
             if w_b is not None:
                 q = q * w_b
-            self.q = q
             loss = -xp.sum(logp * q, axis=ax)
+            self.grad = p * xp.sum(q, axis=ax, keepdims=True) - q if need_x else None
+            self.logp = logp if self.needs_input_grad[1] else None  # the target's gradient
             # PyTorch averages over the samples (and pixels), never over class weights
             self.denom = x.size // c if x.size else 0
             return _reduce(loss, self.reduction, self.denom)
@@ -368,10 +401,17 @@ class CrossEntropy(Function):
         if eps > 0:
             smooth = -xp.sum(logp if w_b is None else logp * w_b, axis=ax)
             loss = loss + (eps / c) * xp.where(valid, smooth, 0)
-        # sum_c q_c per sample: (1 - eps) w[y] + eps/C sum(w) (= 1 without class weights)
-        w_total = c if w is None else w.sum()
-        self.qsum = (1 - eps) * wy + (eps / c) * w_total * valid
-        self.valid, self.idx, self.wy = valid, idx, wy
+        if need_x:
+            # sum_c q_c per sample: (1 - eps) w[y] + eps/C sum(w) (= 1 without class weights)
+            w_total = c if w is None else w.sum()
+            qsum = (1 - eps) * wy + (eps / c) * w_total * valid
+            p *= xp.expand_dims(qsum.astype(p.dtype, copy=False), ax)
+            picked = xp.take_along_axis(p, idx, axis=ax)
+            xp.put_along_axis(p, idx, picked - xp.expand_dims((1 - eps) * wy, ax), axis=ax)
+            if eps > 0:
+                spread = xp.expand_dims(valid.astype(p.dtype), ax) * (eps / c)
+                p -= spread if w_b is None else spread * w_b
+        self.grad, self.wy = p, wy
         self.denom = wy.sum() if self.reduction == "mean" else None
         return _reduce(loss, self.reduction, self.denom)
 
@@ -383,33 +423,21 @@ class CrossEntropy(Function):
 
     def backward(self, gy):
         if self.rows is not None:
-            g = gy / self.rows.size if self.reduction == "mean" else gy
-            gx = xp.exp(self.logp) * g
-            gx[self.rows, self.index] -= g
-            return gx, None, None
+            return self.grad * gy, None, None
         ax, eps = self.ax, self.label_smoothing
-        c = self.shape[ax]
-        p = xp.exp(self.logp)
         if self.index is None:
             per_sample = self.shape[:ax] + self.shape[ax + 1:]
             g = xp.expand_dims(_upstream(gy, self.reduction, per_sample, self.denom), ax)
             gx = gt = None
             if self.needs_input_grad[0]:
-                gx = g * (p * xp.sum(self.q, axis=ax, keepdims=True) - self.q)
+                gx = g * self.grad
             if self.needs_input_grad[1]:
                 gt = -g * self.logp * (1 - eps)
                 if self.w_b is not None:
                     gt = gt * self.w_b
             return gx, gt, None
         g = _upstream(gy, self.reduction, self.wy.shape, self.denom)
-        gx = p * xp.expand_dims(g * self.qsum, ax)
-        picked = xp.take_along_axis(gx, self.idx, axis=ax)
-        xp.put_along_axis(gx, self.idx,
-                          picked - xp.expand_dims((1 - eps) * self.wy * g, ax), axis=ax)
-        if eps > 0:
-            spread = xp.expand_dims(g * self.valid, ax) * (eps / c)
-            gx -= spread if self.w_b is None else spread * self.w_b
-        return gx, None, None
+        return self.grad * xp.expand_dims(g, ax), None, None
 
 
 # ------------------------------------------------------------------ public functions
