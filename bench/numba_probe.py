@@ -14,6 +14,15 @@ tree (numba is imported lazily, so ruff and the main venv never need it)::
     PYTHONPATH=src NUMBA_CACHE_DIR=/tmp/nbcache /tmp/nbvenv/bin/python bench/numba_probe.py
     PYTHONPATH=src /tmp/nbvenv/bin/python bench/numba_probe.py --costs
 
+On a machine that other processes keep busy, wall times of multi-threaded code swing by
+several times between runs. ``--cpu`` times the process's CPU seconds instead; with
+``FILTERBANK_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1`` the NumPy path runs on one thread, so the
+NumPy and serial numba columns then compare the work each does, whatever else runs (the
+parallel column then counts both threads' CPU time, spin-waits included)::
+
+    FILTERBANK_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=src NUMBA_CACHE_DIR=/tmp/nbcache \
+        /tmp/nbvenv/bin/python bench/numba_probe.py --cpu
+
 ``--costs`` measures what numba costs: ``import numba``, the cold first-call compile of every
 kernel (fresh ``NUMBA_CACHE_DIR``), the warm start from that cache (a second process), the
 installed size of numba + llvmlite, which threading layer numba picks, and whether its
@@ -486,22 +495,27 @@ def _cases(jk, rng):
             yield from bn_cases(f"ResNet b{n} {c}@{h}", n, c, h)
 
 
+_CLOCK = time.perf_counter
+
+
 def _time(fns: dict, rounds: int) -> dict:
     """Median ms per call; each round runs every variant once in turn (interleaved), each
-    over enough calls to last ~20 ms."""
+    over enough calls to last ~20 ms. ``--cpu`` times CPU seconds of the process instead of
+    wall seconds (see the module docstring)."""
+    clock = _CLOCK
     reps = {}
     for v, f in fns.items():
-        t0 = time.perf_counter()
+        t0 = clock()
         f()
-        dt = time.perf_counter() - t0
+        dt = clock() - t0
         reps[v] = max(1, int(0.02 / max(dt, 1e-6)))
     samples = {v: [] for v in fns}
     for _ in range(rounds):
         for v, f in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(reps[v]):
                 f()
-            samples[v].append((time.perf_counter() - t0) / reps[v] * 1e3)
+            samples[v].append((clock() - t0) / reps[v] * 1e3)
     return {v: statistics.median(s) for v, s in samples.items()}
 
 
@@ -682,7 +696,8 @@ def run_costs(rounds: int) -> None:
 
 # ---------------------------------------------------------------------------- profile
 def run_profile() -> None:
-    """Share of one training step (cProfile, after a warm-up step) per op family."""
+    """Share of a training step (cProfile, CPU time, 3 steps after 2 warm-up steps) per op
+    family."""
     import cProfile  # noqa: PLC0415
     import pstats  # noqa: PLC0415
 
@@ -692,13 +707,17 @@ def run_profile() -> None:
     if os.environ.get("FILTERBANK_NUM_THREADS") != "1":
         print("note: set FILTERBANK_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1; cProfile sees only "
               "the calling thread")
-    groups = {  # (file suffix, function name) -> family
-        "im2col": [("conv.py", "_im2col")],
-        "col2im": [("conv.py", "_col2im")],
-        "winograd transforms": [("conv.py", "_input_tiles"), ("conv.py", "_fold_input_tiles")],
-        "maxpool fwd+bwd": [("pool.py", "forward"), ("pool.py", "backward")],
-        "batchnorm fwd+bwd": [("norm.py", "forward"), ("norm.py", "backward")],
-        "relu fwd+bwd": [("elementwise.py", "forward"), ("elementwise.py", "backward")],
+    conv_files = ("functional/conv.py", "functional/_conv/im2col.py")
+    wino_files = ("functional/conv.py", "functional/_conv/winograd.py",
+                  "functional/_conv/winograd43.py")
+    groups = {  # family -> (files, function names, class the method must belong to)
+        "conv fwd+bwd (all)": (("functional/conv.py",), ("forward", "backward"), "ConvNd"),
+        "  im2col": (conv_files, ("_im2col",), None),
+        "  col2im": (conv_files, ("_col2im",), None),
+        "  winograd transforms": (wino_files, ("_input_tiles", "_fold_input_tiles"), None),
+        "maxpool fwd+bwd": (("functional/pool.py",), ("forward", "backward"), "MaxPool"),
+        "batchnorm fwd+bwd": (("functional/norm.py",), ("forward", "backward"), "BatchNorm"),
+        "relu fwd+bwd": (("functional/elementwise.py",), ("forward", "backward"), "ReLU"),
     }
     for name, batch in (("lenet5", 64), ("lenet5", 256), ("resnet18_cifar", 32)):
         spec = MODELS[name]
@@ -707,21 +726,21 @@ def run_profile() -> None:
         train, _ = fb_steps(model, x, y)
         train()
         train()
-        prof = cProfile.Profile()
+        steps = 3
+        prof = cProfile.Profile(time.process_time)  # CPU time: robust on a busy machine
         prof.enable()
-        train()
+        for _ in range(steps):
+            train()
         prof.disable()
         st = pstats.Stats(prof).stats
-        total = max(v[3] for v in st.values())  # cumulative time of the outermost call
-        print(f"{name} b{batch}: step {total * 1e3:.1f} ms (1 thread, under cProfile)")
-        for fam, keys in groups.items():
-            t = 0.0
-            for (file, line, func), (_, _, _tt, ct, _) in st.items():
-                for suf, fname in keys:
-                    if func == fname and file.endswith("functional/" + suf) and \
-                            (suf != "elementwise.py" or _in_class(file, line, "ReLU")):
-                        t += ct
-            print(f"  {fam:<22} {t * 1e3:8.2f} ms  {100 * t / total:5.1f}%")
+        total = sum(v[3] for (_, _, f), v in st.items() if f == "train")
+        print(f"{name} b{batch}: {total / steps * 1e3:.1f} ms CPU per step (mean of {steps}, "
+              f"1 thread, under cProfile)")
+        for fam, (files, funcs, cls) in groups.items():
+            t = sum(ct for (file, line, func), (_, _, _tt, ct, _) in st.items()
+                    if func in funcs and file.endswith(files)
+                    and (cls is None or _in_class(file, line, cls)))
+            print(f"  {fam:<22} {t / steps * 1e3:8.2f} ms  {100 * t / total:5.1f}%")
 
 
 def _in_class(file: str, line: int, cls: str) -> bool:
@@ -737,6 +756,9 @@ def main(argv: list[str]) -> None:
     rounds = 7
     if "--rounds" in argv:
         rounds = int(argv[argv.index("--rounds") + 1])
+    if "--cpu" in argv:
+        global _CLOCK
+        _CLOCK = time.process_time
     if "--compile-only" in argv:
         compile_only()
     elif "--costs" in argv:
