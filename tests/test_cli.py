@@ -308,6 +308,11 @@ ERRORS = {
                                          tmp / "nothing"], "no such folder"),
     "download unknown": (lambda run, tmp: ["datasets", "--download", "imagenet"],
                          "unknown data set 'imagenet'"),
+    "cuda without CuPy": (lambda run, tmp: ["train", "--model", "lenet5", "--device", "cuda",
+                                            "--out", tmp / "c"],
+                          "device 'cuda' is not available: CuPy is not installed"),
+    "unknown device": (lambda run, tmp: ["train", "--model", "lenet5", "--device", "tpu"],
+                       "unknown device 'tpu'"),
     "bad augmentation": (lambda run, tmp: ["train", "--model", "lenet5", "--augment", "zoom"],
                          "unknown augmentation 'zoom'"),
     "bad input size": (lambda run, tmp: ["summary", "--model", "lenet5", "--input-size", "1",
@@ -495,3 +500,11 @@ def test_init_from_freeze_on_an_image_folder(trained, shoe_folder, tmp_path):
     assert code == 0, err
     again = read_checkpoint(out / "model")[1]
     np.testing.assert_array_equal(again["model/conv1.weight"], old_w["model/conv1.weight"])
+
+
+def test_train_on_cuda_without_cupy_fails_before_any_work(tmp_path):
+    """The device is checked first: no run folder, no data read."""
+    code, _, err = call(["train", "--model", "lenet5", "--device", "cuda:1",
+                         "--out", tmp_path / "run"])
+    assert code == 1 and "device 'cuda:1' is not available" in err
+    assert not (tmp_path / "run").exists()

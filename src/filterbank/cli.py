@@ -193,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
                         f"far, at least 1); default {run.DIVERGENCE_FACTOR:g}; 0 "
                         "turns the check off (NaN/Inf still stop)")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    t.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="where the model trains: cpu (NumPy, default) or cuda / cuda:N (a "
+                        "GPU through CuPy: pip install 'filterbank[cuda12]' or "
+                        "'filterbank[cuda13]'); data loading, the test report and the saved "
+                        "weights stay on the CPU")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over the ranks of 'mpirun -np N filterbank train ...': "
                         "each rank trains on its shard with --batch-size images a step, the "
@@ -280,7 +285,8 @@ def _dispatch(args) -> None:
                   progress=not args.no_progress, init_from_run=args.init_from,
                   freeze_patterns=args.freeze, divergence_factor=args.divergence_factor,
                   task=args.task, task_args=run.parse_model_args(args.task_arg, "--task-arg"),
-                  distributed=args.distributed, dashboard=args.dashboard)
+                  distributed=args.distributed, dashboard=args.dashboard,
+                  device=args.device)
     elif args.command == "evaluate":
         run.evaluate(args.run, dataset=args.dataset, model=args.model,
                      data_root=args.data_root, download=args.download,

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import filterbank as fb
+from filterbank import backend as _backend
 from filterbank import nn
 from filterbank.distributed import world_size
 from filterbank.models import available_models
@@ -180,7 +181,7 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
           freeze_patterns: str | Sequence[str] | None = None,
           divergence_factor: float | None = DIVERGENCE_FACTOR,
           task: str | None = None, task_args: dict | None = None,
-          distributed: bool = False, dashboard: int | None = None,
+          distributed: bool = False, dashboard: int | None = None, device: str = "cpu",
           log: Log = _stderr, echo: Log = print) -> dict:
     """Train ``model`` on ``dataset`` and write a run folder (see :mod:`filterbank.train.runs`).
 
@@ -241,6 +242,9 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
         dashboard: serve the live training page on this port (0: a free one) on
             127.0.0.1 (:class:`~filterbank.train.dashboard.Dashboard`); its address, with
             the control token, is printed.
+        device: where the model trains: ``"cpu"`` (NumPy) or ``"cuda"`` / ``"cuda:N"``
+            (CuPy; a clear error without CuPy or a GPU). Data loading, the test report and
+            the saved weights stay on the CPU.
         log, echo: where notes (stderr) and results (stdout) go.
 
     Returns:
@@ -276,6 +280,12 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
             raise ValueError(f"{flag} must be a finite number, got {value!r}")
     if lr is not None and lr <= 0:
         raise ValueError(f"--lr must be > 0, got {lr!r}")
+    dev = fb.device(device)
+    if dev.type == "cuda":
+        if distributed:
+            raise ValueError("--device cuda with --distributed: the MPI data-parallel "
+                             "training runs on the CPU only; give one of them")
+        _backend.cupy_module(dev)  # the clear error before any work: no CuPy, no GPU
     from filterbank.distributed.train import start_run
 
     main = start_run(distributed)
@@ -421,7 +431,8 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
             save_dir=out / "dashboard-checkpoints"))
     trainer = Trainer(model, opt, job.loss(data, net, options),
                       metrics=job.metrics(data, net, options), callbacks=callbacks, seed=seed,
-                      progress=progress and main, divergence_factor=divergence_factor)
+                      progress=progress and main, divergence_factor=divergence_factor,
+                      device=None if dev.type == "cpu" else dev)
 
     config = {
         "format": RUN_FORMAT, "version": RUN_VERSION, "filterbank_version": fb.__version__,
@@ -437,7 +448,7 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
                      "freeze": freeze_list or None,
                      "init_from": (old or {}).get("training", {}).get("init_from")
                      or (init and init["run"]),
-                     "ranks": world_size() if distributed else 1},
+                     "ranks": world_size() if distributed else 1, "device": str(dev)},
         "data": dict(data.counts),
     }
     if main:
@@ -467,6 +478,7 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
                     f"other options and --out {out} to reuse the folder")
         raise type(e)(f"{e}. {kept}") from None
     seconds = time.perf_counter() - start
+    net.cpu()  # the test report and the saved weights are on the CPU
     if not main:
         return {"out": out, "history": history, "config": config, "seconds": seconds,
                 "metrics": {}}
