@@ -502,8 +502,14 @@ def test_init_from_freeze_on_an_image_folder(trained, shoe_folder, tmp_path):
     np.testing.assert_array_equal(again["model/conv1.weight"], old_w["model/conv1.weight"])
 
 
-def test_train_on_cuda_without_cupy_fails_before_any_work(tmp_path):
-    """The device is checked first: no run folder, no data read."""
+def test_train_on_cuda_without_cupy_fails_before_any_work(tmp_path, monkeypatch):
+    """The device is checked first: no model built, no data read, no run folder."""
+    from filterbank.train import run
+
+    def built(*args, **kwargs):
+        raise AssertionError("a model was built before the device was checked")
+
+    monkeypatch.setattr(run, "build_model", built)
     code, _, err = call(["train", "--model", "lenet5", "--device", "cuda:1",
                          "--out", tmp_path / "run"])
     assert code == 1 and "device 'cuda:1' is not available" in err
