@@ -120,7 +120,7 @@ def _optim_case(name: str, flat: bool, params_np, grads_np, kind: str, **kw):
     params = [Parameter(a.copy()) for a in params_np]
     grads = [fb.Tensor(g) for g in grads_np]
     opt = getattr(optim, kind)(params, **kw)
-    opt._flat_enabled = flat
+    opt.flat = flat
 
     def step():
         for p, g in zip(params, grads):

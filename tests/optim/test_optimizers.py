@@ -16,7 +16,11 @@ import filterbank as fb
 from filterbank import optim
 from filterbank.nn import Parameter
 
-SHAPES = [(3, 4), (5,), (2,)]  # the last parameter never receives a gradient
+SHAPES = [(3, 4), (5,), (2,)]
+#: which parameters get a gradient: "last never" (the last one never does: its group steps per
+#: tensor), "all" (every step: the flat path), "intermittent" (parameter 1 misses every third
+#: step: the group alternates between the paths and its states' step counts drift apart)
+GRAD_MODES = ["last never", "all", "intermittent"]
 
 
 @dataclass
@@ -76,37 +80,47 @@ def _initial_params(seed=0):
     return [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
 
 
-def _grads(step: int, params_np):
+def _grads(step: int, params_np, mode: str = "last never"):
     """Gradient of 0.25 |p|^2 plus a fixed noise: depends on the trajectory, identical
-    for both libraries given identical parameters."""
+    for both libraries given identical parameters. None where ``mode`` gives no gradient."""
     rng = np.random.default_rng(1000 + step)
-    return [(0.5 * p + rng.standard_normal(p.shape)).astype(np.float32) for p in params_np[:-1]]
+    grads = [(0.5 * p + rng.standard_normal(p.shape)).astype(np.float32) for p in params_np]
+    if mode == "last never":
+        grads[-1] = None
+    elif mode == "intermittent" and step % 3 == 2:
+        grads[1] = None
+    return grads
 
 
-def _run_fb(opt, params, steps, start=0):
+def _run_fb(opt, params, steps, start=0, mode="last never"):
     for k in range(start, start + steps):
-        for p, g in zip(params, _grads(k, [p.data for p in params])):
-            p.grad = fb.Tensor(g)
+        for p, g in zip(params, _grads(k, [p.data for p in params], mode)):
+            p.grad = None if g is None else fb.Tensor(g)
         opt.step()
 
 
+@pytest.mark.parametrize("mode", GRAD_MODES)
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_matches_torch_over_25_steps(case):
+def test_matches_torch_over_25_steps(case, mode):
     torch = pytest.importorskip("torch")
     init = _initial_params()
     params = [Parameter(a.copy()) for a in init]
     tparams = [torch.nn.Parameter(torch.tensor(a)) for a in init]
     opt, topt = case.build(optim, params), case.build(torch.optim, tparams)
     for k in range(25):
-        grads = _grads(k, [p.detach().numpy() for p in tparams])
+        grads = _grads(k, [p.detach().numpy() for p in tparams], mode)
         for p, tp, g in zip(params, tparams, grads):
-            p.grad = fb.Tensor(g.copy())
-            tp.grad = torch.tensor(g)
+            p.grad = None if g is None else fb.Tensor(g.copy())
+            tp.grad = None if g is None else torch.tensor(g)
         opt.step()
         topt.step()
         for i, (p, tp) in enumerate(zip(params, tparams)):
             assert_close(p.data, tp.detach(), what=f"step {k} param {i}")
-    assert np.array_equal(params[-1].data, init[-1]), "a parameter without grad moved"
+    if mode == "all":  # every group stepped over its flat buffer
+        assert len(opt._flat_groups) == len(opt.param_groups)
+        assert all(_in_flat_buffer(p, opt) for p in params)
+    if mode == "last never":
+        assert np.array_equal(params[-1].data, init[-1]), "a parameter without grad moved"
     # same state names and values as torch (torch keeps None for unused buffers, and
     # Adagrad builds its state eagerly: compare the parameters that had gradients)
     tstate = topt.state_dict()["state"]
@@ -115,7 +129,7 @@ def test_matches_torch_over_25_steps(case):
              for g in opt.param_groups for p in g["params"]]  # state index -> parameter
     for i, j in enumerate(order):
         s = state.get(i, {})
-        if j == len(SHAPES) - 1:
+        if j == len(SHAPES) - 1 and mode == "last never":
             assert not s, "state for a parameter that never had a gradient"
             continue
         tkeys = {k for k, v in tstate.get(i, {}).items() if v is not None}
@@ -128,13 +142,14 @@ def test_matches_torch_over_25_steps(case):
                 assert_close(v, want, what=f"state {i} {k}")
 
 
+@pytest.mark.parametrize("mode", GRAD_MODES)
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_float32_after_100_steps(case):
+def test_float32_after_100_steps(case, mode):
     params = [Parameter(a) for a in _initial_params()]
     opt = case.build(optim, params)
     for group in opt.param_groups:  # NumPy float64 hyperparameters must not promote
         group["lr"] = np.float64(group["lr"])
-    _run_fb(opt, params, 100)
+    _run_fb(opt, params, 100, mode=mode)
     for p in params:
         assert p.dtype == np.float32 and np.all(np.isfinite(p.data))
         assert p.grad is None or p.grad.dtype == np.float32
@@ -142,6 +157,11 @@ def test_float32_after_100_steps(case):
         for k, v in s.items():
             if isinstance(v, np.ndarray):
                 assert v.dtype == np.float32, f"state {k} dtype {v.dtype}"
+
+
+def _in_flat_buffer(p, opt) -> bool:
+    """Whether ``p.data`` is the view of a flat buffer of ``opt``."""
+    return any(any(p.data is v for v in fg.views) for fg in opt._flat_groups.values())
 
 
 def _to_checkpoint(sd):
@@ -162,11 +182,12 @@ def _from_checkpoint(arrays, text):
     return meta
 
 
+@pytest.mark.parametrize("mode", GRAD_MODES)
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_state_dict_round_trip_continues_identically(case):
+def test_state_dict_round_trip_continues_identically(case, mode):
     params = [Parameter(a) for a in _initial_params()]
     opt = case.build(optim, params)
-    _run_fb(opt, params, 10)
+    _run_fb(opt, params, 10, mode=mode)
     arrays, text = _to_checkpoint(opt.state_dict())
     arrays = {k: v.copy() for k, v in arrays.items()}
     # a fresh optimizer on copies of the parameters, built with different defaults
@@ -175,8 +196,8 @@ def test_state_dict_round_trip_continues_identically(case):
     for group in opt2.param_groups:
         group["lr"] = 123.0
     opt2.load_state_dict(_from_checkpoint(arrays, text))
-    _run_fb(opt, params, 10, start=10)
-    _run_fb(opt2, params2, 10, start=10)
+    _run_fb(opt, params, 10, start=10, mode=mode)
+    _run_fb(opt2, params2, 10, start=10, mode=mode)
     for p, p2 in zip(params, params2):
         assert np.array_equal(p.data, p2.data)
     assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == \

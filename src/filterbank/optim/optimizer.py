@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from filterbank.autograd.grad_mode import enable_grad
+from filterbank.optim._flat import FlatGroup
 from filterbank.tensor import Tensor
 
 
@@ -46,11 +47,27 @@ class Optimizer:
     A subclass implements ``_update(p, g, state, group)`` (one parameter's array, its
     gradient's array, its state dict, its group) and may override ``_validate(group)``.
     Parameters whose ``grad`` is None are skipped.
+
+    Flat buffers (``flat = True``, the default): on its first step, each parameter group's
+    arrays are moved into one flat buffer and every ``p.data`` becomes a view of it; a step
+    then gathers the gradients into one flat array and runs ``_update`` once over the whole
+    group (the same arithmetic, elementwise, so the same numbers), instead of once per
+    tensor. The per-parameter state (``optimizer.state[p]``, ``state_dict()``) holds views of
+    the group's flat state, in PyTorch's layout. A group steps per tensor when a parameter
+    has no gradient, its dtypes or devices differ, or its parameters' states differ (e.g.
+    step counts after some steps without a gradient). Replacing ``p.data`` (``Module.to``,
+    assignment) is safe: the new values are copied into the buffer and the view put back (or
+    the buffer rebuilt for a new shape, dtype or device). Set ``optimizer.flat = False`` to
+    step per tensor and leave ``p.data`` alone.
     """
+
+    #: step each parameter group over one flat buffer (see the class docstring)
+    flat: bool = True
 
     def __init__(self, params: Iterable, defaults: dict[str, Any]):
         self.defaults = dict(defaults)
         self.state: dict[Tensor, dict[str, Any]] = {}
+        self._flat_groups: dict[int, FlatGroup] = {}  # group index -> its flat layout
         self.param_groups: list[dict[str, Any]] = []
         if isinstance(params, Tensor):
             raise TypeError(
@@ -155,13 +172,38 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for i, group in enumerate(self.param_groups):
+            if self.flat and self._step_flat(i, group):
+                continue
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
                 p._mark_modified()  # graphs that saved the old value now raise at backward
         return loss
+
+    def _step_flat(self, i: int, group: dict[str, Any]) -> bool:
+        """Update the whole group with one ``_update`` over its flat buffer; False (nothing
+        done) when the per-tensor path must run: a parameter without a gradient, mixed
+        dtypes or devices, or per-parameter states that differ (step counts, keys)."""
+        params = group["params"]
+        for p in params:
+            if p.grad is None:
+                return False
+        states = [self.state.setdefault(p, {}) for p in params]
+        fg = self._flat_groups.get(i)
+        if fg is None or not fg.same_params(params) or not fg.matches():
+            # checked before anything moves, so that a group that cannot step flat is left
+            # exactly as it was
+            if not FlatGroup.supports(params) or not FlatGroup.compatible(params, states):
+                return False
+            fg = self._flat_groups[i] = FlatGroup(params)
+        if not fg.attached(states) and not fg.attach(states):
+            return False
+        self._update(fg.flat, fg.gather_grads(), fg.state, group)
+        fg.publish(states)
+        fg.mark_modified()  # graphs that saved the old values now raise at backward
+        return True
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict[str, Any],
                 group: dict[str, Any]) -> None:  # pragma: no cover - abstract
