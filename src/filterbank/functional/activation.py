@@ -157,7 +157,7 @@ class PReLU(Function):
 
     def backward(self, gy):
         need_x, need_w = self.needs_input_grad
-        z = xp.zeros((), gy.dtype)
+        z = gy.dtype.type(0)  # a scalar: mixes with host and device arrays alike
         gx = xp.where(self.mask, gy, gy * self.w) if need_x else None
         gw = xp.where(self.mask, z, gy * self.x) if need_w else None
         return gx, gw

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from filterbank import _parallel
+from filterbank._xp import on_host
 from filterbank.autograd.function import Function
-from filterbank.backend import xp
+from filterbank.backend import get_array_module, xp
 from filterbank.tensor import Tensor
 
 
@@ -27,7 +28,7 @@ def _threaded(ufunc, out_dtype, *arrays):
     """``ufunc(*arrays)`` for same-shape arrays, split over threads when large (see
     :mod:`filterbank._parallel`); None when the work is too small to split."""
     x = arrays[0]
-    if not x.ndim or _parallel.parts(x.shape[0], x.size) == 1:
+    if not x.ndim or _parallel.parts(x.shape[0], x.size) == 1 or not on_host(*arrays):
         return None
     out = np.empty(x.shape, out_dtype)
     _parallel.run(lambda s, e: ufunc(*(a[s:e] for a in arrays), out=out[s:e]), x.shape[0],
@@ -123,7 +124,7 @@ class Maximum(Function):
         return xp.maximum(a, b)
 
     def backward(self, gy):
-        z = xp.zeros((), gy.dtype)
+        z = gy.dtype.type(0)  # a scalar: mixes with host and device arrays alike
         return xp.where(self.mask, gy, z), xp.where(self.mask, z, gy)
 
 
@@ -137,7 +138,7 @@ class Minimum(Function):
         return xp.minimum(a, b)
 
     def backward(self, gy):
-        z = xp.zeros((), gy.dtype)
+        z = gy.dtype.type(0)  # a scalar: mixes with host and device arrays alike
         return xp.where(self.mask, gy, z), xp.where(self.mask, z, gy)
 
 
@@ -153,7 +154,7 @@ class Where(Function):
         return xp.where(self.cond, a, b)
 
     def backward(self, gy):
-        z = xp.zeros((), gy.dtype)
+        z = gy.dtype.type(0)  # a scalar: mixes with host and device arrays alike
         na, nb = self.needs_input_grad
         return (xp.where(self.cond, gy, z) if na else None,
                 xp.where(self.cond, z, gy) if nb else None)
@@ -320,7 +321,11 @@ def where(condition, a, b) -> Tensor:
         >>> fb.where(x > 0, x, 0.0).tolist()
         [0.0, 2.0]
     """
-    cond = condition.data if isinstance(condition, Tensor) else xp.asarray(condition)
+    if isinstance(condition, Tensor):
+        cond = condition.data
+    else:  # a host mask or list: where the tensors are
+        arrays = [t.data for t in (a, b) if isinstance(t, Tensor)]
+        cond = get_array_module(*arrays).asarray(condition)
     return Where.apply(a, b, cond=cond.astype(bool, copy=False))
 
 
@@ -418,7 +423,7 @@ class Sigmoid(Function):
 class ReLU(Function):
     def forward(self, x):
         need = self.needs_input_grad[0]
-        if x.ndim and _parallel.parts(x.shape[0], x.size) > 1:
+        if x.ndim and _parallel.parts(x.shape[0], x.size) > 1 and on_host(x):
             y = np.empty(x.shape, x.dtype)
             mask = np.empty(x.shape, bool) if need else None
 
@@ -446,7 +451,7 @@ class Clip(Function):
 
     def forward(self, x):
         lo, hi = self.lo, self.hi
-        self.mask = xp.ones(x.shape, bool)
+        self.mask = get_array_module(x).ones(x.shape, bool)
         if lo is not None:
             self.mask &= x >= lo
         if hi is not None:
@@ -682,7 +687,8 @@ def _compare(op, a, b) -> Tensor:
     """Comparisons give boolean tensors and carry no gradient (they are not differentiable)."""
     av = a.data if isinstance(a, Tensor) else a
     bv = b.data if isinstance(b, Tensor) else b
-    return Tensor._wrap(xp.asarray(op(av, bv)))
+    out = op(av, bv)
+    return Tensor._wrap(get_array_module(out).asarray(out))  # a 0-d array, not a scalar
 
 
 def lt(a, b) -> Tensor:

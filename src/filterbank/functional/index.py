@@ -16,8 +16,9 @@ import numbers
 
 import numpy as np
 
+from filterbank._xp import like
 from filterbank.autograd.function import Function
-from filterbank.backend import xp
+from filterbank.backend import get_array_module
 from filterbank.functional._dims import dim_alias
 from filterbank.tensor import Tensor
 
@@ -63,7 +64,7 @@ def _flat_positions(idx: np.ndarray, shape, dim: int) -> np.ndarray:
     pos = idx.astype(np.int64) * int(strides[dim])
     for d, n in enumerate(idx.shape):
         if d != dim and n > 1:
-            r = xp.arange(n, dtype=np.int64) * int(strides[d])
+            r = get_array_module(idx).arange(n, dtype=np.int64) * int(strides[d])
             pos = pos + r.reshape((n,) + (1,) * (idx.ndim - d - 1))
     return pos
 
@@ -71,6 +72,7 @@ def _flat_positions(idx: np.ndarray, shape, dim: int) -> np.ndarray:
 def _scatter_sum(pos: np.ndarray, values: np.ndarray, size: int, dtype) -> np.ndarray:
     """A flat array of ``size`` holding, at each position, the sum of the ``values`` sent
     there. One ``bincount`` (float64 accumulation), so repeated positions add up."""
+    xp = get_array_module(pos, values)
     acc = xp.bincount(pos.ravel(), weights=values.ravel(), minlength=size)
     return acc.astype(dtype, copy=False)
 
@@ -143,7 +145,7 @@ class Scatter(Function):
             gx = gy.copy()
             gx.reshape(-1)[self.pos.ravel()] = 0
         if ns:
-            gsrc = xp.zeros(self.src_shape, gy.dtype)
+            gsrc = get_array_module(gy).zeros(self.src_shape, gy.dtype)
             gsrc[_sub_box(self.index.shape)] = flat[self.pos]
         return gx, gsrc
 
@@ -181,14 +183,14 @@ class ScatterAdd(Function):
         nx, ns = self.needs_input_grad
         gsrc = None
         if ns:
-            gsrc = xp.zeros(self.src_shape, gy.dtype)
+            gsrc = get_array_module(gy).zeros(self.src_shape, gy.dtype)
             gsrc[_sub_box(self.index.shape)] = gy.reshape(-1)[self.pos]
         return (gy if nx else None), gsrc
 
 
 def _check_src(name: str, input, src, idx, dim):
     if not isinstance(src, Tensor):
-        src = Tensor._wrap(np.asarray(src, dtype=input.dtype))
+        src = Tensor._wrap(like(input.data, src, dtype=input.dtype))
     if src.dtype != input.dtype:
         raise TypeError(f"{name}: expected src to have the input's dtype {input.dtype}, got "
                         f"{src.dtype}")
@@ -286,10 +288,11 @@ class MaskedFill(Function):
     keep_dtype = False  # the output has the input's dtype, whatever the value tensor's
 
     def forward(self, x, value):
-        return xp.where(self.mask, value.astype(x.dtype, copy=False), x)
+        return get_array_module(x).where(self.mask, value.astype(x.dtype, copy=False), x)
 
     def backward(self, gy):
         nx, nv = self.needs_input_grad
+        xp = get_array_module(gy)
         gx = xp.where(self.mask, gy.dtype.type(0), gy) if nx else None
         gv = xp.where(self.mask, gy, gy.dtype.type(0)).sum() if nv else None
         return gx, gv
@@ -314,7 +317,7 @@ def masked_fill(input, mask, value) -> Tensor:
         >>> x.masked_fill(x < 0, 0.0).tolist()
         [1.0, 0.0, 3.0]
     """
-    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    m = mask.data if isinstance(mask, Tensor) else like(input.data, mask)
     if m.dtype != np.bool_:
         raise TypeError(f"masked_fill: expected a boolean mask, got dtype {m.dtype}")
     try:
@@ -327,7 +330,7 @@ def masked_fill(input, mask, value) -> Tensor:
             raise ValueError(f"masked_fill: expected a 0-d value tensor, got shape "
                              f"{value.shape}")
     elif isinstance(value, numbers.Number):
-        value = Tensor._wrap(np.asarray(value, dtype=input.dtype))
+        value = Tensor._wrap(like(input.data, value, dtype=input.dtype))
     else:
         raise TypeError(f"masked_fill: expected value to be a number or a 0-d tensor, got "
                         f"{type(value).__name__}")
@@ -372,5 +375,5 @@ def one_hot(tensor, num_classes: int = -1) -> Tensor:
         if hi >= num_classes:
             raise ValueError(f"one_hot: class values must be smaller than num_classes "
                              f"({num_classes}), got {hi}")
-    out = (x[..., None] == xp.arange(int(num_classes))).astype(np.int64)
+    out = (x[..., None] == get_array_module(x).arange(int(num_classes))).astype(np.int64)
     return Tensor._wrap(out)

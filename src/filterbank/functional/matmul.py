@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from filterbank.autograd.function import Function, unbroadcast
-from filterbank.backend import xp
+from filterbank.backend import get_array_module, xp
 from filterbank.tensor import Tensor
 
 
@@ -212,14 +212,14 @@ class Einsum(Function):
             g = xp.broadcast_to(g, full)
             shape = self.arrays[i].shape
             if len(uniq) != len(target):  # a repeated letter: write onto the diagonal
-                z = xp.zeros([sizes[c] for c in target], gy.dtype)
+                z = get_array_module(gy).zeros([sizes[c] for c in target], gy.dtype)
                 xp.einsum(f"{target}->{uniq}", z)[...] = g
                 g = z
             # operand dims of size 1 that broadcast against larger ones: sum back
             axes = tuple(k for k, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
             if axes:
                 g = g.sum(axis=axes, keepdims=True)
-            grads.append(xp.ascontiguousarray(g, dtype=gy.dtype))
+            grads.append(get_array_module(gy).ascontiguousarray(g, dtype=gy.dtype))
         return tuple(grads)
 
 

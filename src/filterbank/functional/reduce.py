@@ -12,7 +12,7 @@ import collections
 import numpy as np
 
 from filterbank.autograd.function import Function
-from filterbank.backend import xp
+from filterbank.backend import get_array_module, xp
 from filterbank.functional._dims import dim_alias
 from filterbank.tensor import Tensor
 
@@ -332,7 +332,8 @@ def _max_or_min(x, dim, keepdim, is_max):
     if x.data.size == 0:
         raise ValueError(f"{name}: expected a non-empty tensor, got shape {x.shape}")
     arg = xp.argmax if is_max else xp.argmin
-    idx = arg(x.data, axis=d, keepdims=True) if x.ndim else xp.zeros((), np.int64)
+    idx = (arg(x.data, axis=d, keepdims=True) if x.ndim
+           else get_array_module(x.data).zeros((), np.int64))
     return _indexed(name, x, idx, d, keepdim)
 
 
@@ -352,7 +353,8 @@ def _arg(x, axis, keepdims, name, f):
         axis = axes[0] if axes else None
     if a.size == 0:
         raise ValueError(f"{name}: expected a non-empty tensor, got shape {a.shape}")
-    return Tensor._wrap(xp.asarray(f(a, axis=axis, keepdims=keepdims), dtype=np.int64))
+    out = f(a, axis=axis, keepdims=keepdims)  # a NumPy scalar for a full reduction
+    return Tensor._wrap(get_array_module(a).asarray(out, dtype=np.int64))
 
 
 @dim_alias
@@ -486,6 +488,7 @@ class TakeAlong(Function):
         return y if self.keepdims else xp.squeeze(y, axis=self.axis)
 
     def backward(self, gy):
+        xp = get_array_module(gy)
         gx = xp.zeros(self.shape, gy.dtype)
         xp.put_along_axis(gx, self.idx, gy.reshape(self.idx.shape), axis=self.axis)
         return gx
@@ -494,7 +497,8 @@ class TakeAlong(Function):
 def _indexed(name: str, x: Tensor, idx, axis: int, keepdim: bool):
     """``(values, indices)`` of ``x`` at ``idx`` (kept-dims indices along ``axis``)."""
     if x.ndim == 0:
-        return RETURN_TYPES[name](x.clone(), Tensor._wrap(xp.zeros((), np.int64)))
+        zero = get_array_module(x.data).zeros((), np.int64)
+        return RETURN_TYPES[name](x.clone(), Tensor._wrap(zero))
     idx = idx.astype(np.int64, copy=False)
     values = TakeAlong.apply(x, idx=idx, axis=axis, keepdims=keepdim)
     indices = idx if keepdim else xp.squeeze(idx, axis=axis)
@@ -512,7 +516,7 @@ def _order_key(a, descending: bool):
 
 def _argsort(x: Tensor, axis: int, descending: bool):
     if x.ndim == 0:
-        return xp.zeros((), np.int64)
+        return get_array_module(x.data).zeros((), np.int64)
     return xp.argsort(_order_key(x.data, descending), axis=axis, kind="stable")
 
 
@@ -615,7 +619,7 @@ class _ValueOf(Function):
 
     def forward(self, x):
         self.mask = xp.isnan(x) if self.value != self.value else x == self.value
-        return xp.asarray(self.value, dtype=x.dtype)
+        return get_array_module(x).asarray(self.value, dtype=x.dtype)
 
     def backward(self, gy):
         return self.mask * (gy / self.mask.sum()).astype(gy.dtype, copy=False)
@@ -712,7 +716,7 @@ class Prod(Function):
 
     def backward(self, gy):
         a, ax = xp.moveaxis(self.a, self.ax, -1), self.ax
-        ones = xp.ones(a.shape[:-1] + (1,), a.dtype)
+        ones = get_array_module(a).ones(a.shape[:-1] + (1,), a.dtype)
         left = xp.cumprod(xp.concatenate([ones, a[..., :-1]], axis=-1), axis=-1)
         right = xp.cumprod(xp.concatenate([ones, a[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
         g = gy if self.keepdims and self.axis is not None else xp.expand_dims(

@@ -8,7 +8,7 @@ import builtins
 import numpy as np
 
 from filterbank.autograd.function import Function
-from filterbank.backend import xp
+from filterbank.backend import get_array_module, xp
 from filterbank.functional._dims import dim_alias
 from filterbank.tensor import Tensor
 
@@ -61,6 +61,7 @@ class GetItem(Function):
         return x[self.index]
 
     def backward(self, gy):
+        xp = get_array_module(gy)
         g = xp.zeros(self.in_shape, gy.dtype)
         if not self.scatter:
             g[self.index] = gy
@@ -76,7 +77,7 @@ class Concatenate(Function):
         return xp.concatenate(xs, axis=self.axis)
 
     def backward(self, gy):
-        cuts = np.cumsum(self.sizes)[:-1]
+        cuts = np.cumsum(self.sizes)[:-1].tolist()  # ints: a host array would not mix
         parts = xp.split(gy, cuts, axis=self.axis)
         return tuple(p if need else None for p, need in zip(parts, self.needs_input_grad))
 

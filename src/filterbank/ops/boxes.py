@@ -21,6 +21,7 @@ import numbers
 
 import numpy as np
 
+from filterbank._xp import like
 from filterbank.autograd.function import Function
 from filterbank.backend import DEFAULT_DTYPE
 from filterbank.tensor import Tensor
@@ -119,7 +120,7 @@ class BoxConvert(Function):
 
     def backward(self, g):
         jac = _TO_XYXY[self.in_fmt] @ _FROM_XYXY[self.out_fmt]
-        return g @ jac.T.astype(g.dtype)
+        return g @ like(g, jac.T, dtype=g.dtype)  # a host constant, moved where g is
 
 
 def box_convert(boxes, in_fmt: str, out_fmt: str):

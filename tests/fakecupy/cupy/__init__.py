@@ -275,7 +275,7 @@ histogram digitize cumsum cumprod diff einsum dot vdot inner outer kron tensordo
 prod mean var std max min amax amin argmax argmin all any count_nonzero median nanmax nanmin
 nansum nanprod nanmean nanvar nanstd nanargmax nanargmin percentile quantile average isclose
 allclose array_equal nan_to_num real imag around round fix ravel_multi_index unravel_index
-ix_ may_share_memory shares_memory ndim asfortranarray cov corrcoef convolve interp
+ix_ may_share_memory shares_memory ndim asfortranarray cov corrcoef convolve interp put_along_axis
 """.split()
 for _n in _FUNCTIONS:
     globals()[_n] = _wrap(getattr(_np, _n))

@@ -1,0 +1,33 @@
+"""Array-module helpers for ops that run on NumPy and CuPy arrays alike.
+
+An op finds its array module with ``xp = get_array_module(x)`` (:mod:`filterbank.backend`)
+and creates arrays through it, so its outputs live where its inputs do. The few things NumPy
+and CuPy spell differently, or that only make sense on the host, are here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from filterbank.backend import get_array_module
+
+
+def on_host(*arrays) -> bool:
+    """Whether ``arrays`` are NumPy arrays (the threaded CPU fast paths apply only then)."""
+    return get_array_module(*arrays) is np
+
+
+def scatter_add(xp, a, index, values) -> None:
+    """``a[index] += values`` in place, with repeated positions accumulated (``np.add.at``
+    on the host, ``cupyx.scatter_add`` on the GPU)."""
+    if xp is np:
+        np.add.at(a, index, values)
+    else:
+        import cupyx  # noqa: PLC0415  (installed with CuPy)
+
+        cupyx.scatter_add(a, index, values)
+
+
+def like(x, value, dtype=None):
+    """``value`` (a host array, list or scalar) as an array on the device of ``x``."""
+    return get_array_module(x).asarray(value, dtype=dtype)
