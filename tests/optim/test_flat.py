@@ -21,6 +21,15 @@ KINDS = [
 ]
 
 
+@pytest.fixture(params=[None, 5], ids=["one chunk", "chunks of 5"])
+def chunk(request, monkeypatch):
+    """The buffer updated in one piece, or in chunks of 5 values (chunks inside a parameter
+    and chunks across several)."""
+    if request.param is not None:
+        monkeypatch.setattr("filterbank.optim._flat.CHUNK", request.param)
+    return request.param
+
+
 def _model(seed=0):
     fb.manual_seed(seed)
     return nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
@@ -67,17 +76,19 @@ def _same(a, b):
 
 @pytest.mark.parametrize("kind, kw", KINDS, ids=[k for k, _ in KINDS])
 @pytest.mark.parametrize("groups", [False, True], ids=["one group", "two groups"])
-def test_flat_is_the_per_tensor_trajectory(kind, kw, groups):
+def test_flat_is_the_per_tensor_trajectory(kind, kw, groups, chunk):
     (m, opt), (m2, opt2) = _pair(kind, kw, groups)
     assert _train(m, opt, 8) == _train(m2, opt2, 8)
     _same(m, m2)
     assert len(opt._flat_groups) == len(opt.param_groups) and not opt2._flat_groups
+    if chunk:
+        assert all(len(fg.chunks) > 1 for fg in opt._flat_groups.values())
     for p in m.parameters():  # views of the buffer, as far as numpy can tell
         assert any(p.data is v for fg in opt._flat_groups.values() for v in fg.views)
 
 
 @pytest.mark.parametrize("kind, kw", KINDS, ids=[k for k, _ in KINDS])
-def test_parameters_replaced_after_the_optimizer_was_built(kind, kw):
+def test_parameters_replaced_after_the_optimizer_was_built(kind, kw, chunk):
     (m, opt), (m2, opt2) = _pair(kind, kw)
     _train(m, opt, 3)
     _train(m2, opt2, 3)
@@ -103,7 +114,7 @@ def test_parameters_replaced_after_the_optimizer_was_built(kind, kw):
 
 
 @pytest.mark.parametrize("kind, kw", KINDS, ids=[k for k, _ in KINDS])
-def test_load_state_dict_then_flat_steps_match_per_tensor(kind, kw):
+def test_load_state_dict_then_flat_steps_match_per_tensor(kind, kw, chunk):
     (m, opt), (m2, opt2) = _pair(kind, kw)
     _train(m, opt, 4)
     _train(m2, opt2, 4)

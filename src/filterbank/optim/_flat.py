@@ -32,6 +32,32 @@ def _is_array(v) -> bool:
     return hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, np.generic)
 
 
+#: values per chunk of an update (float32: 1 MiB, about one core's L2 cache)
+CHUNK = 1 << 18
+
+
+def _chunks(offsets: list[int], size: int) -> list[tuple[int, int, list]]:
+    """Split ``[0, offsets[-1])`` into chunks of ``size`` values (the last one shorter),
+    each with its pieces ``(parameter index, start, stop)`` in that parameter's raveled
+    coordinates."""
+    total = offsets[-1]
+    out = []
+    i = 0
+    for a in range(0, max(total, 1), size):
+        b = min(a + size, total)
+        pieces = []
+        while i < len(offsets) - 1 and offsets[i + 1] <= a:
+            i += 1
+        j = i
+        while j < len(offsets) - 1 and offsets[j] < b:
+            lo, hi = max(a, offsets[j]), min(b, offsets[j + 1])
+            if hi > lo:
+                pieces.append((j, lo - offsets[j], hi - offsets[j]))
+            j += 1
+        out.append((a, b, pieces))
+    return out
+
+
 def _move(p, view) -> None:
     """Make ``view`` (holding ``p``'s values) ``p``'s array. The version counter is bumped
     and pointed at the old array first: a graph that saved the old array was recorded before
@@ -45,7 +71,7 @@ class FlatGroup:
     """The flat layout of one parameter group (all parameters: one dtype, one device)."""
 
     __slots__ = ("params", "shapes", "offsets", "flat", "grad", "views", "state", "state_views",
-                 "xp", "moved")
+                 "xp", "moved", "chunks")
 
     def __init__(self, params: list):
         self.params = list(params)
@@ -62,6 +88,7 @@ class FlatGroup:
             _move(p, v)
         self.moved = set(range(len(params)))
         self.grad = xp.zeros_like(self.flat)
+        self.chunks = _chunks(self.offsets, CHUNK)
         self.state: dict[str, Any] = {}
         self.state_views: dict[str, tuple] = {}  # key -> (flat array, its per-param views)
 
@@ -102,10 +129,40 @@ class FlatGroup:
             p.data = v
         return True
 
-    def gather_grads(self):
-        """Copy the gradients into ``grad`` (one call) and return it."""
-        self.xp.concatenate([p.grad.data.reshape(-1) for p in self.params], out=self.grad)
-        return self.grad
+    def update(self, update, group: dict[str, Any]) -> None:
+        """Run ``update(p, g, state, group)`` over the whole buffer, one chunk at a time.
+
+        Chunks of about ``CHUNK`` values keep the update's temporaries in cache (one pass
+        over a 44 MB buffer per NumPy call is slower than a dozen calls per tensor). A chunk
+        inside one parameter reads that parameter's gradient directly; a chunk of several
+        small parameters gathers theirs into ``grad`` first (one call). State arrays are
+        handed to each chunk as views; arrays an update creates (its first step) or
+        replaces are put together afterwards."""
+        flat, state, params = self.flat, self.state, self.params
+        if len(self.chunks) == 1:
+            g = self.grad
+            self.xp.concatenate([p.grad.data.reshape(-1) for p in params], out=g)
+            update(flat, g, state, group)
+            return
+        parts = []
+        for a, b, pieces in self.chunks:
+            if len(pieces) == 1:
+                i, pa, pb = pieces[0]
+                g = params[i].grad.data.reshape(-1)[pa:pb]
+            else:
+                g = self.grad[a:b]
+                self.xp.concatenate([params[i].grad.data.reshape(-1)[pa:pb]
+                                     for i, pa, pb in pieces], out=g)
+            cs = {k: (v[a:b] if _is_array(v) else v) for k, v in state.items()}
+            given = {k: v for k, v in cs.items() if _is_array(v)}
+            update(flat[a:b], g, cs, group)
+            parts.append((cs, given))
+        last = parts[-1][0]
+        for k, v in last.items():
+            if not _is_array(v):
+                state[k] = v  # the step count: the same in every chunk
+            elif any(cs[k] is not given.get(k) for cs, given in parts):  # made or replaced
+                state[k] = self.xp.concatenate([cs[k] for cs, _ in parts])
 
     def mark_modified(self) -> None:
         """Bump the version counters after a step (the parameters moved into a new buffer

@@ -200,7 +200,7 @@ class Optimizer:
             fg = self._flat_groups[i] = FlatGroup(params)
         if not fg.attached(states) and not fg.attach(states):
             return False
-        self._update(fg.flat, fg.gather_grads(), fg.state, group)
+        fg.update(self._update, group)
         fg.publish(states)
         fg.mark_modified()  # graphs that saved the old values now raise at backward
         return True
