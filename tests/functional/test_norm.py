@@ -339,6 +339,33 @@ def test_batch_norm_large_offset_matches_torch():
     assert_close(y, ty, atol=1e-4, rtol=1e-3)
 
 
+@pytest.mark.parametrize("shape", [(6, 5, 7, 3), (32, 8, 64, 64)])
+def test_batch_norm_mean_1000_matches_float64_torch(shape):
+    # x = 1000 + N(0, 1) in float32: E[x^2] - E[x]^2 would cancel every digit of the variance;
+    # the larger shape spans several cache blocks and thread chunks
+    torch = pytest.importorskip("torch")
+    g = np.random.default_rng(5)
+    c = shape[1]
+    x = (1000.0 + g.standard_normal(shape)).astype(np.float32)
+    dy = g.standard_normal(shape).astype(np.float32)
+    w, b = g.uniform(0.5, 1.5, c).astype(np.float32), g.standard_normal(c).astype(np.float32)
+    xt, wt, bt = (fb.Tensor(a, requires_grad=True) for a in (x, w, b))
+    rm, rv = fb.zeros(c), fb.ones(c)
+    y = F.batch_norm(xt, rm, rv, wt, bt, training=True, momentum=0.5)
+    y.backward(fb.Tensor(dy))
+    tx, tw, tb = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, w, b))
+    trm, trv = torch.zeros(c, dtype=torch.float64), torch.ones(c, dtype=torch.float64)
+    ty = torch.nn.functional.batch_norm(tx, trm, trv, tw, tb, training=True, momentum=0.5)
+    ty.backward(torch.tensor(dy, dtype=torch.float64))
+    assert y.dtype == np.float32 and xt.grad.dtype == np.float32
+    assert_close(y, ty, atol=1e-4, rtol=1e-3, what="output")
+    assert_close(rm, trm, atol=1e-6, rtol=1e-6, what="running_mean")
+    assert_close(rv, trv, atol=1e-4, rtol=1e-4, what="running_var")
+    assert_close(xt.grad, tx.grad, atol=1e-4, rtol=1e-3, what="grad x")
+    assert_close(wt.grad, tw.grad, atol=1e-4, rtol=1e-3, what="grad weight")
+    assert_close(bt.grad, tb.grad, atol=1e-4, rtol=1e-3, what="grad bias")
+
+
 def test_float32_graph_with_float64_running_stats_stays_float32():
     x = fb.randn(4, 3, 2, 2)
     rm, rv = fb.Tensor(np.zeros(3), dtype=np.float64), fb.Tensor(np.ones(3), dtype=np.float64)

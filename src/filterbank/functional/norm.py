@@ -65,6 +65,8 @@ def _dot02(a, b):
 # per-sample work; large arrays are also split into a few ranges of samples that threads
 # process side by side.
 _BLOCK = 1 << 16
+#: batch norm centres x explicitly when some channel has mean^2 > _FAR_MEAN * var
+_FAR_MEAN = 64.0
 
 
 def _blocks(start: int, stop: int, width: int):
@@ -78,42 +80,125 @@ def _rows(a):
     return a.reshape(a.shape[0], -1)
 
 
-def _center(x3, mean):
-    """``xc = x - mean`` (per channel) and ``sum(xc * xc)`` per channel, in one pass."""
+def _moments(x3):
+    """Per-channel mean and biased variance of a ``(P, Q, L)`` array over axes 0 and 2, reading
+    ``x`` once.
+
+    Each cache-sized block is shifted by a per-channel estimate ``K`` of the mean (the first
+    sample's mean) before ``sum(x - K)`` and ``sum((x - K)^2)`` are taken, and the block sums
+    are accumulated in float64: ``var = E[(x-K)^2] - E[x-K]^2`` then only cancels as much as
+    ``K`` misses the mean, whereas ``E[x^2] - E[x]^2`` in float32 loses every digit of the
+    variance when the mean is large (x = 1000 + N(0, 1))."""
     p, q, length = x3.shape
-    xc = xp.empty(x3.shape, x3.dtype)
-    x2, xc2 = _rows(x3), _rows(xc)
-    m = xp.repeat(mean.astype(x3.dtype, copy=False), length)
+    x2 = _rows(x3)
+    width = q * length
+    shift = x3[0].mean(axis=1, dtype=xp.float64)
+    k = xp.repeat(shift.astype(x3.dtype), length)
 
     def part(start, stop):
-        sq = xp.zeros(q, x3.dtype)
+        s1, s2 = xp.zeros(q, xp.float64), xp.zeros(q, xp.float64)
+        buf = xp.empty((min(max(1, _BLOCK // max(width, 1)), stop - start), width), x3.dtype)
+        for s, e in _blocks(start, stop, width):
+            b = buf[:e - s]
+            xp.subtract(x2[s:e], k, out=b)
+            b3 = b.reshape(e - s, q, length)
+            s1 += xp.einsum("pql->q", b3)
+            s2 += xp.einsum("pql,pql->q", b3, b3)
+        return s1, s2
+
+    (s1, s2), *rest = _parallel.run(part, p, x3.size)
+    for a, b in rest:
+        s1, s2 = s1 + a, s2 + b
+    n = p * length
+    d = s1 / n
+    # the shift was applied in x's dtype: add back exactly what was subtracted
+    mean = k[::length].astype(xp.float64) + d
+    var = xp.maximum(s2 / n - d * d, 0.0)
+    return mean.astype(x3.dtype), var.astype(x3.dtype)
+
+
+def _affine_centered(x3, mean, scale, shift):
+    """``(x - mean) * scale + shift`` per channel, blockwise, x read once; ``mean`` None skips
+    the centring (``shift`` then holds ``-mean * scale``) and ``shift`` may be None."""
+    p, q, length = x3.shape
+    out = xp.empty(x3.shape, x3.dtype)
+    x2, o2 = _rows(x3), _rows(out)
+    m = None if mean is None else xp.repeat(xp.asarray(mean, x3.dtype), length)
+    k = xp.repeat(xp.asarray(scale, x3.dtype), length)
+    c = None if shift is None else xp.repeat(xp.asarray(shift, x3.dtype), length)
+
+    def part(start, stop):
         for s, e in _blocks(start, stop, q * length):
-            blk = xc2[s:e]
-            xp.subtract(x2[s:e], m, out=blk)
-            b3 = blk.reshape(e - s, q, length)
-            sq += xp.einsum("pql,pql->q", b3, b3)
-        return sq
+            o = o2[s:e]
+            if m is None:
+                xp.multiply(x2[s:e], k, out=o)
+            else:
+                xp.subtract(x2[s:e], m, out=o)
+                o *= k
+            if c is not None:
+                o += c
 
-    parts = _parallel.run(part, p, x3.size)
-    return xc, sum(parts[1:], parts[0])
+    _parallel.run(part, p, out.size)
+    return out
 
 
-def _sum_dot02(g3, x3):
-    """``(sum(g), sum(g * x))`` over axes 0 and 2 of ``(P, Q, L)`` arrays, in one pass."""
+def _sum_dot_centered(g3, x3, mean):
+    """``(sum(g), sum(g * (x - mean)))`` over axes 0 and 2 of ``(P, Q, L)`` arrays, in one
+    pass over ``g`` and ``x`` (``x - mean`` is formed per block, in cache); ``mean`` None:
+    ``(sum(g), sum(g * x))``."""
     p, q, length = g3.shape
+    width = q * length
+    g2, x2 = _rows(g3), _rows(x3)
+    m = None if mean is None else xp.repeat(xp.asarray(mean, x3.dtype), length)
 
     def part(start, stop):
         sg, sgx = xp.zeros(q, g3.dtype), xp.zeros(q, g3.dtype)
-        for s, e in _blocks(start, stop, q * length):
-            gb = g3[s:e]
+        if m is not None:
+            buf = xp.empty((min(max(1, _BLOCK // max(width, 1)), stop - start), width),
+                           x3.dtype)
+        for s, e in _blocks(start, stop, width):
+            if m is None:
+                b = x2[s:e]
+            else:
+                b = buf[:e - s]
+                xp.subtract(x2[s:e], m, out=b)
+            gb = g2[s:e].reshape(e - s, q, length)
             sg += xp.einsum("pql->q", gb)
-            sgx += xp.einsum("pql,pql->q", gb, x3[s:e])
+            sgx += xp.einsum("pql,pql->q", gb, b.reshape(e - s, q, length))
         return sg, sgx
 
     (sg, sgx), *rest = _parallel.run(part, p, g3.size)
     for a, b in rest:
         sg, sgx = sg + a, sgx + b
     return sg, sgx
+
+
+def _dx_centered(g3, x3, mean, k, kc, c):
+    """``g * k - (x - mean) * kc + c`` per channel, blockwise: g and x read once, dx written
+    once; ``mean`` None skips the centring (``c`` then holds ``mean * kc`` too)."""
+    p, q, length = g3.shape
+    width = q * length
+    dtype = g3.dtype
+    out = xp.empty(g3.shape, dtype)
+    g2, x2, o2 = _rows(g3), _rows(x3), _rows(out)
+    m = None if mean is None else xp.repeat(xp.asarray(mean, dtype), length)
+    k, kc, c = (xp.repeat(xp.asarray(v, dtype), length) for v in (k, kc, c))
+
+    def part(start, stop):
+        buf = xp.empty((min(max(1, _BLOCK // max(width, 1)), stop - start), width), dtype)
+        for s, e in _blocks(start, stop, width):
+            o, b = o2[s:e], buf[:e - s]
+            xp.multiply(g2[s:e], k, out=o)
+            if m is None:
+                xp.multiply(x2[s:e], kc, out=b)
+            else:
+                xp.subtract(x2[s:e], m, out=b)
+                b *= kc
+            o -= b
+            o += c
+
+    _parallel.run(part, p, out.size)
+    return out
 
 
 def _fused(terms, shift):
@@ -156,7 +241,10 @@ class BatchNorm(Function):
     """Batch normalisation over axes (0, 2, 3, ...) with a fused backward.
 
     Training (batch statistics), per channel c over the n = N * L values, with
-    ``xc = x - mean`` (saved instead of xhat: one pass fewer in forward)::
+    ``xc = x - mean`` (never stored: forward saves x, mean and inv_std, reads x twice (shifted
+    moments, then ``y = x * scale + shift``) and writes y once; backward reads dy and x for the
+    two sums, then dy and x again for dx; xc is formed per block only for channels' means far
+    from zero)::
 
         dbias = sum(dy)     dweight = inv_std * sum(dy * xc)
         dx    = k * dy - xc * (k * inv_std * dweight / n) - k * dbias / n,  k = weight * inv_std
@@ -172,18 +260,26 @@ class BatchNorm(Function):
         running, self.running = self.running, None  # buffers are not needed for backward
         if self.training:
             n = x3.shape[0] * x3.shape[2]
-            mean = _sum02(x3) / n
-            xc, sq = _center(x3, mean)
-            var = sq / n
+            mean, var = _moments(x3)
             inv_std = 1.0 / xp.sqrt(var + self.eps)
             if running is not None:
                 rm, rv, m = running
                 # torch keeps the unbiased variance: var * n / (n - 1)
                 rm[...] = (1.0 - m) * rm + m * mean
                 rv[...] = (1.0 - m) * rv + (m * n / (n - 1)) * var
-            self.n, self.xc, self.inv_std = n, xc, inv_std
+            # no normalised or centred copy is kept. Centring x blockwise costs one more
+            # in-cache pass per sweep; it is only needed when some channel's mean is far from
+            # zero (|mean| > 8 std), where the folded forms (x * scale - mean * scale,
+            # sum(dy * x) - mean * sum(dy)) would cancel digits
+            far = bool(xp.any(mean * mean > _FAR_MEAN * var))
+            self.n, self.x3, self.mean, self.inv_std = n, x3, mean, inv_std
+            self.centre = mean if far else None
             scale = inv_std * weight if weight is not None else inv_std
-            y = _fused([(xc, scale)], bias)
+            if far:
+                y = _affine_centered(x3, mean, scale, bias)
+            else:
+                shift = -mean * scale
+                y = _affine_centered(x3, None, scale, shift if bias is None else shift + bias)
         else:
             rm, rv, _ = running
             inv_std = (1.0 / xp.sqrt(rv + self.eps)).astype(x.dtype, copy=False)
@@ -205,8 +301,10 @@ class BatchNorm(Function):
         k = inv_std * w if w is not None else inv_std
         dw = dx = None
         if self.training and (need_x or need_w):
-            xc = self.xc
-            db, sxc = _sum_dot02(gy3, xc)  # sum(dy), sum(dy * xc) = dweight / inv_std
+            # sum(dy), sum(dy * (x - mean)) = dweight / inv_std
+            db, sxc = _sum_dot_centered(gy3, self.x3, self.centre)
+            if self.centre is None:
+                sxc = sxc - self.mean * db
         else:
             db = _sum02(gy3)
         if self.training and (need_x or need_w):
@@ -214,8 +312,10 @@ class BatchNorm(Function):
                 dw = inv_std * sxc
             if need_x:
                 kn = k / self.n
-                dx = _fused([(gy3, k), (xc, -kn * inv_std * inv_std * sxc)],
-                            -kn * db).reshape(self.shape)
+                kc, c = kn * inv_std * inv_std * sxc, -kn * db
+                if self.centre is None:
+                    c = c + self.mean * kc
+                dx = _dx_centered(gy3, self.x3, self.centre, k, kc, c).reshape(self.shape)
         elif not self.training:
             # sum(dy * xhat) without materialising xhat = (x - mean) * inv_std
             if need_w:
