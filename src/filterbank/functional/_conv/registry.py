@@ -36,8 +36,10 @@ from dataclasses import dataclass
 from filterbank import _parallel
 from filterbank.functional._conv.geometry import _Geometry
 from filterbank.functional._conv.im2col import _Im2col
+from filterbank.functional._conv.shifted import ShiftedGemm
 from filterbank.functional._conv.toeplitz import _RowToeplitz
 from filterbank.functional._conv.winograd import _Winograd
+from filterbank.functional._conv.winograd43 import Winograd43
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,10 @@ class Algorithm:
 
 #: Priority order; the last entry must apply to every convolution.
 ALGORITHMS: list[Algorithm] = [
+    Algorithm("winograd43", Winograd43),  # its rule is off (Winograd43.AUTO): forced only
     Algorithm("winograd", _Winograd),
     Algorithm("toeplitz", _RowToeplitz),
+    Algorithm("shifted", ShiftedGemm),  # never preferred: forced only
     Algorithm("im2col", _Im2col),
 ]
 
