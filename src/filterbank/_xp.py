@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from filterbank._workspace import workspace as _workspace
 from filterbank.backend import get_array_module
 
 
@@ -31,3 +32,19 @@ def scatter_add(xp, a, index, values) -> None:
 def like(x, value, dtype=None):
     """``value`` (a host array, list or scalar) as an array on the device of ``x``."""
     return get_array_module(x).asarray(value, dtype=dtype)
+
+
+def empty(shape, dtype, like):
+    """An uninitialised array on the device of ``like``: from the reusing workspace
+    (:mod:`filterbank._workspace`, NumPy only: it reads CPython reference counts) on the
+    host, a fresh ``cupy.empty`` on the GPU (CuPy's memory pool already reuses blocks)."""
+    if type(like) is np.ndarray:
+        return _workspace.empty(shape, dtype)
+    return get_array_module(like).empty(shape, dtype)
+
+
+def zeros(shape, dtype, like):
+    """As :func:`empty`, filled with zeros."""
+    a = empty(shape, dtype, like)
+    a.fill(0)
+    return a

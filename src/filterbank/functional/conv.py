@@ -29,17 +29,24 @@ makes one GEMM per direction for the whole batch, threaded by BLAS itself (up to
 
 Big arrays come from :mod:`filterbank._workspace`, which reuses an array only once nothing
 else references it.
+
+On a GPU (CuPy arrays) every convolution runs im2col + one GEMM per direction (cuBLAS), the
+whole batch at once, with no thread pool and no workspace (CuPy's memory pool reuses blocks);
+the measured CPU rule is not consulted. A forced algorithm (``_FORCE_ALGO``) runs on the GPU
+too, for the tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
 
-from filterbank import _parallel
+from filterbank import _parallel, _xp
 from filterbank._workspace import workspace as _workspace
 from filterbank.autograd.function import Function
+from filterbank.backend import get_array_module
 from filterbank.functional._conv import registry
 from filterbank.functional._conv.geometry import _Geometry, _is_int, _ntuple, _padding_pairs
 from filterbank.functional._conv.im2col import _bias_grad, _Im2col
@@ -56,7 +63,7 @@ __all__ = ["ConvNd", "ConvTransposeNd", "PadMode", "_Geometry", "_Im2col", "_Row
 def _as_tensor(x, name: str, what: str) -> Tensor:
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, np.ndarray):
+    if isinstance(x, np.ndarray) or type(x).__module__.startswith("cupy"):
         return Tensor._wrap(x)
     raise TypeError(f"{name}: expected {what} to be a Tensor, got {type(x).__name__}")
 
@@ -69,9 +76,16 @@ def _as_tensor(x, name: str, what: str) -> Tensor:
 _FORCE_ALGO: str | None = None
 
 
-def _algorithm(g: _Geometry, itemsize: int = 4):
-    """The algorithm class for ``g`` (``_FORCE_ALGO``, or the registry's measured pick)."""
-    return registry.choose(g, itemsize, _FORCE_ALGO).impl
+def _algorithm(g: _Geometry, itemsize: int = 4, host: bool = True):
+    """The algorithm class for ``g`` (``_FORCE_ALGO``, or the registry's measured pick on
+    the host; im2col on a GPU, ``host=False``)."""
+    return _entry(g, itemsize, host).impl
+
+
+def _entry(g: _Geometry, itemsize: int, host: bool):
+    if host or _FORCE_ALGO is not None:
+        return registry.choose(g, itemsize, _FORCE_ALGO)
+    return registry.get("im2col")
 
 
 class ConvNd(Function):
@@ -83,18 +97,24 @@ class ConvNd(Function):
     def forward(self, x, w, b=None):
         g = _Geometry(x.shape, w.shape, self.stride, self.pads, self.dilation, self.groups)
         self.geometry = g
-        if g.N == 0:
-            return np.zeros((0, g.O) + g.So, x.dtype)
-        entry = registry.choose(g, x.itemsize, _FORCE_ALGO)
-        self.algo, self.blas = entry.impl, entry.blas
+        if type(x) is np.ndarray:
+            if g.N == 0:
+                return np.zeros((0, g.O) + g.So, x.dtype)
+            entry = registry.choose(g, x.itemsize, _FORCE_ALGO)
+            self.algo, self.blas = entry.impl, entry.blas
+        else:  # a GPU array: im2col + cuBLAS, no BLAS thread control
+            if g.N == 0:
+                return get_array_module(x).zeros((0, g.O) + g.So, x.dtype)
+            self.algo, self.blas = _entry(g, x.itemsize, False).impl, contextlib.nullcontext
         with self.blas():
             return self.algo.forward(self, x, w, b, g)
 
     def backward(self, gy):
         g = self.geometry
         if g.N == 0:
-            return (np.zeros((0, g.C) + g.S, gy.dtype), np.zeros((g.O, g.Cg) + g.K, gy.dtype),
-                    np.zeros((g.O,), gy.dtype))
+            xp = get_array_module(gy)
+            return (xp.zeros((0, g.C) + g.S, gy.dtype), xp.zeros((g.O, g.Cg) + g.K, gy.dtype),
+                    xp.zeros((g.O,), gy.dtype))
         with self.blas():
             return self.algo.backward(self, gy, g)
 
@@ -109,12 +129,13 @@ class ConvTransposeNd(Function):
 
     def forward(self, x, w, b=None):
         g = self.conv_geometry
-        y = _workspace.empty((g.N, g.C) + g.S, x.dtype)
+        host = type(x) is np.ndarray
+        y = _xp.empty((g.N, g.C) + g.S, x.dtype, x)
         if g.N:
-            with _parallel.blas_threads(1):
+            with _parallel.blas_threads(1) if host else contextlib.nullcontext():
                 _Im2col.run(g, w, gy=x, dx=y)
         if b is not None:
-            np.add(y, b.reshape((1, g.C) + (1,) * g.nd), out=y)
+            y += b.reshape((1, g.C) + (1,) * g.nd)
         if self.needs_input_grad[1]:
             self.x = x
         if self.needs_input_grad[0]:
@@ -125,12 +146,13 @@ class ConvTransposeNd(Function):
         g = self.conv_geometry
         need_x, need_w = self.needs_input_grad[:2]
         need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
-        dx = _workspace.empty((g.N, g.O) + g.So, gy.dtype) if need_x else None
+        host = type(gy) is np.ndarray
+        dx = _xp.empty((g.N, g.O) + g.So, gy.dtype, gy) if need_x else None
         dw = None
         if g.N == 0:
-            dw = np.zeros((g.O, g.Cg) + g.K, gy.dtype) if need_w else None
+            dw = get_array_module(gy).zeros((g.O, g.Cg) + g.K, gy.dtype) if need_w else None
         elif need_x or need_w:
-            with _parallel.blas_threads(1):
+            with _parallel.blas_threads(1) if host else contextlib.nullcontext():
                 dw, _, _ = _Im2col.run(g, self.w if need_x else None, x=gy, y=dx,
                                        gy=self.x if need_w else None, want_dw=need_w)
         return dx, dw, (_bias_grad(gy) if need_b else None)
@@ -148,7 +170,7 @@ class PadMode(Function):
     def forward(self, x):
         width = ((0, 0), (0, 0)) + tuple(self.pads)
         self.shape = x.shape
-        return np.pad(x, width, mode=_PAD_MODES[self.mode])
+        return get_array_module(x).pad(x, width, mode=_PAD_MODES[self.mode])
 
     def backward(self, gy):
         g = gy
@@ -164,10 +186,14 @@ class PadMode(Function):
                 _add_into(inner, axis, 0, 1, left.sum(axis=axis, keepdims=True))
                 _add_into(inner, axis, size - 1, size, right.sum(axis=axis, keepdims=True))
             else:  # reflect: padded index lo - i mirrors x[i], x[size - 1 - i] likewise
-                _add_into(inner, axis, 1, lo + 1, np.flip(left, axis))
-                _add_into(inner, axis, size - 1 - hi, size - 1, np.flip(right, axis))
+                _add_into(inner, axis, 1, lo + 1, left[_reverse(axis)])
+                _add_into(inner, axis, size - 1 - hi, size - 1, right[_reverse(axis)])
             g = inner
         return g
+
+
+def _reverse(axis):
+    return (slice(None),) * axis + (slice(None, None, -1),)
 
 
 def _take(a, axis, start, stop):
@@ -177,7 +203,7 @@ def _take(a, axis, start, stop):
 def _add_into(a, axis, start, stop, values):
     if stop > start:
         view = _take(a, axis, start, stop)
-        np.add(view, values, out=view)
+        view += values
 
 
 # ---------------------------------------------------------------------------- public API

@@ -8,6 +8,7 @@ import numpy as np
 
 from filterbank import random as _random
 from filterbank.autograd.function import Function
+from filterbank.backend import device_of, to_device
 from filterbank.tensor import Tensor
 
 
@@ -30,14 +31,17 @@ class _MaskMul(Function):
         return gy * self.mask
 
 
-def _mask(shape, p: float, dtype, generator) -> np.ndarray:
+def _mask(shape, p: float, dtype, generator, like) -> np.ndarray:
+    """The scaled keep-mask, drawn on the host from ``generator`` (so a GPU run sees the
+    numbers a CPU run sees) and moved to the device of ``like`` (a no-op on the host)."""
     g = _random.resolve(generator)
     draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
     keep = g.random(shape, dtype=draw_dtype) >= p
     if p == 1.0:
-        return keep.astype(dtype)  # all zeros; 1/(1-p) would be inf
-    # scale in the input dtype so float32 stays float32
-    return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
+        mask = keep.astype(dtype)  # all zeros; 1/(1-p) would be inf
+    else:  # scale in the input dtype so float32 stays float32
+        mask = keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
+    return mask if type(like) is np.ndarray else to_device(mask, device_of(like))
 
 
 def _as_tensor(name: str, x) -> Tensor:
@@ -78,7 +82,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = Fa
     x = _as_tensor("dropout", x)
     if not training or p == 0.0:
         return x
-    return _MaskMul.apply(x, mask=_mask(x.shape, p, x.dtype, generator))
+    return _MaskMul.apply(x, mask=_mask(x.shape, p, x.dtype, generator, x.data))
 
 
 def dropout2d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
@@ -116,5 +120,5 @@ def dropout2d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = 
     if not training or p == 0.0:
         return x
     shape = x.shape[:2] + (1,) * (x.ndim - 2)
-    return _MaskMul.apply(x, mask=_mask(shape, p, x.dtype, generator))
+    return _MaskMul.apply(x, mask=_mask(shape, p, x.dtype, generator, x.data))
 

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from filterbank.autograd.function import Function
-from filterbank.backend import xp
+from filterbank.backend import get_array_module
 from filterbank.functional._conv.geometry import _Geometry, _ntuple
 from filterbank.functional._conv.im2col import _col2im, _im2col
 from filterbank.tensor import Tensor
@@ -47,14 +47,14 @@ def _cols_view(cols: np.ndarray, g: _Geometry, n: int) -> np.ndarray:
 
 def _unfold(x: np.ndarray, g: _Geometry) -> np.ndarray:
     n = x.shape[0]
-    cols = xp.empty((n, g.C * g.KK, g.Lo), x.dtype)
+    cols = get_array_module(x).empty((n, g.C * g.KK, g.Lo), x.dtype)
     _im2col(x, g, 0, n, _cols_view(cols, g, n))
     return cols
 
 
 def _fold(cols: np.ndarray, g: _Geometry) -> np.ndarray:
     n = cols.shape[0]
-    out = xp.empty((n, g.C) + g.S, cols.dtype)
+    out = get_array_module(cols).empty((n, g.C) + g.S, cols.dtype)
     _col2im(_cols_view(cols, g, n), g, 0, n, out)
     return out
 

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from filterbank.autograd.function import Function
+from filterbank.backend import get_array_module, is_device_array
 from filterbank.functional.conv import conv2d, pad_mode
 from filterbank.tensor import Tensor
 
@@ -181,11 +182,14 @@ def apply_kernel(image, kernel, padding_mode: str = "reflect", **kernel_kwargs):
     if isinstance(k, Tensor):
         weight = k.astype(x.dtype).reshape(1, 1, kh, kw).expand(c, 1, kh, kw)
     else:
-        weight = Tensor(np.broadcast_to(np.asarray(k, x.dtype), (c, 1, kh, kw)).copy(),
-                        dtype=x.dtype)
+        # made on the host, moved to the image's device (a no-op for NumPy)
+        w = np.broadcast_to(np.asarray(k, x.dtype), (c, 1, kh, kw))
+        weight = Tensor._wrap(get_array_module(x.data).array(w, dtype=x.dtype))
     y = conv2d(x, weight, padding=padding, groups=c)
     y = y.reshape(shape)
-    return y.detach().numpy() if as_numpy else y
+    if not as_numpy:
+        return y
+    return y.detach().data if is_device_array(y.data) else y.detach().numpy()
 
 
 class Hypot(Function):
@@ -194,12 +198,13 @@ class Hypot(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        self.r = np.hypot(a, b)
+        self.r = get_array_module(a).hypot(a, b)
         return self.r
 
     def backward(self, g):
         r = self.r
-        scale = np.divide(g, r, out=np.zeros_like(r), where=r != 0)
+        xp = get_array_module(r)
+        scale = xp.where(r != 0, g / xp.where(r != 0, r, 1), 0).astype(r.dtype, copy=False)
         return scale * self.a, scale * self.b
 
 
@@ -229,7 +234,7 @@ def gradient_magnitude(image, padding_mode: str = "reflect"):
     gy = apply_kernel(image, "sobel_y", padding_mode)
     if isinstance(gx, Tensor):
         return Hypot.apply(gx, gy)
-    return np.hypot(gx, gy)
+    return get_array_module(gx).hypot(gx, gy)
 
 
 def _as_nchw(image, where: str):
@@ -237,12 +242,12 @@ def _as_nchw(image, where: str):
     original shape."""
     as_numpy = not isinstance(image, Tensor)
     if as_numpy:
-        arr = np.asarray(image)
+        arr = image if is_device_array(image) else np.asarray(image)
         if arr.dtype.kind not in "fiub":
             raise TypeError(f"{where}: expected a numeric image, got dtype {arr.dtype}")
         if arr.dtype.kind != "f":
             arr = arr.astype(np.float32)
-        t = Tensor(arr, dtype=arr.dtype)
+        t = Tensor(arr, dtype=arr.dtype) if type(arr) is np.ndarray else Tensor._wrap(arr)
     else:
         t = image if image.dtype.kind == "f" else image.astype(np.float32)
     shape = tuple(t.shape)

@@ -6,6 +6,9 @@ exact as two matrix products (along H, then along W), and its backward is the sa
 transposed matrices. Nearest gathers rows and columns by index; its backward sums the gradient
 back, by a reshape-sum when each input element is repeated an integer number of times and by
 the transposed one-hot matrix otherwise.
+
+The index arrays and matrices are computed on the host (the same float arithmetic on every
+device) and moved to the input's device once per call.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import math
 
 import numpy as np
 
+from filterbank._xp import like
 from filterbank.autograd.function import Function
+from filterbank.backend import get_array_module
 from filterbank.functional.pool import _adaptive_avg, matmul_along
 from filterbank.tensor import Tensor
 
@@ -63,14 +68,15 @@ def _linear_matrix(L_in: int, L_out: int, align_corners: bool, scale, dtype) -> 
 
 
 class Resample(Function):
-    """Nearest (``index``: per-axis gather indices) or linear (``mats``: per-axis matrices,
-    None where the axis is unchanged) resampling of the last ``len(sizes)`` axes."""
+    """Nearest (``index``: per-axis gather indices, on the input's device; ``host_index``:
+    the same on the host) or linear (``mats``: per-axis matrices, None where the axis is
+    unchanged) resampling of the last ``len(sizes)`` axes."""
 
     def forward(self, x):
         self.in_shape = x.shape
         nd = len(self.sizes)
         if self.index is not None:
-            return x[(Ellipsis,) + np.ix_(*self.index)]
+            return x[(Ellipsis,) + get_array_module(x).ix_(*self.index)]
         y = x
         for i, m in enumerate(self.mats):
             if m is not None:
@@ -87,7 +93,7 @@ class Resample(Function):
                 if self.mats[i] is not None:
                     g = matmul_along(g, self.mats[i].T, axis)
                 continue
-            idx = self.index[i]
+            idx = self.host_index[i]  # host copy: the checks below stay on the host
             L_out = idx.size
             if L_out == L_in and (idx == np.arange(L_in)).all():
                 continue
@@ -97,7 +103,7 @@ class Resample(Function):
                 g = g.reshape(g.shape[:axis] + (L_in, k) + g.shape[axis + 1:]).sum(axis + 1)
             else:
                 onehot = (idx[:, None] == np.arange(L_in)).astype(gy.dtype)
-                g = matmul_along(g, onehot.T, axis)
+                g = matmul_along(g, like(gy, onehot.T), axis)
         return g
 
 
@@ -167,11 +173,18 @@ def _interpolate(input, size, scale_factor, mode, align_corners, recompute_scale
         return _adaptive_avg(input, nd, sizes, where)
     if linear:
         # an axis whose size does not change is copied, whatever the scale factor (PyTorch)
-        mats = tuple(None if L == n else _linear_matrix(L, n, bool(align_corners), s, input.dtype)
+        mats = tuple(None if L == n else _on(input, _linear_matrix(L, n, bool(align_corners), s,
+                                                                    input.dtype))
                      for L, n, s in zip(spatial, sizes, scales))
-        return Resample.apply(input, sizes=sizes, index=None, mats=mats)
+        return Resample.apply(input, sizes=sizes, index=None, host_index=None, mats=mats)
     index = tuple(_nearest_index(L, n, s, input.dtype) for L, n, s in zip(spatial, sizes, scales))
-    return Resample.apply(input, sizes=sizes, index=index, mats=None)
+    return Resample.apply(input, sizes=sizes, index=tuple(_on(input, i) for i in index),
+                          host_index=index, mats=None)
+
+
+def _on(t: Tensor, host):
+    """A host index array or matrix on the device of tensor ``t`` (itself on the host)."""
+    return host if type(t.data) is np.ndarray else like(t.data, host)
 
 
 def _sizes(where, spatial, size, scale_factor, recompute):

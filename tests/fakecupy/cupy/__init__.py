@@ -252,8 +252,7 @@ isfinite isinf isnan signbit copysign nextafter spacing modf ldexp frexp floor c
 matmul
 """.split())
 for _n in _UFUNCS:
-    if _n != "matmul":
-        globals()[_n] = getattr(_np, _n)  # calling it on device arrays dispatches back here
+    globals()[_n] = getattr(_np, _n)  # calling it on device arrays dispatches back here
 abs = _np.absolute  # noqa: A001
 bitwise_not = _np.invert
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from filterbank import _parallel
-from filterbank._workspace import workspace as _workspace
+from filterbank import _parallel, _xp
+from filterbank.backend import get_array_module
 from filterbank.functional._conv import chunking
 from filterbank.functional._conv.chunking import _chunk_ranges, _queue
 from filterbank.functional._conv.geometry import _ALL2, _Geometry, _swap01, _zero_outside
@@ -49,7 +49,7 @@ def _col2im(dcols: np.ndarray, g: _Geometry, n0: int, n1: int, dx: np.ndarray) -
         if empty or kk == first:
             continue
         view = dxt[_ALL2 + src]
-        np.add(view, dcols[:, kk][_ALL2 + dst], out=view)
+        view += dcols[:, kk][_ALL2 + dst]
 
 
 def _bias_grad(gy: np.ndarray) -> np.ndarray:
@@ -62,8 +62,11 @@ class _Im2col:
     One pass over chunks of the batch computes any of ``y = conv(x) + b`` (from ``x``),
     ``dx = conv^T(dy)`` (from ``dy``), ``dW = dy * x`` and ``db``; the columns of a chunk are
     built once and serve both ``y`` and ``dW`` (a transposed convolution's backward needs
-    both). Columns are rebuilt in backward rather than stored: they are ``prod(kernel)``
-    times the input's size.
+    both). Columns are kept for backward when they fit ``chunking.KEEP_BYTES``, else rebuilt:
+    they are ``prod(kernel)`` times the input's size.
+
+    On a GPU (CuPy arrays) the whole batch is one chunk: one im2col, one batched GEMM per
+    direction (cuBLAS), no thread pool, arrays from CuPy's own memory pool.
     """
 
     CHUNK_BYTES = 1 << 22  # target size of one chunk's columns
@@ -92,15 +95,21 @@ class _Im2col:
 
         ``keep``: return the columns built from x (when they fit the memory budget), to be
         passed back as ``kept`` instead of x for the weight gradient."""
-        dtype = (x if x is not None else gy).dtype
-        chunks, nb = cls._chunks(g, dtype, _parallel.num_threads())
-        n = _parallel.workers(len(chunks))
+        ref = x if x is not None else gy
+        dtype = ref.dtype
+        host = type(ref) is np.ndarray
+        xp = np if host else get_array_module(ref)
+        if host:
+            chunks, nb = cls._chunks(g, dtype, _parallel.num_threads())
+            n = _parallel.workers(len(chunks))
+        else:
+            chunks, nb, n = [(0, g.N)], g.N, 1
         parts = _queue(chunks, n)
         index = {c: i for i, c in enumerate(chunks)}
         size = len(chunks) * g.C * g.KK * nb * g.Lo * np.dtype(dtype).itemsize
         saved = None
         if keep and size <= chunking.KEEP_BYTES:
-            saved = _workspace.empty((len(chunks), g.C, g.KK, nb) + g.So, dtype)
+            saved = _xp.empty((len(chunks), g.C, g.KK, nb) + g.So, dtype, ref)
         need_cols = (y is not None or want_dw) and kept is None
         need_gy = dx is not None or want_dw or want_db
         kdim, ncol = g.Cg * g.KK, nb * g.Lo
@@ -113,7 +122,7 @@ class _Im2col:
             shapes["gyt"] = (g.O, nb) + g.So
         if dx is not None:
             shapes["dcols"] = (g.C, g.KK, nb) + g.So
-        bufs = [{k: _workspace.empty(s, dtype) for k, s in shapes.items()} for _ in range(n)]
+        bufs = [{k: _xp.empty(s, dtype, ref) for k, s in shapes.items()} for _ in range(n)]
         wm = w.reshape(g.groups, g.Og, kdim) if w is not None else None
         wt = wm.transpose(0, 2, 1) if dx is not None else None  # BLAS reads it transposed
         # dW^T = cols dY^T (K x O) runs faster in OpenBLAS than dY cols^T for small O; for
@@ -122,8 +131,8 @@ class _Im2col:
         dw_t = g.Og < 64
         dw_shape = (g.groups, kdim, g.Og) if dw_t else (g.groups, g.Og, kdim)
         # every worker has a chunk (n <= chunks), whose dW product initialises its sum
-        dws = [np.empty(dw_shape, dtype) if want_dw else None for _ in range(n)]
-        dbs = [np.zeros(g.O, dtype) if want_db else None for _ in range(n)]
+        dws = [xp.empty(dw_shape, dtype) if want_dw else None for _ in range(n)]
+        dbs = [xp.zeros(g.O, dtype) if want_db else None for _ in range(n)]
         bias_b = None if bias is None else bias.reshape((1, g.O) + (1,) * g.nd)
 
         def task(i):
@@ -140,41 +149,44 @@ class _Im2col:
                     cols = kept[index[n0, n1]][:, :, :k].reshape(g.groups, kdim, k * g.Lo)
                 if y is not None:
                     out = buf["out"][:, :, :k * g.Lo]
-                    np.matmul(wm, cols, out=out)
+                    xp.matmul(wm, cols, out=out)
                     src = _swap01(out.reshape((g.O, k) + g.So))
                     if bias_b is None:
-                        np.copyto(y[n0:n1], src)
+                        xp.copyto(y[n0:n1], src)
                     else:
-                        np.add(src, bias_b, out=y[n0:n1])
+                        xp.add(src, bias_b, out=y[n0:n1])
                 if need_gy:
                     gyt = buf["gyt"][:, :k]
-                    np.copyto(gyt, _swap01(gy[n0:n1]))
+                    xp.copyto(gyt, _swap01(gy[n0:n1]))
                     gyt = gyt.reshape(g.groups, g.Og, k * g.Lo)
                 if db is not None:
                     db += gyt.reshape(g.O, -1).sum(axis=1)
                 if dw is not None:
                     lhs, rhs = (cols, gyt) if dw_t else (gyt, cols)
                     if first:  # the worker's first chunk writes dW, later ones add
-                        np.matmul(lhs, rhs.transpose(0, 2, 1), out=dw)
+                        xp.matmul(lhs, rhs.transpose(0, 2, 1), out=dw)
                     else:
-                        dw += np.matmul(lhs, rhs.transpose(0, 2, 1))
+                        dw += xp.matmul(lhs, rhs.transpose(0, 2, 1))
                 if dx is not None:
                     dcols = buf["dcols"][:, :, :k]
-                    np.matmul(wt, gyt, out=dcols.reshape(g.groups, kdim, k * g.Lo))
+                    xp.matmul(wt, gyt, out=dcols.reshape(g.groups, kdim, k * g.Lo))
                     _col2im(dcols, g, n0, n1, dx)
 
-        _parallel.run_tasks(task, n)
+        if host:
+            _parallel.run_tasks(task, n)
+        else:
+            task(0)
         dw = None
         if want_dw:
             dw = sum(dws[1:], dws[0])
-            dw = np.ascontiguousarray(dw.transpose(0, 2, 1)) if dw_t else dw
+            dw = xp.ascontiguousarray(dw.transpose(0, 2, 1)) if dw_t else dw
             dw = dw.reshape((g.O, g.Cg) + g.K)
         db = sum(dbs[1:], dbs[0]) if want_db else None
         return dw, db, saved
 
     @classmethod
     def forward(cls, fn, x, w, b, g: _Geometry):
-        y = _workspace.empty((g.N, g.O) + g.So, x.dtype)
+        y = _xp.empty((g.N, g.O) + g.So, x.dtype, x)
         _, _, saved = cls.run(g, w, x=x, y=y, bias=b, keep=fn.needs_input_grad[1])
         if saved is not None:
             fn.cols = saved
@@ -188,7 +200,7 @@ class _Im2col:
     def backward(cls, fn, gy, g: _Geometry):
         need_x, need_w = fn.needs_input_grad[:2]
         need_b = len(fn.needs_input_grad) > 2 and fn.needs_input_grad[2]
-        dx = _workspace.empty((g.N, g.C) + g.S, gy.dtype) if need_x else None
+        dx = _xp.empty((g.N, g.C) + g.S, gy.dtype, gy) if need_x else None
         kept = getattr(fn, "cols", None)
         x = fn.x if need_w and kept is None else None
         dw, db, _ = cls.run(g, fn.w if need_x else None, x=x, gy=gy, dx=dx, want_dw=need_w,

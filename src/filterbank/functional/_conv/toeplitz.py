@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from filterbank._workspace import workspace as _workspace
+from filterbank import _xp
+from filterbank.backend import get_array_module
 from filterbank.functional._conv import chunking
 from filterbank.functional._conv.geometry import _Geometry
 
@@ -62,16 +63,18 @@ class _RowToeplitz:
         return g.S[1] + sum(g.pads[1])
 
     @staticmethod
-    def _band(g: _Geometry):
+    def _band(g: _Geometry, xp=np):
         """Index arrays (J, OW) of shape (kW, W_out): T's column ``(o, j)`` holds ``w[.., q]``
-        at padded input column ``J[q, j] = s j + d q``."""
-        ow = np.arange(g.So[1])
-        return g.stride[1] * ow[None, :] + g.dilation[1] * np.arange(g.K[1])[:, None], ow
+        at padded input column ``J[q, j] = s j + d q`` (made by ``xp``: on the device of the
+        arrays they index)."""
+        ow = xp.arange(g.So[1])
+        return g.stride[1] * ow[None, :] + g.dilation[1] * xp.arange(g.K[1])[:, None], ow
 
     @classmethod
     def _toeplitz(cls, w, g: _Geometry, wp: int):
-        t = np.zeros((g.C, g.K[0], wp, g.O, g.So[1]), w.dtype)
-        j, ow = cls._band(g)
+        xp = get_array_module(w)
+        t = xp.zeros((g.C, g.K[0], wp, g.O, g.So[1]), w.dtype)
+        j, ow = cls._band(g, xp)
         # advanced indices at axes 2 and 4 come first: the target is (kW, W_out, C, kH, O)
         t[:, :, j, :, ow] = w.transpose(3, 1, 2, 0)[:, None]
         return t.reshape(g.C * g.K[0] * wp, g.O * g.So[1])
@@ -86,22 +89,23 @@ class _RowToeplitz:
         (pt, pb), (pl, pr) = g.pads
         hp, wp = g.S[0] + pt + pb, cls._padded_width(g)
         if pt or pb or pl or pr:
-            xp = _workspace.zeros((g.N, g.C, hp, wp), x.dtype)
-            xp[:, :, pt:pt + g.S[0], pl:pl + g.S[1]] = x
+            xpad = _xp.zeros((g.N, g.C, hp, wp), x.dtype, x)
+            xpad[:, :, pt:pt + g.S[0], pl:pl + g.S[1]] = x
         else:
-            xp = x
-        rows = _workspace.empty((g.N, g.So[0], g.C, g.K[0], wp), x.dtype)
+            xpad = x
+        xp = get_array_module(x)
+        rows = _xp.empty((g.N, g.So[0], g.C, g.K[0], wp), x.dtype, x)
         for p in range(g.K[0]):
-            rows[:, :, :, p] = xp[:, :, cls._row_slice(g, p)].transpose(0, 2, 1, 3)
+            rows[:, :, :, p] = xpad[:, :, cls._row_slice(g, p)].transpose(0, 2, 1, 3)
         t = cls._toeplitz(w, g, wp)
-        out = _workspace.empty((g.N * g.So[0], g.O * g.So[1]), x.dtype)
-        np.matmul(rows.reshape(g.N * g.So[0], -1), t, out=out)
-        y = _workspace.empty((g.N, g.O) + g.So, x.dtype)
+        out = _xp.empty((g.N * g.So[0], g.O * g.So[1]), x.dtype, x)
+        xp.matmul(rows.reshape(g.N * g.So[0], -1), t, out=out)
+        y = _xp.empty((g.N, g.O) + g.So, x.dtype, x)
         src = out.reshape(g.N, g.So[0], g.O, g.So[1]).transpose(0, 2, 1, 3)
         if b is None:
-            np.copyto(y, src)
+            xp.copyto(y, src)
         else:
-            np.add(src, b.reshape(1, g.O, 1, 1), out=y)
+            xp.add(src, b.reshape(1, g.O, 1, 1), out=y)
         if fn.needs_input_grad[1]:
             fn.rows = rows
         if fn.needs_input_grad[0]:
@@ -113,27 +117,28 @@ class _RowToeplitz:
         need_x, need_w = fn.needs_input_grad[:2]
         need_b = len(fn.needs_input_grad) > 2 and fn.needs_input_grad[2]
         wp = cls._padded_width(g)
-        gr = _workspace.empty((g.N, g.So[0], g.O, g.So[1]), gy.dtype)
-        np.copyto(gr, gy.transpose(0, 2, 1, 3))
+        xp = get_array_module(gy)
+        gr = _xp.empty((g.N, g.So[0], g.O, g.So[1]), gy.dtype, gy)
+        xp.copyto(gr, gy.transpose(0, 2, 1, 3))
         gr = gr.reshape(g.N * g.So[0], g.O * g.So[1])
         dw = db = dx = None
         if need_w:
-            dt = np.matmul(fn.rows.reshape(g.N * g.So[0], -1).T, gr)
-            j, ow = cls._band(g)
+            dt = xp.matmul(fn.rows.reshape(g.N * g.So[0], -1).T, gr)
+            j, ow = cls._band(g, xp)
             bands = dt.reshape(g.C, g.K[0], wp, g.O, g.So[1])[:, :, j, :, ow]
-            dw = np.ascontiguousarray(bands.sum(axis=1).transpose(3, 1, 2, 0))
+            dw = xp.ascontiguousarray(bands.sum(axis=1).transpose(3, 1, 2, 0))
         if need_b:
             db = gr.reshape(-1, g.O, g.So[1]).sum(axis=(0, 2))
         if need_x:
             (pt, pb), (pl, pr) = g.pads
-            drows = _workspace.empty((g.N, g.So[0], g.C, g.K[0], wp), gy.dtype)
-            np.matmul(gr, fn.t.T, out=drows.reshape(g.N * g.So[0], -1))
-            dxp = _workspace.zeros((g.N, g.C, g.S[0] + pt + pb, wp), gy.dtype)
+            drows = _xp.empty((g.N, g.So[0], g.C, g.K[0], wp), gy.dtype, gy)
+            xp.matmul(gr, fn.t.T, out=drows.reshape(g.N * g.So[0], -1))
+            dxp = _xp.zeros((g.N, g.C, g.S[0] + pt + pb, wp), gy.dtype, gy)
             for p in range(g.K[0]):
                 view = dxp[:, :, cls._row_slice(g, p)]
-                np.add(view, drows[:, :, :, p].transpose(0, 2, 1, 3), out=view)
+                view += drows[:, :, :, p].transpose(0, 2, 1, 3)
             dx = dxp
             if pt or pb or pl or pr:
-                dx = np.ascontiguousarray(dxp[:, :, pt:pt + g.S[0], pl:pl + g.S[1]])
+                dx = xp.ascontiguousarray(dxp[:, :, pt:pt + g.S[0], pl:pl + g.S[1]])
         return dx, dw, db
 

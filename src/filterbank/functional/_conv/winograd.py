@@ -7,14 +7,27 @@ import itertools
 
 import numpy as np
 
-from filterbank import _parallel
-from filterbank._workspace import workspace as _workspace
+from filterbank import _parallel, _xp
+from filterbank.backend import get_array_module
 from filterbank.functional._conv import chunking
 from filterbank.functional._conv.chunking import _chunk_ranges, _queue
 from filterbank.functional._conv.geometry import _ALL2, _Geometry, _swap01, _zero_outside
 
 _AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
 _AA = {np.dtype(t).str: np.kron(_AT, _AT).astype(t) for t in (np.float32, np.float64)}
+
+
+def _const(a, like):
+    """The host constant ``a`` where ``like`` lives (itself on the host)."""
+    return a if type(like) is np.ndarray else get_array_module(like).asarray(a)
+
+
+def _einsum(spec, g, w):
+    """``einsum(spec, G, G, w)`` in float64 (G: the host matrix :attr:`_Winograd.G`)."""
+    if type(w) is np.ndarray:
+        return np.einsum(spec, g, g, w, dtype=np.float64, optimize=True)
+    gd = _const(g, w)
+    return get_array_module(w).einsum(spec, gd, gd, w.astype(np.float64))
 
 
 class _Winograd:
@@ -41,7 +54,8 @@ class _Winograd:
     whole-array add or subtract on contiguous memory. Each image carries one spare tile row
     and column (never read by the output, zero gradient). Work is done on chunks of a few
     samples so that the transform intermediates stay in cache; ``V`` is recomputed in
-    backward rather than stored (an input-sized saved tensor instead of 4x that).
+    backward rather than stored (an input-sized saved tensor instead of 4x that). On a GPU
+    (CuPy arrays; only when forced, see ``conv.py``) the batch is one chunk, on one thread.
     """
 
     G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64)
@@ -79,7 +93,9 @@ class _Winograd:
         return lo, max(lo, hi)
 
     @classmethod
-    def _chunks(cls, g: _Geometry, dtype):
+    def _chunks(cls, g: _Geometry, dtype, host: bool = True):
+        if not host:
+            return [(0, g.N)], g.N
         _, _, hq, wq = cls._grid(g)
         per_sample = max(g.C, g.O) * hq * wq * np.dtype(dtype).itemsize
         nb = int(min(g.N, max(2, cls.CHUNK_BYTES // per_sample)))
@@ -124,15 +140,23 @@ class _Winograd:
         return v
 
     @staticmethod
-    def _buffers(shapes: dict, dtype) -> dict:
-        return {k: _workspace.empty(s, dtype) for k, s in shapes.items()}
+    def _buffers(shapes: dict, dtype, like) -> dict:
+        return {k: _xp.empty(s, dtype, like) for k, s in shapes.items()}
+
+    @staticmethod
+    def _run(task, n: int, host: bool) -> None:
+        if host:
+            _parallel.run_tasks(task, n)
+        else:
+            task(0)
 
     # ------------------------------------------------------------------------ forward
     @classmethod
     def forward(cls, fn, x, w, b, g: _Geometry):
         _, _, hq, wq = cls._grid(g)
-        chunks, nb = cls._chunks(g, x.dtype)
-        n = _parallel.workers(len(chunks))
+        host = type(x) is np.ndarray
+        chunks, nb = cls._chunks(g, x.dtype, host)
+        n = _parallel.workers(len(chunks)) if host else 1
         Lc, Lo = g.C * nb * hq * wq, g.O * nb * hq * wq
         shapes = {"P": (4, Lc + wq + 1), "R": (4, 2, Lc + 1), "V": (16, Lc), "M": (16, Lo),
                   "Y": (4, Lo)}
@@ -141,11 +165,12 @@ class _Winograd:
                 and 16 * len(chunks) * Lc * x.itemsize <= chunking.KEEP_BYTES)
         if keep:
             del shapes["V"]
-            saved = _workspace.empty((len(chunks), 16, Lc), x.dtype)
-        bufs = [cls._buffers(shapes, x.dtype) for _ in range(n)]
-        u = np.einsum("ai,bj,ocij->aboc", cls.G, cls.G, w, dtype=np.float64, optimize=True)
-        u = np.ascontiguousarray(u.reshape(16, g.groups, g.Og, g.Cg), dtype=x.dtype)
-        y = _workspace.empty((g.N, g.O) + g.So, x.dtype)
+            saved = _xp.empty((len(chunks), 16, Lc), x.dtype, x)
+        bufs = [cls._buffers(shapes, x.dtype, x) for _ in range(n)]
+        u = _einsum("ai,bj,ocij->aboc", cls.G, w)
+        u = get_array_module(x).ascontiguousarray(u.reshape(16, g.groups, g.Og, g.Cg),
+                                                   dtype=x.dtype)
+        y = _xp.empty((g.N, g.O) + g.So, x.dtype, x)
         index = {c: i for i, c in enumerate(chunks)}
         parts = _queue(chunks, n)
 
@@ -156,7 +181,7 @@ class _Winograd:
                     out = saved[index[n0, n1], :, :g.C * (n1 - n0) * hq * wq]
                 cls._forward_chunk(x, u, b, g, n0, n1, bufs[i], y, out)
 
-        _parallel.run_tasks(task, n)
+        cls._run(task, n, host)
         if keep:
             fn.v = saved
         elif fn.needs_input_grad[1]:
@@ -169,16 +194,17 @@ class _Winograd:
         _, _, hq, wq = cls._grid(g)
         k = n1 - n0
         lc, lo = g.C * k * hq * wq, g.O * k * hq * wq
+        xp = get_array_module(x)
         v = cls._input_tiles(x, g, n0, n1, bufs, out)
         m = bufs["M"][:, :lo]
-        np.matmul(u, v.reshape(16, g.groups, g.Cg, lc // g.C),
+        xp.matmul(u, v.reshape(16, g.groups, g.Cg, lc // g.C),
                   out=m.reshape(16, g.groups, g.Og, lo // g.O))
         if b is not None:  # A^T E A = ones(2, 2) for E = the unit at tile element (1, 1)
             m5 = m[5].reshape(g.O, -1)
-            np.add(m5, b.reshape(g.O, 1), out=m5)
+            m5 += b.reshape(g.O, 1)
         # Y = A^T M A, as one small GEMM (A^T (x) A^T) M, then scattered into y's 2x2 phases
         yt = bufs["Y"][:, :lo]
-        np.matmul(_AA[x.dtype.str], m, out=yt)
+        xp.matmul(_const(_AA[x.dtype.str], x), m, out=yt)
         yc = y[n0:n1]
         for i, j in itertools.product(range(2), range(2)):
             rows, cols = -(-(g.So[0] - i) // 2), -(-(g.So[1] - j) // 2)
@@ -191,8 +217,10 @@ class _Winograd:
         need_x, need_w = fn.needs_input_grad[:2]
         need_b = len(fn.needs_input_grad) > 2 and fn.needs_input_grad[2]
         _, _, hq, wq = cls._grid(g)
-        chunks, nb = cls._chunks(g, gy.dtype)
-        n = _parallel.workers(len(chunks))
+        host = type(gy) is np.ndarray
+        xp = get_array_module(gy)
+        chunks, nb = cls._chunks(g, gy.dtype, host)
+        n = _parallel.workers(len(chunks)) if host else 1
         Lc, Lo = g.C * nb * hq * wq, g.O * nb * hq * wq
         shapes = {"H": (16, Lo)}
         saved = getattr(fn, "v", None)
@@ -200,13 +228,13 @@ class _Winograd:
             shapes.update({"P": (4, Lc + wq + 1), "R": (4, 2, Lc + 1), "V": (16, Lc)})
         if need_x:
             shapes.update({"dV": (16, Lc), "dR": (4, 2, Lc), "dP": (4, Lc), "T": (Lc,)})
-        bufs = [cls._buffers(shapes, gy.dtype) for _ in range(n)]
-        sign = cls.SIGN.astype(gy.dtype)
+        bufs = [cls._buffers(shapes, gy.dtype, gy) for _ in range(n)]
+        sign = _const(cls.SIGN.astype(gy.dtype), gy)
         us = (fn.u * sign.reshape(16, 1, 1, 1)).transpose(0, 1, 3, 2) if need_x else None
-        du = [np.zeros((16, g.groups, g.Og, g.Cg), gy.dtype) if need_w else None
+        du = [xp.zeros((16, g.groups, g.Og, g.Cg), gy.dtype) if need_w else None
               for _ in range(n)]
-        db = [np.zeros(g.O, gy.dtype) if need_b else None for _ in range(n)]
-        dx = _workspace.empty((g.N, g.C) + g.S, gy.dtype) if need_x else None
+        db = [xp.zeros(g.O, gy.dtype) if need_b else None for _ in range(n)]
+        dx = _xp.empty((g.N, g.C) + g.S, gy.dtype, gy) if need_x else None
         x = fn.x if need_w and saved is None else None
         index = {c: i for i, c in enumerate(chunks)}
         parts = _queue(chunks, n)
@@ -218,13 +246,12 @@ class _Winograd:
                     v = saved[index[n0, n1], :, :g.C * (n1 - n0) * hq * wq]
                 cls._backward_chunk(gy, x, us, g, n0, n1, bufs[i], du[i], db[i], dx, v)
 
-        _parallel.run_tasks(task, n)
+        cls._run(task, n, host)
         dw = None
         if need_w:
             total = sum(du[1:], du[0]) * sign.reshape(16, 1, 1, 1)
-            dw = np.einsum("ai,bj,aboc->ocij", cls.G, cls.G,
-                           total.reshape(4, 4, g.O, g.Cg), dtype=np.float64,
-                           optimize=True).astype(gy.dtype)
+            dw = _einsum("ai,bj,aboc->ocij", cls.G,
+                         total.reshape(4, 4, g.O, g.Cg)).astype(gy.dtype)
         return dx, dw, (sum(db[1:], db[0]) if need_b else None)
 
     @classmethod
@@ -250,13 +277,14 @@ class _Winograd:
         if db is not None:  # H[1, 1] is the sum of the four phases: every dY exactly once
             db += h[5].reshape(g.O, -1).sum(axis=1)
         h4 = h.reshape(16, g.groups, g.Og, lo // g.O)
+        xp = get_array_module(h4)
         if du is not None:
             if v is None:
                 v = cls._input_tiles(x, g, n0, n1, bufs)
-            du += np.matmul(h4, v.reshape(16, g.groups, g.Cg, lc // g.C).transpose(0, 1, 3, 2))
+            du += xp.matmul(h4, v.reshape(16, g.groups, g.Cg, lc // g.C).transpose(0, 1, 3, 2))
         if dx is not None:
             dv = bufs["dV"][:, :lc]
-            np.matmul(us, h4, out=dv.reshape(16, g.groups, g.Cg, lc // g.C))
+            xp.matmul(us, h4, out=dv.reshape(16, g.groups, g.Cg, lc // g.C))
             cls._fold_input_tiles(dv, g, n0, n1, bufs, dx)
 
     @classmethod
