@@ -244,6 +244,33 @@ def test_tie_gradient_goes_to_first_maximum_in_scan_order(name, x, kw):
         np.testing.assert_array_equal(xt.grad.numpy(), want)
 
 
+TIES_2X2 = [  # 2x2 windows, stride 2, no return_indices: the pairwise (tournament) path
+    ("all-equal", np.ones((1, 1, 4, 4))),
+    ("one-window-each-pattern", np.array([[[[0, 1, 1, 0, 0, 0, 0, 1],
+                                            [1, 0, 1, 1, 1, 1, 0, 1]]]])),
+    ("quantised", np.round(np.random.default_rng(6).uniform(0, 2, (2, 3, 6, 8)))),
+    ("unbatched", np.round(np.random.default_rng(7).uniform(0, 1, (3, 4, 6)))),
+]
+
+
+@pytest.mark.parametrize("name, x", TIES_2X2, ids=[t[0] for t in TIES_2X2])
+def test_tie_gradient_2x2_stride_2_goes_to_first_maximum(name, x):
+    xt = fb.Tensor(x.astype(np.float32), requires_grad=True)
+    y = F.max_pool2d(xt, 2)
+    g = np.random.default_rng(8).uniform(1, 2, y.shape).astype(np.float32)
+    y.backward(g)
+    x4 = x.reshape((-1,) + x.shape[-3:]) if x.ndim == 4 else x[None]
+    ones = _first_max_grad(x4, 2, 2, 0, 1)  # 1 at each window's first maximum
+    want = ones * np.repeat(np.repeat(g.reshape(ones[:, :, ::2, ::2].shape), 2, -2), 2, -1)
+    np.testing.assert_array_equal(xt.grad.numpy(), want.reshape(x.shape).astype(np.float32))
+    np.testing.assert_array_equal(y.detach().numpy(), x.reshape(x.shape[:-2] + (x.shape[-2] // 2, 2,
+                                  x.shape[-1] // 2, 2)).max(axis=(-3, -1)))
+    if HAS_TORCH:
+        tx = torch.tensor(x.astype(np.float32), requires_grad=True)
+        TF.max_pool2d(tx, 2).backward(torch.tensor(g))
+        np.testing.assert_array_equal(xt.grad.numpy(), tx.grad.numpy())
+
+
 @needs_torch
 def test_tie_rule_adaptive_max_is_row_major():
     # bins of a 3 -> 2 pool overlap; in the first bin the maxima sit at (0, 1) and (1, 0):

@@ -163,6 +163,12 @@ class MaxPool(_Pool):
     def forward(self, x):
         self.in_shape, self.dtype = x.shape, x.dtype
         nd = len(self.kernel)
+        self.pairs = (self.sink is None and self.kernel == (2, 2) and self.stride == (2, 2)
+                      and not any(self.padding) and self.dilation == (1, 1)
+                      and tuple(self.out) == (x.shape[-2] // 2, x.shape[-1] // 2)
+                      and x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0)
+        if self.pairs:
+            return self._forward_pairs(x)
         buf = _padded(x, self.padding, self.pad_hi, -np.inf)
         out_shape = x.shape[:-nd] + tuple(self.out)
         y = xp.empty(out_shape, x.dtype)
@@ -196,7 +202,52 @@ class MaxPool(_Pool):
                 self.sink["idx"] = idx
         return y
 
+    # 2x2 windows with stride 2 (the common case) as a two-round tournament: the max of each
+    # horizontal pair, then of each vertical pair of those. Two maximum calls instead of
+    # three, the second on contiguous rows, and two "right/bottom beats left/top" bits
+    # instead of a window-offset index; the strict comparisons keep PyTorch's rule (the first
+    # maximum in row-major scan order wins a tie). Backward splits each gradient by the bits:
+    # no index compare, no scatter.
+    def _forward_pairs(self, x):
+        y = xp.empty(x.shape[:-1] + (x.shape[-1] // 2,), x.dtype)  # row maxima, then y
+        out = xp.empty(x.shape[:-2] + tuple(self.out), x.dtype)
+        track = self.needs_input_grad[0]
+        right = xp.empty(y.shape, bool) if track else None
+        bottom = xp.empty(out.shape, bool) if track else None
+
+        def part(s, e):
+            xs, rows = x[s:e], y[s:e]
+            left, rt = xs[..., 0::2], xs[..., 1::2]
+            xp.maximum(left, rt, out=rows)
+            top, bot = rows[..., 0::2, :], rows[..., 1::2, :]
+            xp.maximum(top, bot, out=out[s:e])
+            if track:
+                xp.greater(rt, left, out=right[s:e])
+                xp.greater(bot, top, out=bottom[s:e])
+
+        _parallel.run(part, x.shape[0], x.size)
+        self.right, self.bottom = right, bottom
+        return out
+
+    def _backward_pairs(self, gy):
+        gx = xp.empty(self.in_shape, gy.dtype)
+        grow = xp.empty(self.in_shape[:-1] + (self.in_shape[-1] // 2,), gy.dtype)
+
+        def part(s, e):
+            g, gr, gxs = gy[s:e], grow[s:e], gx[s:e]
+            bot = gr[..., 1::2, :]
+            xp.multiply(g, self.bottom[s:e], out=bot)
+            xp.subtract(g, bot, out=gr[..., 0::2, :])
+            rt = gxs[..., 1::2]
+            xp.multiply(gr, self.right[s:e], out=rt)
+            xp.subtract(gr, rt, out=gxs[..., 0::2])
+
+        _parallel.run(part, gy.shape[0], gx.size)
+        return gx
+
     def backward(self, gy):
+        if self.pairs:
+            return self._backward_pairs(gy)
         buf, disjoint, _ = self._grad_buffer()
 
         def part(s, e):
