@@ -134,7 +134,8 @@ def run_optim(rounds: int, threads: int) -> list[dict]:
     import torch
 
     rows = []
-    cases = [("SGD", {"lr": 0.01, "momentum": 0.9}), ("Adam", {"lr": 1e-3})]
+    cases = [("SGD", {"lr": 0.01, "momentum": 0.9}), ("Adam", {"lr": 1e-3}),
+             ("RMSprop", {"lr": 1e-3}), ("Adagrad", {"lr": 1e-2})]
     for model in ("lenet5", "resnet18_cifar"):
         shapes = [p.shape for p in build_fb(model).parameters()]
         rng = np.random.default_rng(0)

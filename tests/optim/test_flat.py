@@ -12,6 +12,8 @@ import filterbank as fb
 from filterbank import nn, optim
 from filterbank.nn import Parameter
 
+# SGD steps per tensor by default (optim/sgd.py): every test here sets ``flat`` explicitly
+
 KINDS = [
     ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
     ("Adam", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1}),
@@ -147,6 +149,7 @@ def test_updating_one_parameter_does_not_invalidate_graphs_that_saved_another():
     which lives in the same flat buffer. PyTorch allows the backward; so must we."""
     w, b = Parameter(fb.ones(2, 3)), Parameter(fb.zeros(2))
     opt = optim.SGD([w, b], lr=0.1)
+    opt.flat = True  # SGD steps per tensor by default
     w.grad, b.grad = fb.ones(2, 3), fb.ones(2)
     opt.step()  # both: the flat buffer is made
     x = fb.ones(4, 3, requires_grad=True)
@@ -167,6 +170,7 @@ def test_mixed_dtypes_step_per_tensor():
     a = Parameter(fb.ones(2))
     c = Parameter(fb.tensor([1.0, 2.0], dtype="float64"))
     opt = optim.SGD([a, c], lr=0.5)
+    opt.flat = True
     a.grad, c.grad = fb.ones(2), fb.tensor([1.0, 1.0], dtype="float64")
     opt.step()
     assert not opt._flat_groups
@@ -179,6 +183,7 @@ def test_graphs_recorded_before_a_step_raise_at_backward():
     its new values are copied into the view."""
     w = Parameter(fb.tensor([1.0, -2.0]))
     opt = optim.SGD([w], lr=0.1)
+    opt.flat = True
     loss = (w * w).sum()  # saved w's own array, before the buffer existed
     w.grad = fb.ones(2)
     opt.step()

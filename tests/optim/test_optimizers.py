@@ -107,6 +107,7 @@ def test_matches_torch_over_25_steps(case, mode):
     params = [Parameter(a.copy()) for a in init]
     tparams = [torch.nn.Parameter(torch.tensor(a)) for a in init]
     opt, topt = case.build(optim, params), case.build(torch.optim, tparams)
+    opt.flat = True  # SGD steps per tensor by default
     for k in range(25):
         grads = _grads(k, [p.detach().numpy() for p in tparams], mode)
         for p, tp, g in zip(params, tparams, grads):
@@ -147,6 +148,7 @@ def test_matches_torch_over_25_steps(case, mode):
 def test_float32_after_100_steps(case, mode):
     params = [Parameter(a) for a in _initial_params()]
     opt = case.build(optim, params)
+    opt.flat = True
     for group in opt.param_groups:  # NumPy float64 hyperparameters must not promote
         group["lr"] = np.float64(group["lr"])
     _run_fb(opt, params, 100, mode=mode)
@@ -187,12 +189,14 @@ def _from_checkpoint(arrays, text):
 def test_state_dict_round_trip_continues_identically(case, mode):
     params = [Parameter(a) for a in _initial_params()]
     opt = case.build(optim, params)
+    opt.flat = True
     _run_fb(opt, params, 10, mode=mode)
     arrays, text = _to_checkpoint(opt.state_dict())
     arrays = {k: v.copy() for k, v in arrays.items()}
     # a fresh optimizer on copies of the parameters, built with different defaults
     params2 = [Parameter(p.data.copy()) for p in params]
     opt2 = case.build(optim, params2)
+    opt2.flat = True
     for group in opt2.param_groups:
         group["lr"] = 123.0
     opt2.load_state_dict(_from_checkpoint(arrays, text))

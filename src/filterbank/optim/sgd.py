@@ -44,6 +44,11 @@ class SGD(Optimizer):
         [0.800000011920929, 1.600000023841858]
     """
 
+    #: per tensor by default: SGD's update is two or three passes without temporaries, so one
+    #: flat buffer gains nothing measurable (0.81-1.13x at ResNet-18 size, 0.98-1.20x at
+    #: LeNet-5's, ``bench/overhead.py --optim-only``); ``opt.flat = True`` turns it on
+    flat = False
+
     def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
                  *, maximize: bool = False):
