@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fakecupy import fake_cupy_fixture  # noqa: F401  (the fixture fake_cupy)
 
 import filterbank as fb
 from filterbank import nn, optim
+from filterbank.backend import to_device
 from filterbank.nn import Parameter
 
 # SGD steps per tensor by default (optim/sgd.py): every test here sets ``flat`` explicitly
 
+SHAPES = [(3, 4), (7,), (2, 2, 3)]
 KINDS = [
     ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
     ("Adam", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1}),
@@ -196,3 +199,47 @@ def test_graphs_recorded_before_a_step_raise_at_backward():
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
     assert w.tolist() == [4.900000095367432, 4.900000095367432]
+
+
+@pytest.mark.parametrize("kind, kw", KINDS, ids=[k for k, _ in KINDS])
+def test_flat_buffer_on_the_device(fake_cupy, chunk, kind, kw):
+    """Parameters moved to the (fake) GPU after the optimizer was built: the buffer, the
+    views, the gathered gradients and the state are device arrays, and the numbers are the
+    CPU's."""
+    def run(device):
+        rng = np.random.default_rng(0)
+        params = [Parameter(rng.standard_normal(s).astype(np.float32)) for s in SHAPES]
+        opt = getattr(optim, kind)(params, **kw)
+        opt.flat = True
+        for p in params:
+            p.data = to_device(p.data, device)
+        for k in range(4):
+            grng = np.random.default_rng(k)
+            for p in params:
+                p.grad = fb.Tensor(to_device(grng.standard_normal(p.shape).astype(np.float32),
+                                             device))
+            opt.step()
+        return params, opt
+
+    cpu, _ = run("cpu")
+    gpu, opt = run("cuda")
+    (fg,) = opt._flat_groups.values()
+    assert fg.xp is fake_cupy and all(p.data is v for p, v in zip(gpu, fg.views))
+    for p in gpu:
+        assert type(p.data).__module__ == "cupy"
+        assert all(type(v).__module__ == "cupy" for v in opt.state[p].values()
+                   if hasattr(v, "shape"))
+    for p, q in zip(cpu, gpu):
+        np.testing.assert_allclose(to_device(q.data, "cpu"), p.data, rtol=1e-6)
+
+
+@pytest.mark.parametrize("flat", [True, False], ids=["flat", "per tensor"])
+def test_a_gradient_of_another_shape_is_refused(flat):
+    a, b = Parameter(fb.ones(2, 3)), Parameter(fb.ones(3))
+    opt = optim.Adam([a, b], lr=0.1)
+    opt.flat = flat
+    a.grad, b.grad = fb.ones(2, 3), fb.ones(1)  # would broadcast in the per-tensor update
+    with pytest.raises(ValueError, match=r"Adam.step: a parameter of shape \(3,\) has a "
+                                         r"gradient of shape \(1,\) \(the same shape expected\)"):
+        opt.step()
+    assert a.tolist() == [[1.0] * 3] * 2 and b.tolist() == [1.0] * 3 and not opt.state.get(b)

@@ -172,6 +172,11 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        for group in self.param_groups:  # checked before anything changes
+            for p in group["params"]:
+                g = p.grad
+                if g is not None and g.data.shape != p.data.shape:
+                    self._bad_grad(p)
         for i, group in enumerate(self.param_groups):
             if self.flat and self._step_flat(i, group):
                 continue
@@ -204,6 +209,11 @@ class Optimizer:
         fg.publish(states)
         fg.mark_modified()  # graphs that saved the old values now raise at backward
         return True
+
+    def _bad_grad(self, p: Tensor) -> None:
+        raise ValueError(f"{self._name}.step: a parameter of shape {tuple(p.data.shape)} has "
+                         f"a gradient of shape {tuple(p.grad.data.shape)} (the same shape "
+                         f"expected)")
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict[str, Any],
                 group: dict[str, Any]) -> None:  # pragma: no cover - abstract
