@@ -41,9 +41,10 @@ class ShiftedGemm:
 
     @classmethod
     def preferred(cls, g, itemsize: int = 4) -> bool:
-        # bench/conv_algos.py: slower than im2col or Winograd on most 3x3 shapes (ResNet-18's:
-        # 0.42-1.08x PyTorch fwd+bwd against F(4x4, 3x3)'s 0.45-1.74x), fastest only at
-        # 16->16 @28; forced only (tests, benchmark)
+        # bench/conv_algos.py --rounds 3 (fwd+bwd vs PyTorch): ResNet-18's 3x3 layers 0.50-1.42x
+        # against F(4x4, 3x3)'s 0.51-2.91x and im2col's 0.85-1.78x; fastest only on a few
+        # small-channel shapes (LeNet c2 at batch 64 5.5x, not at batch 256: 2.9x vs im2col
+        # 4.0x; 3->16 @32; 16->16 @14), not consistently enough for a rule: forced only
         return False
 
     @staticmethod
