@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from filterbank.autograd import grad_mode
-from filterbank.backend import DEFAULT_DTYPE, get_array_module, xp
+from filterbank.backend import DEFAULT_DTYPE, xp
 
 _SCALARS = (bool, int, float, np.generic)
 _PY_NUMBERS = (float, int, bool)
@@ -76,13 +76,7 @@ class Function:
         if has_constant:
             if dtype is None and any([_is_float_constant(t) for t in inputs]):
                 dtype = DEFAULT_DTYPE
-            mod = np  # constants go where the tensors are (CuPy arrays: to the device)
-            for t in inputs:
-                if isinstance(t, Tensor):
-                    if type(t.data) is not np.ndarray:
-                        mod = get_array_module(t.data)
-                    break
-            arrays = [t.data if isinstance(t, Tensor) else _as_constant(t, dtype, mod)
+            arrays = [t.data if isinstance(t, Tensor) else _as_constant(t, dtype)
                       for t in inputs]
         else:
             arrays = [None if t is None else t.data for t in inputs]
@@ -152,25 +146,21 @@ def _is_float_constant(value) -> bool:
     return isinstance(value, np.ndarray | list | tuple) and xp.asarray(value).dtype.kind == "f"
 
 
-def _as_constant(value, dtype, mod=np):
-    """Turn a scalar / NumPy array operand into an array of the graph's dtype, made by the
-    tensors' array module ``mod`` (NumPy, or CuPy: on their device).
+def _as_constant(value, dtype):
+    """Turn a scalar / NumPy array operand into an array of the graph's dtype.
 
     Floating constants and Python/NumPy scalars take the graph's dtype. Integer and boolean
-    arrays are left alone (an op may use them as indices, on the host too); if they promote
-    a floating result, ``apply`` casts the output back.
+    arrays are left alone (an op may use them as indices); if they promote a floating result,
+    ``apply`` casts the output back.
     """
     if value is None:
         return None
     if dtype is not None and type(value) in _PY_NUMBERS:
-        return mod.asarray(value, dtype)  # the common case (``2 * t``): one call
+        return xp.asarray(value, dtype)  # the common case (``2 * t``): one call
     scalar = isinstance(value, _SCALARS)
-    arr = xp.asarray(value) if get_array_module(value) is np else value
-    floating = arr.dtype.kind == "f"
-    if dtype is not None and arr.dtype != dtype and (scalar or floating):
+    arr = xp.asarray(value)
+    if dtype is not None and arr.dtype != dtype and (scalar or arr.dtype.kind == "f"):
         arr = arr.astype(dtype)
-    if mod is not np and (scalar or floating):
-        arr = mod.asarray(arr)
     return arr
 
 
