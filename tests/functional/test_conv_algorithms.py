@@ -216,3 +216,29 @@ def test_winograd43_rule_when_switched_on(xshape, c_out, want, monkeypatch):
     assert registry.choose(g).name != "winograd43"
     monkeypatch.setattr(registry.get("winograd43").impl, "AUTO", True)
     assert registry.choose(g).name == want
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_runs_on_device_arrays(algo):
+    """On the strict fake CuPy (tests/fakecupy): output and gradients stay device arrays, with
+    the host's values (the device runs the batch as one chunk: dW sums in another order)."""
+    from fakecupy import installed  # noqa: PLC0415
+
+    rng = np.random.default_rng(9)
+    arrays = [rng.standard_normal(s, dtype=np.float32)
+              for s in ((3, 4, 9, 7), (5, 4, 3, 3), (5,), (3, 5, 9, 7))]
+
+    def run(move):
+        ts = [fb.Tensor._wrap(move(a.copy())) for a in arrays[:3]]
+        for t in ts:
+            t.requires_grad = True
+        y = _forced(algo)(*ts, padding=1)
+        y.backward(fb.Tensor._wrap(move(arrays[3].copy())))
+        return [y.data] + [t.grad.data for t in ts]
+
+    host = run(lambda a: a)
+    with installed() as cupy:
+        device = run(lambda a: a.view(cupy.ndarray))
+        for d, h, what in zip(device, host, ("y", "dx", "dw", "db")):
+            assert isinstance(d, cupy.ndarray), f"{what} is a {type(d)}"
+            assert_close(d.get(), h, atol=1e-5, rtol=1e-4, what=what)

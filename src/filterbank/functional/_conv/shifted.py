@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from filterbank import _parallel
-from filterbank._workspace import workspace as _workspace
+from filterbank import _parallel, _xp
 from filterbank.backend import get_array_module
 from filterbank.functional._conv.chunking import _chunk_ranges, _queue
 from filterbank.functional._conv.geometry import _zero_outside
@@ -56,7 +55,9 @@ class ShiftedGemm:
         return hp, wp, offs
 
     @classmethod
-    def _chunks(cls, g, dtype):
+    def _chunks(cls, g, dtype, host=True):
+        if not host:  # a GPU: the whole batch at once, on one thread
+            return [(0, g.N)], g.N
         hp, wp, _ = cls._layout(g)
         per_sample = hp * wp * max(g.C, g.O) * np.dtype(dtype).itemsize
         nb = int(min(g.N, max(1, cls.CHUNK_BYTES // per_sample)))
@@ -85,15 +86,16 @@ class ShiftedGemm:
 
     @classmethod
     def forward(cls, fn, x, w, b, g):
+        xp = get_array_module(x)
         hp, wp, offs = cls._layout(g)
-        chunks, nb = cls._chunks(g, x.dtype)
+        chunks, nb = cls._chunks(g, x.dtype, xp is np)
         n = _parallel.workers(len(chunks))
         R = nb * hp * wp
-        bufs = [{"X": _workspace.empty((R + offs[-1], g.C), x.dtype),
-                 "Y": _workspace.empty((R, g.O), x.dtype),
-                 "T": _workspace.empty((R, g.O), x.dtype)} for _ in range(n)]
+        bufs = [{"X": _xp.empty((R + offs[-1], g.C), x.dtype, x),
+                 "Y": _xp.empty((R, g.O), x.dtype, x),
+                 "T": _xp.empty((R, g.O), x.dtype, x)} for _ in range(n)]
         taps = cls._taps(w, g)
-        y = _workspace.empty((g.N, g.O) + g.So, x.dtype)
+        y = _xp.empty((g.N, g.O) + g.So, x.dtype, x)
         parts = _queue(chunks, n)
 
         def task(i):
@@ -105,15 +107,15 @@ class ShiftedGemm:
                 out, tmp = buf["Y"][:r], buf["T"][:r]
                 for t, off in enumerate(offs):
                     if t == 0:
-                        np.matmul(xs[off:off + r], taps[t], out=out)
+                        xp.matmul(xs[off:off + r], taps[t], out=out)
                     else:
-                        np.matmul(xs[off:off + r], taps[t], out=tmp)
+                        xp.matmul(xs[off:off + r], taps[t], out=tmp)
                         out += tmp
                 src = out.reshape(k, hp, wp, g.O)[:, :g.So[0], :g.So[1]].transpose(0, 3, 1, 2)
                 if b is None:
-                    np.copyto(y[n0:n1], src)
+                    xp.copyto(y[n0:n1], src)
                 else:
-                    np.add(src, b.reshape(1, g.O, 1, 1), out=y[n0:n1])
+                    xp.add(src, b.reshape(1, g.O, 1, 1), out=y[n0:n1])
 
         _parallel.run_tasks(task, n)
         if fn.needs_input_grad[1]:
@@ -128,7 +130,7 @@ class ShiftedGemm:
         need_b = len(fn.needs_input_grad) > 2 and fn.needs_input_grad[2]
         xp = get_array_module(gy)
         hp, wp, offs = cls._layout(g)
-        chunks, nb = cls._chunks(g, gy.dtype)
+        chunks, nb = cls._chunks(g, gy.dtype, xp is np)
         n = _parallel.workers(len(chunks))
         R = nb * hp * wp
         (pt, _), (pl, _) = g.pads
@@ -137,11 +139,10 @@ class ShiftedGemm:
             shapes["X"] = (R + offs[-1], g.C)
         if need_x:
             shapes.update({"dX": (R + offs[-1], g.C), "T": (R, g.C)})
-        bufs = [{k: _workspace.empty(s, gy.dtype) for k, s in shapes.items()}
-                for _ in range(n)]
+        bufs = [{k: _xp.empty(s, gy.dtype, gy) for k, s in shapes.items()} for _ in range(n)]
         dws = [xp.empty((g.KK, g.C, g.O), gy.dtype) if need_w else None for _ in range(n)]
         dbs = [xp.zeros(g.O, gy.dtype) if need_b else None for _ in range(n)]
-        dx = _workspace.empty((g.N, g.C) + g.S, gy.dtype) if need_x else None
+        dx = _xp.empty((g.N, g.C) + g.S, gy.dtype, gy) if need_x else None
         taps_t = fn.taps.transpose(0, 2, 1) if need_x else None
         parts = _queue(chunks, n)
 
@@ -161,15 +162,15 @@ class ShiftedGemm:
                     xs = cls._rows(fn.x, g, n0, n1, buf["X"])
                     for t, off in enumerate(offs):
                         if j == 0:
-                            np.matmul(xs[off:off + r].T, gp, out=dw[t])
+                            xp.matmul(xs[off:off + r].T, gp, out=dw[t])
                         else:
-                            dw[t] += np.matmul(xs[off:off + r].T, gp)
+                            dw[t] += xp.matmul(xs[off:off + r].T, gp)
                 if dx is not None:
                     dxs, tmp = buf["dX"][:r + offs[-1]], buf["T"][:r]
-                    np.matmul(gp, taps_t[0], out=dxs[:r])  # offs[0] == 0
+                    xp.matmul(gp, taps_t[0], out=dxs[:r])  # offs[0] == 0
                     dxs[r:] = 0
                     for t in range(1, len(offs)):
-                        np.matmul(gp, taps_t[t], out=tmp)
+                        xp.matmul(gp, taps_t[t], out=tmp)
                         view = dxs[offs[t]:offs[t] + r]
                         view += tmp
                     d4 = dxs[:r].reshape(k, hp, wp, g.C)

@@ -42,10 +42,8 @@ Speed and where it is picked: see :meth:`Winograd43.preferred`.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
-from filterbank import _parallel
-from filterbank._workspace import workspace as _workspace
+from filterbank import _parallel, _xp
 from filterbank.backend import get_array_module
 from filterbank.functional._conv import chunking
 from filterbank.functional._conv.chunking import _chunk_ranges, _queue
@@ -60,9 +58,26 @@ AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
 
 
 
-def _mats(dtype):
-    return {k: np.ascontiguousarray(m, dtype=dtype)
+def _mats(like):
+    """The transform matrices in ``like``'s dtype, where ``like`` lives."""
+    xp = get_array_module(like)
+    return {k: xp.ascontiguousarray(xp.asarray(m, dtype=like.dtype))
             for k, m in (("BT", BT), ("B", BT.T), ("AT", AT), ("A", AT.T))}
+
+
+def _einsum(spec, w):
+    """``einsum(spec, G, G, w)`` in float64, where ``w`` lives."""
+    if type(w) is np.ndarray:
+        return np.einsum(spec, G, G, w, dtype=np.float64, optimize=True)
+    xp = get_array_module(w)
+    gd = xp.asarray(G)
+    return xp.einsum(spec, gd, gd, w.astype(np.float64))
+
+
+def _as_strided(a, shape, strides):
+    if type(a) is np.ndarray:
+        return np.lib.stride_tricks.as_strided(a, shape, strides, writeable=False)
+    return get_array_module(a).lib.stride_tricks.as_strided(a, shape, strides)
 
 
 class Winograd43:
@@ -104,7 +119,9 @@ class Winograd43:
         return th, tw
 
     @classmethod
-    def _chunks(cls, g, dtype):
+    def _chunks(cls, g, dtype, host=True):
+        if not host:  # a GPU: the whole batch at once, on one thread
+            return [(0, g.N)], g.N
         th, tw = cls._grid(g)
         per_sample = 36 * max(g.C, g.O) * th * tw * np.dtype(dtype).itemsize
         nb = max(1, cls.CHUNK_BYTES // per_sample, -(-cls.MIN_TILES // (th * tw)))
@@ -117,24 +134,25 @@ class Winograd43:
         k = n1 - n0
         L = g.C * k * th * tw
         (pt, _), (pl, _) = g.pads
-        xp = bufs["xp"][:k]
+        xp = get_array_module(x)
+        xpad = bufs["xp"][:k]
         box = (slice(pt, pt + g.S[0]), slice(pl, pl + g.S[1]))
-        xp[(slice(None),) * 2 + box] = x[n0:n1]
-        _zero_outside(xp, box)
-        s = xp.strides
-        tiles = as_strided(xp, (6, 6, g.C, k, th, tw),
-                           (s[2], s[3], s[1], s[0], 4 * s[2], 4 * s[3]), writeable=False)
+        xpad[(slice(None),) * 2 + box] = x[n0:n1]
+        _zero_outside(xpad, box)
+        s = xpad.strides
+        tiles = _as_strided(xpad, (6, 6, g.C, k, th, tw),
+                            (s[2], s[3], s[1], s[0], 4 * s[2], 4 * s[3]))
         d = bufs["D"][:, :L]
-        np.copyto(d.reshape(6, 6, g.C, k, th, tw), tiles)
+        xp.copyto(d.reshape(6, 6, g.C, k, th, tw), tiles)
         r = bufs["R"][:, :6 * L]
-        np.matmul(mats["BT"], d.reshape(6, 6 * L), out=r)  # over the tile rows
+        xp.matmul(mats["BT"], d.reshape(6, 6 * L), out=r)  # over the tile rows
         v = d if out is None else out
-        np.matmul(mats["BT"], r.reshape(6, 6, L), out=v.reshape(6, 6, L))  # columns
+        xp.matmul(mats["BT"], r.reshape(6, 6, L), out=v.reshape(6, 6, L))  # columns
         return v
 
     @staticmethod
-    def _buffers(shapes, dtype):
-        return {k: _workspace.empty(s, dtype) for k, s in shapes.items()}
+    def _buffers(shapes, dtype, like):
+        return {k: _xp.empty(s, dtype, like) for k, s in shapes.items()}
 
     @classmethod
     def _tile_shapes(cls, g, nb):
@@ -145,9 +163,9 @@ class Winograd43:
     # ------------------------------------------------------------------------ forward
     @classmethod
     def forward(cls, fn, x, w, b, g):
-        xp_ = get_array_module(x)
+        xp = get_array_module(x)
         th, tw = cls._grid(g)
-        chunks, nb = cls._chunks(g, x.dtype)
+        chunks, nb = cls._chunks(g, x.dtype, xp is np)
         n = _parallel.workers(len(chunks))
         Lc, Lo = g.C * nb * th * tw, g.O * nb * th * tw
         shapes = cls._tile_shapes(g, nb)
@@ -156,12 +174,12 @@ class Winograd43:
             shapes["Yp"] = (nb, g.O, 4 * th, 4 * tw)
         keep = (fn.needs_input_grad[1]
                 and 36 * len(chunks) * Lc * x.itemsize <= chunking.KEEP_BYTES)
-        saved = _workspace.empty((len(chunks), 36, Lc), x.dtype) if keep else None
-        bufs = [cls._buffers(shapes, x.dtype) for _ in range(n)]
-        mats = _mats(x.dtype)
-        u = np.einsum("ai,bj,ocij->aboc", G, G, w, dtype=np.float64, optimize=True)
-        u = xp_.ascontiguousarray(u.reshape(36, g.groups, g.Og, g.Cg), dtype=x.dtype)
-        y = _workspace.empty((g.N, g.O) + g.So, x.dtype)
+        saved = _xp.empty((len(chunks), 36, Lc), x.dtype, x) if keep else None
+        bufs = [cls._buffers(shapes, x.dtype, x) for _ in range(n)]
+        mats = _mats(x)
+        u = _einsum("ai,bj,ocij->aboc", w)
+        u = xp.ascontiguousarray(u.reshape(36, g.groups, g.Og, g.Cg).astype(x.dtype))
+        y = _xp.empty((g.N, g.O) + g.So, x.dtype, x)
         index = {c: i for i, c in enumerate(chunks)}
         parts = _queue(chunks, n)
 
@@ -180,39 +198,40 @@ class Winograd43:
 
     @classmethod
     def _forward_chunk(cls, x, u, b, g, n0, n1, bufs, mats, y, out=None):
+        xp = get_array_module(x)
         th, tw = cls._grid(g)
         k = n1 - n0
         lc, lo = g.C * k * th * tw, g.O * k * th * tw
         v = cls._input_tiles(x, g, n0, n1, bufs, mats, out)
         m = bufs["M"][:, :lo]
-        np.matmul(u, v.reshape(36, g.groups, g.Cg, lc // g.C),
+        xp.matmul(u, v.reshape(36, g.groups, g.Cg, lc // g.C),
                   out=m.reshape(36, g.groups, g.Og, lo // g.O))
         # Y = A^T M A: over the tile rows into Z, then the columns back into M's buffer
         z = bufs["Z"][:, :6 * lo]
-        np.matmul(mats["AT"], m.reshape(6, 6 * lo), out=z)
+        xp.matmul(mats["AT"], m.reshape(6, 6 * lo), out=z)
         yt = m[:16]
-        np.matmul(mats["AT"], z.reshape(4, 6, lo), out=yt.reshape(4, 4, lo))
+        xp.matmul(mats["AT"], z.reshape(4, 6, lo), out=yt.reshape(4, 4, lo))
         src = yt.reshape(4, 4, g.O, k, th, tw).transpose(3, 2, 4, 0, 5, 1)
         if "Yp" in bufs:
             yp = bufs["Yp"][:k]
-            np.copyto(yp.reshape(k, g.O, th, 4, tw, 4), src)
+            xp.copyto(yp.reshape(k, g.O, th, 4, tw, 4), src)
             src = yp[:, :, :g.So[0], :g.So[1]]
             dst = y[n0:n1]
         else:
             dst = y[n0:n1].reshape(k, g.O, th, 4, tw, 4)
         if b is None:
-            np.copyto(dst, src)
+            xp.copyto(dst, src)
         else:
-            np.add(src, b.reshape((1, g.O) + (1,) * (src.ndim - 2)), out=dst)
+            xp.add(src, b.reshape((1, g.O) + (1,) * (src.ndim - 2)), out=dst)
 
     # ----------------------------------------------------------------------- backward
     @classmethod
     def backward(cls, fn, gy, g):
         need_x, need_w = fn.needs_input_grad[:2]
         need_b = len(fn.needs_input_grad) > 2 and fn.needs_input_grad[2]
-        xp_ = get_array_module(gy)
+        xp = get_array_module(gy)
         th, tw = cls._grid(g)
-        chunks, nb = cls._chunks(g, gy.dtype)
+        chunks, nb = cls._chunks(g, gy.dtype, xp is np)
         n = _parallel.workers(len(chunks))
         Lc, Lo = g.C * nb * th * tw, g.O * nb * th * tw
         shapes = {"H": (16, Lo), "Z": (6, 4 * Lo), "dM": (36, Lo)}
@@ -224,13 +243,13 @@ class Winograd43:
         if need_x:
             shapes.update({"dV": (36, Lc), "dR": (6, 6 * Lc),
                            "dxp": (nb, g.C, 4 * th + 2, 4 * tw + 2)})
-        bufs = [cls._buffers(shapes, gy.dtype) for _ in range(n)]
-        mats = _mats(gy.dtype)
+        bufs = [cls._buffers(shapes, gy.dtype, gy) for _ in range(n)]
+        mats = _mats(gy)
         ut = fn.u.transpose(0, 1, 3, 2) if need_x else None
-        du = [xp_.zeros((36, g.groups, g.Og, g.Cg), gy.dtype) if need_w else None
+        du = [xp.zeros((36, g.groups, g.Og, g.Cg), gy.dtype) if need_w else None
               for _ in range(n)]
-        db = [xp_.zeros(g.O, gy.dtype) if need_b else None for _ in range(n)]
-        dx = _workspace.empty((g.N, g.C) + g.S, gy.dtype) if need_x else None
+        db = [xp.zeros(g.O, gy.dtype) if need_b else None for _ in range(n)]
+        dx = _xp.empty((g.N, g.C) + g.S, gy.dtype, gy) if need_x else None
         x = fn.x if need_w and saved is None else None
         index = {c: i for i, c in enumerate(chunks)}
         parts = _queue(chunks, n)
@@ -246,12 +265,12 @@ class Winograd43:
         dw = None
         if need_w:
             total = sum(du[1:], du[0])
-            dw = np.einsum("ai,bj,aboc->ocij", G, G, total.reshape(6, 6, g.O, g.Cg),
-                           dtype=np.float64, optimize=True).astype(gy.dtype)
+            dw = _einsum("ai,bj,aboc->ocij", total.reshape(6, 6, g.O, g.Cg)).astype(gy.dtype)
         return dx, dw, (sum(db[1:], db[0]) if need_b else None)
 
     @classmethod
     def _backward_chunk(cls, gy, x, ut, g, n0, n1, bufs, mats, du, db, dx, v=None):
+        xp = get_array_module(gy)
         th, tw = cls._grid(g)
         k = n1 - n0
         lc, lo = g.C * k * th * tw, g.O * k * th * tw
@@ -264,41 +283,42 @@ class Winograd43:
             _zero_outside(gp, box)
             gc = gp
         h = bufs["H"][:, :lo]
-        np.copyto(h.reshape(4, 4, g.O, k, th, tw),
+        xp.copyto(h.reshape(4, 4, g.O, k, th, tw),
                   gc.reshape(k, g.O, th, 4, tw, 4).transpose(3, 5, 1, 0, 2, 4))
         if db is not None:
             db += h.reshape(16, g.O, -1).sum(axis=(0, 2))
         # dM = A dY A^T
         z = bufs["Z"][:, :4 * lo]
-        np.matmul(mats["A"], h.reshape(4, 4 * lo), out=z)
+        xp.matmul(mats["A"], h.reshape(4, 4 * lo), out=z)
         dm = bufs["dM"][:, :lo]
-        np.matmul(mats["A"], z.reshape(6, 4, lo), out=dm.reshape(6, 6, lo))
+        xp.matmul(mats["A"], z.reshape(6, 4, lo), out=dm.reshape(6, 6, lo))
         dm4 = dm.reshape(36, g.groups, g.Og, lo // g.O)
         if du is not None:
             if v is None:
                 v = cls._input_tiles(x, g, n0, n1, bufs, mats)
-            du += np.matmul(dm4, v.reshape(36, g.groups, g.Cg, lc // g.C).transpose(0, 1, 3, 2))
+            du += xp.matmul(dm4, v.reshape(36, g.groups, g.Cg, lc // g.C).transpose(0, 1, 3, 2))
         if dx is not None:
             dv = bufs["dV"][:, :lc]
-            np.matmul(ut, dm4, out=dv.reshape(36, g.groups, g.Cg, lc // g.C))
+            xp.matmul(ut, dm4, out=dv.reshape(36, g.groups, g.Cg, lc // g.C))
             cls._fold_input_tiles(dv, g, n0, n1, bufs, mats, dx)
 
     @classmethod
     def _fold_input_tiles(cls, dv, g, n0, n1, bufs, mats, dx):
         """The adjoint of :meth:`_input_tiles`: ``B dV B^T``, the overlapping tiles added."""
+        xp = get_array_module(dv)
         th, tw = cls._grid(g)
         k = n1 - n0
         L = g.C * k * th * tw
         (pt, _), (pl, _) = g.pads
         dr = bufs["dR"][:, :6 * L]
-        np.matmul(mats["B"], dv.reshape(6, 6 * L), out=dr)
+        xp.matmul(mats["B"], dv.reshape(6, 6 * L), out=dr)
         dd = dv  # dV is no longer needed: dd = (B dR^T)^T per tile row, into its buffer
-        np.matmul(mats["B"], dr.reshape(6, 6, L), out=dd.reshape(6, 6, L))
+        xp.matmul(mats["B"], dr.reshape(6, 6, L), out=dd.reshape(6, 6, L))
         dd = dd.reshape(6, 6, g.C, k, th, tw)
         dxp = bufs["dxp"][:k]
         # tile elements 0-3 of each tile cover the grid exactly once; 4-5 overlap the next tile
         core = dxp[:, :, :4 * th, :4 * tw].reshape(k, g.C, th, 4, tw, 4)
-        np.copyto(core, dd[:4, :4].transpose(3, 2, 4, 0, 5, 1))
+        xp.copyto(core, dd[:4, :4].transpose(3, 2, 4, 0, 5, 1))
         dxp[:, :, 4 * th:] = 0
         dxp[:, :, :4 * th, 4 * tw:] = 0
         for a in range(6):
@@ -306,5 +326,5 @@ class Winograd43:
                 if a < 4 and c < 4:
                     continue
                 view = dxp[:, :, a:a + 4 * th:4, c:c + 4 * tw:4]
-                np.add(view, dd[a, c].transpose(1, 0, 2, 3), out=view)
+                xp.add(view, dd[a, c].transpose(1, 0, 2, 3), out=view)
         dx[n0:n1] = dxp[:, :, pt:pt + g.S[0], pl:pl + g.S[1]]
