@@ -31,8 +31,8 @@ element, never per pixel).
 Accuracy: float32 against float64 direct convolution, max |error| / max |reference| for y /
 dx / dW, standard normal x, w and dY, 4x16x16 images, C_in = C_out = C
 (``python bench/conv_algos.py --accuracy``): C = 16: 3.2e-6 / 1.6e-6 / 1.5e-6; C = 64:
-6.0e-6 / 3.4e-6 / 3.1e-6; C = 128: 8.6e-6 / 6.7e-6 / 2.9e-6; C = 256: 1.6e-5 / 6.4e-6 /
-4.1e-6 (F(2x2, 3x3) and im2col: 1.7e-7 to 6.8e-7 throughout). The larger interpolation
+6.0e-6 / 3.4e-6 / 3.1e-6; C = 128: 8.6e-6 / 6.7e-6 / 2.9e-6; C = 256: 1.3e-5 / 7.0e-6 /
+3.5e-6 (F(2x2, 3x3) and im2col: 1.0e-7 to 6.7e-7 throughout). The larger interpolation
 points (2 and -2: entries up to 8 in A^T, 1/24 in G) cost 10-25x F(2x2, 3x3)'s error; from
 256 channels it exceeds the 1e-5 (of the largest value) float32 tolerance of the conv tests.
 
