@@ -267,8 +267,11 @@ def test_one_by_one_is_a_matrix_product():
 def test_algorithm_choice():
     geometry = conv_module._Geometry
     pads = ((1, 1), (1, 1))
-    big = geometry((8, 64, 32, 32), (64, 64, 3, 3), (1, 1), pads, (1, 1), 1)
-    assert conv_module._algorithm(big) is conv_module._Winograd
+    from filterbank.functional._conv.winograd43 import Winograd43
+
+    for g in (geometry((8, 64, 32, 32), (64, 64, 3, 3), (1, 1), pads, (1, 1), 1),
+              geometry((8, 128, 16, 16), (128, 128, 3, 3), (1, 1), pads, (1, 1), 1)):
+        assert conv_module._algorithm(g) is Winograd43  # F(4x4, 3x3): 32-128 channels
     for g in (geometry((8, 64, 32, 32), (64, 64, 3, 3), (2, 2), pads, (1, 1), 1),
               geometry((8, 64, 32, 32), (64, 64, 3, 3), (1, 1), pads, (2, 2), 1),
               geometry((8, 64, 32, 32), (64, 1, 3, 3), (1, 1), pads, (1, 1), 64),
@@ -278,7 +281,7 @@ def test_algorithm_choice():
               geometry((8, 16, 14, 14), (16, 16, 3, 3), (1, 1), pads, (1, 1), 1)):
         assert conv_module._algorithm(g) is conv_module._Im2col
     for g in (geometry((8, 16, 28, 28), (16, 16, 3, 3), (1, 1), pads, (1, 1), 1),
-              geometry((8, 128, 16, 16), (128, 128, 3, 3), (1, 1), pads, (1, 1), 1)):
+              geometry((8, 256, 14, 14), (256, 256, 3, 3), (1, 1), pads, (1, 1), 1)):
         assert conv_module._algorithm(g) is conv_module._Winograd
     # few output channels but many input channels, or a wide kernel row: im2col
     for g in (geometry((4, 64, 1, 256), (8, 64, 1, 32), (1, 1), ((0, 0),) * 2, (1, 1), 1),

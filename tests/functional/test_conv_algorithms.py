@@ -209,13 +209,13 @@ def test_winograd43_transform_matrices():
     ((32, 256, 14, 14), 256, "winograd"), ((32, 512, 7, 7), 512, "im2col"),
     ((64, 16, 28, 28), 16, "winograd"), ((64, 3, 32, 32), 64, "im2col"),
     ((64, 32, 16, 16), 32, "im2col"), ((8, 256, 32, 32), 256, "winograd")])
-def test_winograd43_rule_when_switched_on(xshape, c_out, want, monkeypatch):
-    """Its measured rule (off by default, ``Winograd43.AUTO``): 32-128 channels, 24x24+
-    outputs (16x16+ with 64 channels on a side)."""
+def test_winograd43_rule(xshape, c_out, want, monkeypatch):
+    """Its measured rule: 32-128 channels, 24x24+ outputs (16x16+ with 64 channels on a
+    side); ``Winograd43.AUTO = False`` switches it off."""
     g = _Geometry(xshape, (c_out, xshape[1], 3, 3), (1, 1), ((1, 1),) * 2, (1, 1), 1)
-    assert registry.choose(g).name != "winograd43"
-    monkeypatch.setattr(registry.get("winograd43").impl, "AUTO", True)
     assert registry.choose(g).name == want
+    monkeypatch.setattr(registry.get("winograd43").impl, "AUTO", False)
+    assert registry.choose(g).name != "winograd43"
 
 
 @pytest.mark.parametrize("algo", ALGOS)

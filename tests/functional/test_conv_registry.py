@@ -18,9 +18,11 @@ from filterbank.functional._conv.im2col import _Im2col
 from filterbank.functional._conv.toeplitz import _RowToeplitz
 from filterbank.functional._conv.winograd import _Winograd
 
-IM2COL, WINOGRAD, TOEPLITZ = "im2col", "winograd", "toeplitz"
+IM2COL, WINOGRAD, TOEPLITZ, W43 = "im2col", "winograd", "toeplitz", "winograd43"
 
-#: bench/conv_algos.py's SHAPES: (name, batch, C_in, size, C_out, kernel, padding) -> pick
+#: bench/conv_algos.py's SHAPES: (name, batch, C_in, size, C_out, kernel, padding) -> pick.
+#: Winograd F(4x4, 3x3) (W43) took five of F(2x2, 3x3)'s picks when its rule was switched on
+#: (measured in bench/results/conv_algos.json; see Winograd43.preferred)
 BENCH = [
     ("lenet c1 1->6 k5 p2 @28", 64, 1, 28, 6, 5, 2, TOEPLITZ),
     ("lenet c2 6->16 k5 @14", 64, 6, 14, 16, 5, 0, TOEPLITZ),
@@ -29,20 +31,20 @@ BENCH = [
     ("1->32 k5 p2 @28", 64, 1, 28, 32, 5, 2, IM2COL),
     ("16->32 k5 @14", 64, 16, 14, 32, 5, 0, IM2COL),
     ("32->16 k3 p1 @8", 64, 32, 8, 16, 3, 1, IM2COL),
-    ("64->32 k3 p1 @16", 64, 64, 16, 32, 3, 1, WINOGRAD),
+    ("64->32 k3 p1 @16", 64, 64, 16, 32, 3, 1, W43),
     ("3->16 k3 p1 @32", 64, 3, 32, 16, 3, 1, IM2COL),
     ("16->16 k3 p1 @14", 64, 16, 14, 16, 3, 1, IM2COL),
     ("16->16 k3 p1 @28", 64, 16, 28, 16, 3, 1, WINOGRAD),
     ("32->32 k3 p1 @16", 64, 32, 16, 32, 3, 1, IM2COL),
-    ("32->32 k3 p1 @28", 64, 32, 28, 32, 3, 1, WINOGRAD),
-    ("64->64 k3 p1 @32", 64, 64, 32, 64, 3, 1, WINOGRAD),
-    ("128->128 k3 p1 @16", 64, 128, 16, 128, 3, 1, WINOGRAD),
+    ("32->32 k3 p1 @28", 64, 32, 28, 32, 3, 1, W43),
+    ("64->64 k3 p1 @32", 64, 64, 32, 64, 3, 1, W43),
+    ("128->128 k3 p1 @16", 64, 128, 16, 128, 3, 1, W43),
     ("256->256 k3 p1 @8", 64, 256, 8, 256, 3, 1, IM2COL),
 ]
 
 #: (x shape, w shape, stride, padding, dilation, groups, itemsize) -> pick
 MORE = [
-    ((256, 64, 32, 32), (64, 64, 3, 3), (1, 1), 1, (1, 1), 1, 8, WINOGRAD),
+    ((256, 64, 32, 32), (64, 64, 3, 3), (1, 1), 1, (1, 1), 1, 8, W43),
     ((8, 64, 32, 32), (64, 64, 3, 3), (2, 2), 1, (1, 1), 1, 4, IM2COL),
     ((2, 4, 9, 9, 9), (8, 4, 3, 3, 3), (1, 1, 1), 1, (1, 1, 1), 1, 4, IM2COL),
     ((4, 8, 50), (16, 8, 5), (1,), 2, (1,), 1, 4, IM2COL),

@@ -68,7 +68,7 @@ class Algorithm:
 
 #: Priority order; the last entry must apply to every convolution.
 ALGORITHMS: list[Algorithm] = [
-    Algorithm("winograd43", Winograd43),  # its rule is off (Winograd43.AUTO): forced only
+    Algorithm("winograd43", Winograd43),  # 32-128 channels (Winograd43.preferred)
     Algorithm("winograd", _Winograd),
     Algorithm("toeplitz", _RowToeplitz),
     Algorithm("shifted", ShiftedGemm),  # never preferred: forced only

@@ -94,11 +94,8 @@ class Winograd43:
     def applies(g) -> bool:
         return g.nd == 2 and g.K == (3, 3) and g.stride == (1, 1) and g.dilation == (1, 1)
 
-    #: Whether :meth:`preferred` may pick it at all. Off until the pinned picks in
-    #: tests/functional/test_conv_registry.py are updated with it (the rule below changes five:
-    #: 64->32 @16, 32->32 @28, 64->64 @32, 128->128 @16 and float64 64->64 @32 b256 from
-    #: winograd to winograd43) and the model tests have run with it (it is less accurate).
-    AUTO = False
+    #: Whether :meth:`preferred` may pick it at all (tests switch it off to compare).
+    AUTO = True
 
     @classmethod
     def preferred(cls, g, itemsize: int = 4) -> bool:
