@@ -65,8 +65,9 @@ def _dot02(a, b):
 # per-sample work; large arrays are also split into a few ranges of samples that threads
 # process side by side.
 _BLOCK = 1 << 16
-#: batch norm centres x explicitly when some channel has mean^2 > _FAR_MEAN * var
-_FAR_MEAN = 64.0
+#: batch norm centres x explicitly when some channel has mean^2 > _FAR_MEAN * var (|mean| >
+#: std): the folded forms then lose at most as much as they would for a unit-scale signal
+_FAR_MEAN = 1.0
 
 
 def _blocks(start: int, stop: int, width: int):
@@ -269,7 +270,7 @@ class BatchNorm(Function):
                 rv[...] = (1.0 - m) * rv + (m * n / (n - 1)) * var
             # no normalised or centred copy is kept. Centring x blockwise costs one more
             # in-cache pass per sweep; it is only needed when some channel's mean is far from
-            # zero (|mean| > 8 std), where the folded forms (x * scale - mean * scale,
+            # zero (|mean| > std), where the folded forms (x * scale - mean * scale,
             # sum(dy * x) - mean * sum(dy)) would cancel digits
             far = bool(xp.any(mean * mean > _FAR_MEAN * var))
             self.n, self.x3, self.mean, self.inv_std = n, x3, mean, inv_std
