@@ -94,9 +94,6 @@ def test_two_devices_in_one_op_name_the_op_and_both_devices(fake_cupy):
         fb.ones(2, requires_grad=True).cuda().backward(fb.ones(2))
 
 
-@pytest.mark.skip(reason="needs the one-line call of filterbank.backend.check_same_device in "
-                         "Function.apply (autograd/function.py, owned by another helper); "
-                         "until then the op raises CuPy's own TypeError")
 def test_op_on_two_devices_raises_the_clear_error(fake_cupy):
     with pytest.raises(DeviceError, match=r"Add: expected all tensors on the same device, "
                                           r"got cpu and cuda:0"):

@@ -36,6 +36,7 @@ from fakecupy import installed
 from harness import OpCase, as_tensors, differentiable
 
 import filterbank as fb
+from filterbank.backend import DeviceError
 
 MODULES = ["functional.test_activation", "functional.test_conv", "functional.test_distance",
            "functional.test_elementwise", "functional.test_fold", "functional.test_index",
@@ -123,14 +124,19 @@ def _outputs(out) -> list:
     return list(out) if isinstance(out, tuple | list) else [out]
 
 
-def _run(case: OpCase, move):
+def _run(case: OpCase, move, device: bool = False):
     """Forward and backward (outputs contracted with fixed weights) of ``case`` in float32,
-    every array passed through ``move``; returns (outputs, input gradients)."""
+    every array passed through ``move``; returns (outputs, input gradients). With ``device``,
+    a host output fails first (instead of the contraction's two-device error)."""
     inputs = as_tensors(case, dtype=np.float32)
     for t in inputs:
         t.data = move(t.data)
     kwargs = {k: move(v) if isinstance(v, np.ndarray) else v for k, v in case.kwargs.items()}
     outs = _outputs(case.fn(*inputs, **kwargs))
+    for k, o in enumerate(outs):
+        if device and type(o.data).__module__ != "cupy":
+            raise AssertionError(f"output {k} is a host {type(o.data).__name__} (made by "
+                                 f"NumPy-only calls in the op's own file)")
     rng = np.random.default_rng(1)
     total = None
     for o in outs:
@@ -148,11 +154,16 @@ def _first_mix(exc: BaseException) -> str:
     """``file:line: code`` of the innermost filterbank frame of ``exc``'s traceback."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
               if "/src/filterbank/" in f.filename.replace(os.sep, "/")]
+    what = "NumPy-only or host call"
+    if isinstance(exc, DeviceError):  # Function.apply's check: name the op's caller instead
+        what = f"a host array met device arrays ({str(exc).split(':')[0]}: DeviceError)"
+        frames = [f for f in frames if not f.filename.replace(os.sep, "/").endswith(
+            ("/filterbank/backend.py", "/autograd/function.py"))]
     if not frames:
-        return f"{type(exc).__name__}: {exc}"[:300]
+        return f"{what}: {exc}"[:300]
     f = frames[-1]
     where = f.filename.replace(os.sep, "/").split("/src/")[-1]
-    return f"NumPy-only or host call; first host/device mix at {where}:{f.lineno}: {f.line}"
+    return f"{what}; first host/device mix at {where}:{f.lineno}: {f.line}"
 
 
 @pytest.fixture(name="record_failure")
@@ -180,7 +191,7 @@ def test_op_on_device(case, cupy, record_failure):
 
 def _check_on_device(case, cupy):
     host_outs, host_grads = _run(case, lambda a: a)
-    dev_outs, dev_grads = _run(case, lambda a: a.view(cupy.ndarray))
+    dev_outs, dev_grads = _run(case, lambda a: a.view(cupy.ndarray), device=True)
     assert len(dev_outs) == len(host_outs)
     for k, (d, h) in enumerate(zip(dev_outs, host_outs)):
         assert isinstance(d.data, cupy.ndarray), f"output {k} is a {type(d.data)} on the host"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fakecupy import fake_cupy_fixture  # noqa: F401  (the fixture fake_cupy)
 
 import filterbank as fb
 from filterbank.autograd import Function, unbroadcast
@@ -104,3 +105,46 @@ def test_unbroadcast(gshape, shape, want):
     got = unbroadcast(np.ones(gshape), shape)
     assert got.shape == shape
     np.testing.assert_array_equal(got, want)
+
+
+class _Types(Function):
+    """Records the array types its forward receives."""
+
+    seen: list = []
+
+    def forward(self, *arrays):
+        _Types.seen[:] = [type(a).__module__.split(".")[0] for a in arrays]
+        return arrays[0] * 1
+
+    def backward(self, gy):
+        return (gy,) + (None,) * (len(_Types.seen) - 1)
+
+
+def test_constants_are_made_where_the_tensors_are(fake_cupy):
+    """A scalar or floating NumPy constant next to a device tensor becomes a device array
+    of the graph's dtype (the fake refuses host arrays mixed into device work); integer
+    arrays (indices) stay on the host."""
+    x = fb.ones(3, requires_grad=True).to("cuda")
+    idx = np.array([0, 2])
+    y = _Types.apply(x, 2.0, 3, np.float64(0.5), np.ones(3), idx)
+    assert _Types.seen == ["cupy"] * 5 + ["numpy"]
+    assert type(y.data).__module__.startswith("cupy") and y.dtype == np.float32
+    _Types.apply(fb.ones(3), 2.0, np.ones(3))
+    assert _Types.seen == ["numpy"] * 3
+    assert float((x * 2.0 + 1).sum()) == 9.0
+
+
+def test_a_device_view_shares_its_base_version_counter(fake_cupy):
+    """``apply`` links a view to its input's in-place version counter on the device too
+    (CuPy's own may_share_memory: NumPy's does not take device arrays), so writing the base
+    after the view was saved for backward is caught as on the CPU."""
+    x = fb.ones(2, 3, requires_grad=True).to("cuda")
+    v = x.reshape(3, 2)
+    assert type(v.data).__module__ == "cupy" and v._vc is x._vc and v._view_of
+    y = (v * v).sum()
+    with fb.no_grad():
+        x.add_(1.0)
+    with pytest.raises(RuntimeError, match=r"modified by an inplace operation"):
+        y.backward()
+    w = fb.ones(2, 3).to("cuda").exp()  # a fresh result: no view, its own counter
+    assert w.reshape(6)._vc is w._vc and fb.ones(3).cuda()._vc is None

@@ -16,7 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from filterbank.autograd import grad_mode
-from filterbank.backend import DEFAULT_DTYPE, xp
+from filterbank.backend import (
+    DEFAULT_DTYPE,
+    check_same_device,
+    get_array_module,
+    is_device_array,
+    xp,
+)
 
 _SCALARS = (bool, int, float, np.generic)
 _PY_NUMBERS = (float, int, bool)
@@ -64,22 +70,34 @@ class Function:
         dtype = None
         requires_grad = False
         has_constant = False
+        device_array = None  # the first tensor array that is no NumPy array (CuPy's)
         for t in inputs:
             if isinstance(t, Tensor):
-                d = t.data.dtype
+                a = t.data
+                d = a.dtype
                 if d.kind == "f" and (dtype is None or d.itemsize > dtype.itemsize):
                     dtype = d
                 if t._requires_grad:
                     requires_grad = True
+                if type(a) is not np.ndarray and device_array is None:
+                    device_array = a
             elif t is not None:
                 has_constant = True
         if has_constant:
             if dtype is None and any([_is_float_constant(t) for t in inputs]):
                 dtype = DEFAULT_DTYPE
-            arrays = [t.data if isinstance(t, Tensor) else _as_constant(t, dtype)
+            # constants go where the tensors are (next to CuPy arrays: to their device)
+            mod = np if device_array is None else get_array_module(device_array)
+            arrays = [t.data if isinstance(t, Tensor) else _as_constant(t, dtype, mod)
                       for t in inputs]
         else:
             arrays = [None if t is None else t.data for t in inputs]
+        if device_array is not None:
+            # one device per op; integer host constants (indices) may stay on the host. On
+            # NumPy arrays this costs the one type check per tensor above.
+            check_same_device(cls.__name__, *[a for t, a in zip(inputs, arrays)
+                                              if isinstance(t, Tensor)
+                                              or type(a) is not np.ndarray])
         record = requires_grad and grad_mode._enabled
         if record:
             fn.needs_input_grad = tuple([isinstance(t, Tensor) and t._requires_grad
@@ -97,9 +115,14 @@ class Function:
             record = False  # integer and boolean results carry no gradient
         result = Tensor._wrap(out, record)
         if out.base is not None:
-            # a view of an input's array shares that input's in-place version counter
+            # a view of an input's array shares that input's in-place version counter (CuPy
+            # has its own may_share_memory; its arrays are no NumPy arrays)
+            host = type(out) is np.ndarray or not is_device_array(out)
+            share = np.may_share_memory if host else get_array_module(out).may_share_memory
             for t in inputs:
-                if isinstance(t, Tensor) and np.may_share_memory(out, t.data):
+                if isinstance(t, Tensor) and (type(t.data) is np.ndarray and host
+                                              or is_device_array(t.data) is not host) \
+                        and share(out, t.data):
                     result._vc = t._version_counter()
                     result._view_of = True  # getitem records which base and index
                     break
@@ -146,21 +169,25 @@ def _is_float_constant(value) -> bool:
     return isinstance(value, np.ndarray | list | tuple) and xp.asarray(value).dtype.kind == "f"
 
 
-def _as_constant(value, dtype):
-    """Turn a scalar / NumPy array operand into an array of the graph's dtype.
+def _as_constant(value, dtype, mod=np):
+    """Turn a scalar / NumPy array operand into an array of the graph's dtype, made by the
+    tensors' array module ``mod`` (NumPy, or CuPy: on their device).
 
     Floating constants and Python/NumPy scalars take the graph's dtype. Integer and boolean
-    arrays are left alone (an op may use them as indices); if they promote a floating result,
-    ``apply`` casts the output back.
+    arrays are left alone (an op may use them as indices, on the host too); if they promote
+    a floating result, ``apply`` casts the output back.
     """
     if value is None:
         return None
     if dtype is not None and type(value) in _PY_NUMBERS:
-        return xp.asarray(value, dtype)  # the common case (``2 * t``): one call
+        return mod.asarray(value, dtype)  # the common case (``2 * t``): one call
     scalar = isinstance(value, _SCALARS)
-    arr = xp.asarray(value)
-    if dtype is not None and arr.dtype != dtype and (scalar or arr.dtype.kind == "f"):
+    arr = xp.asarray(value) if get_array_module(value) is np else value
+    floating = arr.dtype.kind == "f"
+    if dtype is not None and arr.dtype != dtype and (scalar or floating):
         arr = arr.astype(dtype)
+    if mod is not np and (scalar or floating):
+        arr = mod.asarray(arr)
     return arr
 
 
