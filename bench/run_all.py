@@ -146,6 +146,16 @@ def summary_rows(only: set[str] | None = None) -> list[dict]:
             target = layer_target(c["name"])
             add("layers", c["name"], c["fb_step"]["median_ms"], c["torch_step"]["median_ms"],
                 c["ratio_step"], target, "ms f+b")
+    if (d := _load("conv_algos.json")) and want("conv_algos") and isinstance(d, dict):
+        # Conv2d(64, 64, 3, padding=1) on 64x64x32x32 as a fraction of the float32 GEMM peak
+        # measured in the same run (nominal direct-convolution FLOPs: above 1 means fewer
+        # multiplications than direct, as Winograd does)
+        for r in d.get("rows", []):
+            frac = r.get("fraction_of_gemm_peak")
+            if r.get("case", "").startswith("conv2d 64->64") and frac:
+                ours = frac.get(r.get("picked"))
+                add("conv_algos", f"Conv2d(64,64,3,p=1) {r['mode']} ({r.get('picked')}) of GEMM "
+                    f"peak", ours, frac.get("torch"), None, unit="x peak")
     if (d := _load("train.json")) and want("train"):
         for c in d["cases"]:
             add("train", c["case"], c["fb_ips"], c["torch_ips"], c["ratio"],
