@@ -271,6 +271,23 @@ def test_tie_gradient_2x2_stride_2_goes_to_first_maximum(name, x):
         np.testing.assert_array_equal(xt.grad.numpy(), tx.grad.numpy())
 
 
+def test_2x2_stride_2_large_input_split_over_threads():
+    # 1M values: above filterbank._parallel.MIN_ELEMENTS, so the batch is cut into slices
+    # that threads pool side by side; reference: np.argmax (first maximum) over each window's
+    # 4 values in row-major scan order
+    x = np.round(np.random.default_rng(9).uniform(0, 3, (16, 16, 64, 64))).astype(np.float32)
+    g = np.random.default_rng(10).uniform(1, 2, (16, 16, 32, 32)).astype(np.float32)
+    xt = fb.Tensor(x, requires_grad=True)
+    y = F.max_pool2d(xt, 2)
+    y.backward(g)
+    win = x.reshape(16, 16, 32, 2, 32, 2).transpose(0, 1, 2, 4, 3, 5).reshape(16, 16, 32, 32, 4)
+    first = win.argmax(axis=-1)
+    want = (np.arange(4) == first[..., None]) * g[..., None]
+    want = want.reshape(16, 16, 32, 32, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(x.shape)
+    np.testing.assert_array_equal(y.detach().numpy(), win.max(axis=-1))
+    np.testing.assert_array_equal(xt.grad.numpy(), want)
+
+
 @needs_torch
 def test_tie_rule_adaptive_max_is_row_major():
     # bins of a 3 -> 2 pool overlap; in the first bin the maxima sit at (0, 1) and (1, 0):
