@@ -243,3 +243,75 @@ def test_a_gradient_of_another_shape_is_refused(flat):
                                          r"gradient of shape \(1,\) \(the same shape expected\)"):
         opt.step()
     assert a.tolist() == [[1.0] * 3] * 2 and b.tolist() == [1.0] * 3 and not opt.state.get(b)
+
+
+def _device_run(kind, kw, flat, device, steps=3, state=None):
+    """``steps`` steps of optimizer ``kind`` over parameters on ``device``; ``state``: a
+    state_dict loaded first. Returns (params, optimizer)."""
+    rng = np.random.default_rng(0)
+    params = [Parameter(to_device(rng.standard_normal(s).astype(np.float32), device))
+              for s in SHAPES]
+    opt = getattr(optim, kind)(params, **kw)
+    opt.flat = flat
+    if state is not None:
+        opt.load_state_dict(state)
+    for k in range(steps):
+        grng = np.random.default_rng(k)
+        for p in params:
+            p.grad = fb.Tensor(to_device(grng.standard_normal(p.shape).astype(np.float32),
+                                         device))
+        opt.step()
+    return params, opt
+
+
+def _state_arrays(opt):
+    return [v for s in opt.state.values() for v in s.values() if hasattr(v, "shape")]
+
+
+@pytest.mark.parametrize("flat", [True, False], ids=["flat", "per tensor"])
+@pytest.mark.parametrize("kind, kw", KINDS, ids=[k for k, _ in KINDS])
+def test_state_dict_of_a_device_optimizer_is_on_the_host_and_loads_back(fake_cupy, kind, kw,
+                                                                       flat):
+    """state_dict() of an optimizer on the (fake) GPU holds host copies, equal to the CPU
+    run's; loaded into a device optimizer (its own, or a host state dict from the CPU run)
+    the state goes to each parameter's device and the next steps match the CPU's."""
+    cpu_params, cpu_opt = _device_run(kind, kw, flat, "cpu")
+    gpu_params, gpu_opt = _device_run(kind, kw, flat, "cuda")
+    assert _state_arrays(gpu_opt) and all(type(v).__module__ == "cupy"
+                                          for v in _state_arrays(gpu_opt))
+    sd, ref = gpu_opt.state_dict(), cpu_opt.state_dict()
+    assert sd["param_groups"] == ref["param_groups"] and sd["state"].keys() == ref["state"].keys()
+    for i, s in sd["state"].items():
+        assert s.keys() == ref["state"][i].keys()
+        for k, v in s.items():
+            if k == "step":
+                assert v == ref["state"][i][k]
+                continue
+            assert type(v) is np.ndarray and v.base is None
+            np.testing.assert_allclose(v, ref["state"][i][k], rtol=1e-6, err_msg=f"{i}.{k}")
+            v += 1.0  # a copy: the optimizer's state is untouched
+    assert all(not np.any(to_device(v, "cpu") == sd_v)
+               for v, sd_v in zip(_state_arrays(gpu_opt),
+                                  [v for s in sd["state"].values() for k, v in s.items()
+                                   if k != "step"]))
+    ref_after, _ = _device_run(kind, kw, flat, "cpu", steps=2, state=cpu_opt.state_dict())
+    for state in (gpu_opt.state_dict(), cpu_opt.state_dict()):  # device's own, and a host one
+        params, opt = _device_run(kind, kw, flat, "cuda", steps=0, state=state)
+        assert all(type(v).__module__ == "cupy" for v in _state_arrays(opt))
+        params, opt = _device_run(kind, kw, flat, "cuda", steps=2, state=state)
+        assert all(type(p.data).__module__ == "cupy" for p in params)
+        assert all(type(v).__module__ == "cupy" for v in _state_arrays(opt))
+        for p, q in zip(ref_after, params):
+            np.testing.assert_allclose(to_device(q.data, "cpu"), p.data, rtol=1e-6)
+
+
+def test_a_device_state_dict_loads_into_a_host_optimizer(fake_cupy):
+    """Device state values (a state dict built by hand from device arrays) go to the CPU
+    parameters' host, cast to their dtype."""
+    p = Parameter(fb.ones(3))
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    buf = to_device(np.full(3, 2.0), "cuda")  # float64 on the device
+    opt.load_state_dict({"state": {0: {"momentum_buffer": buf}},
+                         "param_groups": opt.state_dict()["param_groups"]})
+    got = opt.state[p]["momentum_buffer"]
+    assert type(got) is np.ndarray and got.dtype == np.float32 and got.tolist() == [2.0] * 3

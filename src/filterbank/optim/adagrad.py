@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
-
+from filterbank.backend import get_array_module
 from filterbank.optim.optimizer import Optimizer
 
 
@@ -55,10 +54,11 @@ class Adagrad(Optimizer):
                      "eps")
 
     def _update(self, p, g, state, group):
+        xp = get_array_module(p)  # the state lives where the parameter does
         lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         if not state:
             state["step"] = 0
-            state["sum"] = np.full_like(p, float(group["initial_accumulator_value"]))
+            state["sum"] = xp.full_like(p, float(group["initial_accumulator_value"]))
         state["step"] += 1
         if group["maximize"]:
             g = -g
@@ -67,6 +67,6 @@ class Adagrad(Optimizer):
         clr = lr / (1 + (state["step"] - 1) * float(group["lr_decay"]))
         s = state["sum"]
         s += g * g
-        std = np.sqrt(s)
+        std = xp.sqrt(s)
         std += eps
         p -= clr * g / std

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
-
+from filterbank.backend import get_array_module
 from filterbank.optim.optimizer import Optimizer
 
 
@@ -62,14 +61,15 @@ class Adam(Optimizer):
                              f"[0, 1) expected)")
 
     def _update(self, p, g, state, group):
+        xp = get_array_module(p)  # the state lives where the parameter does
         lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
         if not state:
             state["step"] = 0
-            state["exp_avg"] = np.zeros_like(p)
-            state["exp_avg_sq"] = np.zeros_like(p)
+            state["exp_avg"] = xp.zeros_like(p)
+            state["exp_avg_sq"] = xp.zeros_like(p)
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(p)
+                state["max_exp_avg_sq"] = xp.zeros_like(p)
         state["step"] += 1
         t = state["step"]
         if group["maximize"]:
@@ -84,9 +84,9 @@ class Adam(Optimizer):
         v *= beta2
         v += (1 - beta2) * g * g
         if group["amsgrad"]:
-            v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+            v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
         step_size = lr / (1 - beta1**t)
-        denom = np.sqrt(v)
+        denom = xp.sqrt(v)
         denom /= (1 - beta2**t) ** 0.5
         denom += eps
         p -= step_size * m / denom

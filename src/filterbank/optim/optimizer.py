@@ -18,7 +18,8 @@ checkpoint can put the arrays in a safetensors file and the rest in JSON)::
       ],
     }
 
-``state_dict()`` returns copies of the arrays. ``load_state_dict`` accepts the parameter
+``state_dict()`` returns host (NumPy) copies of the arrays, wherever the parameters live.
+``load_state_dict`` copies each array onto its parameter's device, accepts the parameter
 indices as ints or strings (JSON object keys are strings) and lists where tuples were saved.
 """
 
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from filterbank.autograd.grad_mode import enable_grad
+from filterbank.backend import device_of, is_device_array, to_device, to_numpy
 from filterbank.optim._flat import FlatGroup
 from filterbank.tensor import Tensor
 
@@ -235,8 +237,7 @@ class Optimizer:
         state = {}
         for p, s in self.state.items():
             if id(p) in index:
-                state[index[id(p)]] = {k: (np.array(v, copy=True) if isinstance(v, np.ndarray)
-                                           else v) for k, v in s.items()}
+                state[index[id(p)]] = {k: _host_copy(v) for k, v in s.items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -273,12 +274,28 @@ class Optimizer:
         self.param_groups = groups
 
     def _restore(self, name: str, value, p: Tensor):
+        """One saved state value for parameter ``p``: arrays copied onto ``p``'s device (host
+        state into a GPU optimizer and back), floating ones cast to ``p``'s dtype."""
+        if isinstance(value, Tensor):
+            value = value.data
         if name == "step":  # may come back from a checkpoint as a 0-d array
-            return int(np.asarray(value.data if isinstance(value, Tensor) else value))
-        if isinstance(value, np.ndarray | list | Tensor):
-            arr = value.data if isinstance(value, Tensor) else np.asarray(value)
-            if arr.shape != p.shape:
+            return int(to_numpy(value))
+        if isinstance(value, list) or is_device_array(value) or isinstance(value, np.ndarray):
+            arr = value if hasattr(value, "shape") else np.asarray(value)
+            if tuple(arr.shape) != p.shape:
                 raise ValueError(f"{self._name}.load_state_dict: state {name!r} has shape "
-                                 f"{arr.shape}, its parameter has shape {p.shape}")
-            return np.array(arr, dtype=p.dtype if arr.dtype.kind == "f" else arr.dtype)
+                                 f"{tuple(arr.shape)}, its parameter has shape {p.shape}")
+            out = to_device(arr, device_of(p.data))
+            dtype = p.dtype if arr.dtype.kind == "f" else arr.dtype
+            return out.astype(dtype, copy=out is arr)  # never the caller's array
         return value
+
+
+def _host_copy(v):
+    """A state value for ``state_dict``: arrays as fresh NumPy copies (device state comes to
+    the host, as the module's state_dict does), scalars as they are."""
+    if is_device_array(v):
+        return to_numpy(v)
+    if isinstance(v, np.ndarray):
+        return np.array(v, copy=True)
+    return v

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
-
+from filterbank.backend import get_array_module
 from filterbank.optim.optimizer import Optimizer
 
 
@@ -65,15 +64,16 @@ class RMSprop(Optimizer):
         self._nonneg(group, "lr", "alpha", "eps", "weight_decay", "momentum")
 
     def _update(self, p, g, state, group):
+        xp = get_array_module(p)  # the state lives where the parameter does
         lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         alpha, mu = float(group["alpha"]), float(group["momentum"])
         if not state:
             state["step"] = 0
-            state["square_avg"] = np.zeros_like(p)
+            state["square_avg"] = xp.zeros_like(p)
             if mu > 0:
-                state["momentum_buffer"] = np.zeros_like(p)
+                state["momentum_buffer"] = xp.zeros_like(p)
             if group["centered"]:
-                state["grad_avg"] = np.zeros_like(p)
+                state["grad_avg"] = xp.zeros_like(p)
         state["step"] += 1
         if group["maximize"]:
             g = -g
@@ -85,9 +85,9 @@ class RMSprop(Optimizer):
         if group["centered"]:
             a = state["grad_avg"]
             a += (1 - alpha) * (g - a)
-            d = np.sqrt(v - a * a)
+            d = xp.sqrt(v - a * a)
         else:
-            d = np.sqrt(v)
+            d = xp.sqrt(v)
         d += eps
         if mu > 0:
             b = state["momentum_buffer"]
