@@ -131,7 +131,7 @@ def _run(case: OpCase, move, device: bool = False):
     inputs = as_tensors(case, dtype=np.float32)
     for t in inputs:
         t.data = move(t.data)
-    kwargs = {k: move(v) if isinstance(v, np.ndarray) else v for k, v in case.kwargs.items()}
+    kwargs = {k: _move_kwarg(v, move) for k, v in case.kwargs.items()}
     outs = _outputs(case.fn(*inputs, **kwargs))
     for k, o in enumerate(outs):
         if device and type(o.data).__module__ != "cupy":
@@ -148,6 +148,18 @@ def _run(case: OpCase, move, device: bool = False):
         total.backward()
     grads = [t.grad for t in inputs if t.requires_grad]
     return outs, grads
+
+
+def _move_kwarg(v, move):
+    """Arrays, and tensors that need no gradient (batch norm's running statistics), as fresh
+    copies through ``move``; both runs start from the case's values."""
+    if isinstance(v, np.ndarray):
+        return move(v)
+    if isinstance(v, tuple) and any(isinstance(a, np.ndarray) for a in v):
+        return tuple(_move_kwarg(a, move) for a in v)  # (running_mean, running_var)
+    if isinstance(v, fb.Tensor) and not v.requires_grad:
+        return fb.Tensor._wrap(move(v.data.copy()))
+    return v
 
 
 def _first_mix(exc: BaseException) -> str:
