@@ -13,6 +13,12 @@ from filterbank._workspace import workspace as _workspace
 from filterbank.backend import get_array_module
 
 
+def module(a):
+    """The array module of ``a``: NumPy for a NumPy array at the cost of one type check (the
+    hot paths call this once per op), else :func:`get_array_module`'s answer."""
+    return np if type(a) is np.ndarray else get_array_module(a)
+
+
 def on_host(*arrays) -> bool:
     """Whether ``arrays`` are NumPy arrays (the threaded CPU fast paths apply only then)."""
     return get_array_module(*arrays) is np
