@@ -20,7 +20,7 @@ import numpy as np
 
 from filterbank import _parallel
 from filterbank.autograd.function import Function
-from filterbank.backend import xp
+from filterbank.backend import get_array_module, xp
 from filterbank.tensor import Tensor
 
 _LAYOUTS = {1: ("(C, L)", "(N, C, L)"), 2: ("(C, H, W)", "(N, C, H, W)"),
@@ -209,6 +209,7 @@ class MaxPool(_Pool):
     # maximum in row-major scan order wins a tie). Backward splits each gradient by the bits:
     # no index compare, no scatter.
     def _forward_pairs(self, x):
+        xp = get_array_module(x)
         y = xp.empty(x.shape[:-1] + (x.shape[-1] // 2,), x.dtype)  # row maxima, then y
         out = xp.empty(x.shape[:-2] + tuple(self.out), x.dtype)
         track = self.needs_input_grad[0]
@@ -230,6 +231,7 @@ class MaxPool(_Pool):
         return out
 
     def _backward_pairs(self, gy):
+        xp = get_array_module(gy)
         gx = xp.empty(self.in_shape, gy.dtype)
         grow = xp.empty(self.in_shape[:-1] + (self.in_shape[-1] // 2,), gy.dtype)
 
