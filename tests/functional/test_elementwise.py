@@ -227,3 +227,21 @@ def test_cast_changes_dtype_and_casts_the_gradient_back():
     assert x.grad.tolist() == [3.0, 5.0]
     assert x.float() is x  # same dtype: no new node
     assert not x.long().requires_grad  # integer results carry no gradient
+
+
+@pytest.mark.parametrize("n", [1, 6, 7, 8, 20])
+def test_relu_in_chunks_against_a_zero_buffer(n, monkeypatch):
+    """ReLU's host path (max against slices of a zero buffer, chunk by chunk) on sizes around
+    the chunk: every element, NaN and infinities included, and its mask."""
+    from filterbank.functional import elementwise as ew
+
+    monkeypatch.setattr(ew, "_RELU_CHUNK", 7)
+    monkeypatch.setattr(ew, "_relu_zeros", {})
+    a = np.random.default_rng(n).standard_normal((1, n)).astype(np.float32)
+    a[0, ::5] = -np.inf
+    a[0, 1::6] = np.nan
+    x = fb.tensor(a, requires_grad=True)
+    y = fb.functional.relu(x)
+    np.testing.assert_array_equal(y.data, np.where(np.isnan(a), np.nan, np.maximum(a, 0)))
+    y.backward(fb.ones_like(y))
+    np.testing.assert_array_equal(x.grad.data, (a > 0).astype(np.float32))

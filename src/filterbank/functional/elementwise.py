@@ -420,9 +420,39 @@ class Sigmoid(Function):
         return gy * y * (1 - y)
 
 
+#: ``np.maximum(x, 0)`` with a scalar 0 misses NumPy's SIMD loop (2.4 on x86-64: ~2.8x slower
+#: than against a contiguous array of zeros), so ReLU takes max against slices of this buffer
+_RELU_CHUNK = 1 << 18
+_relu_zeros: dict = {}
+
+
+def _relu_host(x, y, mask) -> None:
+    """``y = max(x, 0)`` (NaN stays NaN) and ``mask = x > 0`` for contiguous host arrays, in
+    chunks of :data:`_RELU_CHUNK` elements against a zero buffer."""
+    zeros = _relu_zeros.get(x.dtype)
+    if zeros is None:
+        zeros = _relu_zeros[x.dtype] = np.zeros(_RELU_CHUNK, x.dtype)
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    mf = None if mask is None else mask.reshape(-1)
+    n = xf.size
+    for s in range(0, n, _RELU_CHUNK):
+        e = min(s + _RELU_CHUNK, n)
+        np.maximum(xf[s:e], zeros[:e - s], out=yf[s:e])
+        if mf is not None:
+            np.greater(xf[s:e], 0, out=mf[s:e])
+
+
 class ReLU(Function):
     def forward(self, x):
         need = self.needs_input_grad[0]
+        if (x.dtype.kind == "f" and x.flags.c_contiguous and x.size
+                and type(x) is np.ndarray and _parallel.parts(x.shape[0] if x.ndim else 1,
+                                                              x.size) == 1):
+            y = np.empty(x.shape, x.dtype)
+            mask = np.empty(x.shape, bool) if need else None
+            _relu_host(x, y, mask)
+            self.mask = mask
+            return y
         if x.ndim and _parallel.parts(x.shape[0], x.size) > 1 and on_host(x):
             y = np.empty(x.shape, x.dtype)
             mask = np.empty(x.shape, bool) if need else None
