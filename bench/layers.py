@@ -130,6 +130,10 @@ def _register_other_families() -> None:
     if hasattr(F, "max_pool2d") and hasattr(nn, "MaxPool2d"):
         _module_case("maxpool k2 s2 64ch @32", "pool", lambda: nn.MaxPool2d(2, 2),
                      lambda: torch.nn.MaxPool2d(2, 2), lambda b: (b, 64, 32, 32))
+    _module_case("relu 6ch @28 (LeNet c1)", "activation", lambda: nn.ReLU(),
+                 lambda: torch.nn.ReLU(), lambda b: (b, 6, 28, 28))
+    _module_case("relu 64ch @32", "activation", lambda: nn.ReLU(), lambda: torch.nn.ReLU(),
+                 lambda b: (b, 64, 32, 32))
     if hasattr(F, "batch_norm") and hasattr(nn, "BatchNorm2d"):
         _module_case("batchnorm2d 64ch @32", "norm", lambda: nn.BatchNorm2d(64),
                      lambda: torch.nn.BatchNorm2d(64), lambda b: (b, 64, 32, 32))
