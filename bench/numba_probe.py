@@ -4,7 +4,8 @@ Times filterbank's NumPy implementation against numba kernels, side by side in o
 interleaved, median of several rounds, for im2col / col2im, 2x2 max-pool forward and backward,
 batch norm forward and backward (training) and ReLU + 2x2 max-pool fused, on LeNet-5 and
 ResNet-18-CIFAR shapes, float32. Each numba kernel comes serial (``@njit(cache=True)``) and
-parallel (``parallel=True``, ``prange``, 2 threads); each result is checked against NumPy's.
+parallel (``parallel=True``, ``prange``, 2 threads); each result is checked against filterbank's
+(forward through the public ops on Tensors that require grad, backward through their Function).
 
 numba is not a filterbank dependency; run this from a separate venv that has it, on the source
 tree (numba is imported lazily, so ruff and the main venv never need it)::
@@ -38,6 +39,7 @@ by cProfile on one thread::
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -259,9 +261,11 @@ def _jit():
 
 # ---------------------------------------------------------------- filterbank baselines
 def _fb():
-    """(conv, pool, norm, elementwise): conv gives _Geometry, _im2col and _col2im, from
-    wherever the (moving) conv package keeps them."""
-    from filterbank.functional import elementwise, norm, pool  # noqa: PLC0415
+    """(conv, F, Tensor): conv gives _Geometry, _im2col and _col2im (private: im2col has no
+    public entry point), from wherever the (moving) conv package keeps them; the other ops
+    go through the public API (``filterbank.functional``)."""
+    import filterbank.functional as F  # noqa: PLC0415
+    from filterbank import Tensor  # noqa: PLC0415
 
     try:
         from filterbank.functional._conv import geometry, im2col  # noqa: PLC0415
@@ -270,7 +274,7 @@ def _fb():
                                      _col2im=im2col._col2im)
     except ImportError:  # before the split of functional/conv.py
         from filterbank.functional import conv  # noqa: PLC0415
-    return conv, pool, norm, elementwise
+    return conv, F, Tensor
 
 
 def _geometry(conv, x_shape, k, pad, out_c):
@@ -278,19 +282,15 @@ def _geometry(conv, x_shape, k, pad, out_c):
                           (1, 1), 1)
 
 
-def _maxpool_fn(pool, x_shape):
-    ho, wo = x_shape[2] // 2, x_shape[3] // 2
-    fn = pool.MaxPool(kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1),
-                      out=(ho, wo), pad_hi=(0, 0), sink=None)
-    fn.needs_input_grad = (True,)
-    return fn
-
-
 # ------------------------------------------------------------------------- the cases
+# filterbank's forward runs through the public op on a Tensor that requires grad (so the op
+# saves what its backward needs, as in training); its backward is the op's Function
+# (``y.grad_fn``) called on the upstream gradient: the op's own work, without the autograd
+# walk and the accumulation into .grad, like the numba kernels.
 def _cases(jk, rng):
     """Yield (kernel, shape label, {variant: thunk}, check) per case; check() asserts equality
-    of every variant's result with NumPy's."""
-    conv, pool, norm, elementwise = _fb()
+    of every variant's result with filterbank's."""
+    conv, F, Tensor = _fb()
 
     def im2col_case(label, n, c, h, k, pad):
         x = rng.standard_normal((n, c, h, h), dtype=np.float32)
@@ -328,35 +328,37 @@ def _cases(jk, rng):
     def maxpool_cases(label, n, c, h):
         x = rng.standard_normal((n, c, h, h), dtype=np.float32)
         gy = rng.standard_normal((n, c, h // 2, h // 2), dtype=np.float32)
+        xt = Tensor(x, requires_grad=True)
         res = {}
-        fn = _maxpool_fn(pool, x.shape)
-        fn.forward(x)  # its idx, for the backward timing
+        fn = F.max_pool2d(xt, 2).grad_fn  # the op's saved state, for the backward timing
         ser, par = jk["maxpool2"]
         sb, pb = jk["maxpool2_back"]
+        # numba's index of the maximum, for its backward (the pairs path keeps two bits
+        # instead; the backward check compares the gradients they route)
+        idx_nb = np.empty(gy.shape, np.int8)
+        par(x, np.empty(gy.shape, np.float32), idx_nb)
 
         def nb_fwd(k, v):
             def run():
                 y = np.empty(gy.shape, np.float32)
                 idx = np.empty(gy.shape, np.int8)
                 k(x, y, idx)
-                res[v] = (y, idx)
+                res[v] = y
             return run
 
         def nb_bwd(k, v):
             def run():
                 dx = np.empty(x.shape, np.float32)
-                k(gy, fn.idx, dx)
+                k(gy, idx_nb, dx)
                 res["b" + v] = dx
             return run
 
         def np_fwd():
-            f = _maxpool_fn(pool, x.shape)
-            res["np"] = (f.forward(x), f.idx)
+            res["np"] = F.max_pool2d(xt, 2).data
 
         def check_f():
             for v in ("ser", "par"):
-                np.testing.assert_array_equal(res[v][0], res["np"][0], err_msg=f"pool {v}")
-                np.testing.assert_array_equal(res[v][1], res["np"][1], err_msg=f"idx {v}")
+                np.testing.assert_array_equal(res[v], res["np"], err_msg=f"pool {v}")
 
         def check_b():
             for v in ("ser", "par"):
@@ -371,17 +373,17 @@ def _cases(jk, rng):
     def relu_pool_cases(label, n, c, h):
         x = rng.standard_normal((n, c, h, h), dtype=np.float32)
         gy = rng.standard_normal((n, c, h // 2, h // 2), dtype=np.float32)
+        xt = Tensor(x, requires_grad=True)
         res = {}
         ser, par = jk["relu_maxpool2"]
         sb, pb = jk["relu_maxpool2_back"]
         keep = {}
 
         def np_fwd():
-            r = elementwise.ReLU()
-            r.needs_input_grad = (True,)
-            p = _maxpool_fn(pool, x.shape)
-            res["np"] = p.forward(r.forward(x))
-            keep["r"], keep["p"] = r, p
+            r = F.relu(xt)
+            p = F.max_pool2d(r, 2)
+            res["np"] = p.data
+            keep["r"], keep["p"] = r.grad_fn, p.grad_fn
 
         np_fwd()
         y_nb = np.empty(gy.shape, np.float32)
@@ -425,23 +427,21 @@ def _cases(jk, rng):
         gy = rng.standard_normal(x.shape, dtype=np.float32)
         w = rng.uniform(0.5, 1.5, c).astype(np.float32)
         b = rng.standard_normal(c, dtype=np.float32)
+        xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, w, b))
         eps = 1e-5
         res = {}
         x3, gy3 = x.reshape(n, c, -1), gy.reshape(n, c, -1)
         ser, par = jk["bn_forward"]
         sb, pb = jk["bn_backward"]
-        fn = norm.BatchNorm(training=True, running=None, eps=eps)
-        fn.needs_input_grad = (True, True, True)
-        fn.forward(x, w, b)
+        # batch statistics only (no running buffers: updating them is C-sized work)
+        fn = F.batch_norm(xt, None, None, wt, bt, training=True, eps=eps).grad_fn
         xc_nb = np.empty_like(x3)
         y_nb = np.empty_like(x3)
         mean, istd = np.empty(c), np.empty(c)
         par(x3, w, b, eps, xc_nb, y_nb, mean, istd)
 
         def np_fwd():
-            f = norm.BatchNorm(training=True, running=None, eps=eps)
-            f.needs_input_grad = (True, True, True)
-            res["np"] = f.forward(x, w, b)
+            res["np"] = F.batch_norm(xt, None, None, wt, bt, training=True, eps=eps).data
 
         def nb_fwd(k, v):
             def run():
@@ -753,22 +753,41 @@ def _in_class(file: str, line: int, cls: str) -> bool:
 
 
 def main(argv: list[str]) -> None:
-    rounds = 7
-    if "--rounds" in argv:
-        rounds = int(argv[argv.index("--rounds") + 1])
-    if "--cpu" in argv:
+    ap = argparse.ArgumentParser(
+        prog="numba_probe.py",
+        description="numba kernels vs filterbank's NumPy ops (im2col/col2im, 2x2 max-pool, "
+                    "ReLU + max-pool, batch norm), side by side; see the module docstring for "
+                    "the venv with numba and the thread settings.")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--costs", action="store_true",
+                      help="numba's costs: import, cold/warm compile, install size, "
+                           "oversubscription of OpenBLAS and filterbank's thread pool")
+    mode.add_argument("--profile", action="store_true",
+                      help="each op family's share of a training step (cProfile, CPU time; "
+                           "no numba needed)")
+    mode.add_argument("--compile-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", type=int, default=7,
+                    help="timing rounds per case (median reported); default 7")
+    ap.add_argument("--cpu", action="store_true",
+                    help="time the process's CPU seconds instead of wall seconds")
+    ap.add_argument("--only", metavar="TEXT",
+                    help="table: only kernels whose name contains TEXT (e.g. maxpool2)")
+    ap.add_argument("--json", action="store_true", help="table: also print the rows as JSON")
+    args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error(f"--rounds must be >= 1, got {args.rounds}")
+    if args.cpu:
         global _CLOCK
         _CLOCK = time.process_time
-    if "--compile-only" in argv:
+    if args.compile_only:
         compile_only()
-    elif "--costs" in argv:
-        run_costs(rounds)
-    elif "--profile" in argv:
+    elif args.costs:
+        run_costs(args.rounds)
+    elif args.profile:
         run_profile()
     else:
-        only = argv[argv.index("--only") + 1] if "--only" in argv else None
-        rows = run_table(rounds, only)
-        if "--json" in argv:
+        rows = run_table(args.rounds, args.only)
+        if args.json:
             print(json.dumps(rows))
 
 
