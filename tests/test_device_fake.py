@@ -21,14 +21,6 @@ from fakecupy import (  # noqa: F401  (the fixtures fake_cupy and fake_cupy_no_g
 import filterbank as fb
 from filterbank.backend import DeviceError, check_same_device, device_of, to_device
 
-#: The end-to-end runs below need every op of the small CNN array-module clean: BatchNorm
-#: (functional/norm.py), Linear's bias add (functional/linear.py), max-pool (functional/pool.py)
-#: and cross_entropy (functional/loss.py) still mix host arrays into device work.
-OPS_PENDING = pytest.mark.skip(reason="ops still leaking NumPy on the device (checked "
-                               "2026-12-07, after Function.apply's device constants): "
-                               "functional/norm.py (_moments' host partial sums), linear.py "
-                               "(bias add), pool.py, loss.py")
-
 
 def _on_device(t) -> bool:
     return type(t.data).__module__ == "cupy"
@@ -184,7 +176,6 @@ def test_module_moves_in_place_keeping_parameter_identity(fake_cupy):
     assert all(type(p.data) is np.ndarray for p in m.parameters())
 
 
-@OPS_PENDING
 @pytest.mark.parametrize("opt", [
     lambda ps: fb.optim.SGD(ps, lr=0.1, momentum=0.9),
     lambda ps: fb.optim.Adam(ps, lr=0.01),
@@ -253,7 +244,6 @@ def test_gpu_tensor_with_grad_saves_through_fb_save(fake_cupy, tmp_path):
 
 
 # ---------------------------------------------------------------------------- trainer
-@OPS_PENDING
 def test_trainer_on_the_device_matches_the_cpu_run(fake_cupy):
     from filterbank.data import DataLoader, TensorDataset
     from filterbank.train import Trainer
@@ -288,7 +278,6 @@ def test_gpu_checks_moves_and_checkpoint_on_the_fake(fake_cupy, tmp_path):
     checks.check_checkpoint("cuda", tmp_path)
 
 
-@OPS_PENDING
 def test_gpu_checks_layers_and_training_on_the_fake(fake_cupy):
     from gpu import checks
 
@@ -334,7 +323,6 @@ def test_gpu_bench_timing_alternates_and_synchronises():
     assert res["a"]["min"] <= res["a"]["steps_per_s"] <= res["a"]["max"]
 
 
-@OPS_PENDING
 def test_gpu_bench_filterbank_side_runs_on_the_fake(fake_cupy, tmp_path, capsys):
     import json
 

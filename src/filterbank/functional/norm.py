@@ -25,8 +25,9 @@ import numbers
 import numpy as np
 
 from filterbank import _parallel
+from filterbank._xp import module
 from filterbank.autograd.function import Function
-from filterbank.backend import xp
+from filterbank.backend import is_device_array, xp
 from filterbank.tensor import Tensor
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
 # ----------------------------------------------------------------------- reductions
 def _sum02(a):
     """Sum of a ``(P, Q, L)`` array over axes 0 and 2 -> ``(Q,)``."""
+    if type(a) is not np.ndarray:  # a device array: the GPU library's reduction
+        return a.sum(axis=(0, 2))
     if a.shape[2] == 1:
         return a[:, :, 0].sum(axis=0)
     # a matrix-vector product with ones runs at memory speed (BLAS), ~2x numpy's sum; our
@@ -49,6 +52,8 @@ def _sum02(a):
 
 def _dot02(a, b):
     """``sum(a * b)`` over axes 0 and 2 of ``(P, Q, L)`` arrays -> ``(Q,)``, no temporary."""
+    if type(a) is not np.ndarray:
+        return module(a).einsum("pql,pql->q", a, b)
     parts = _parallel.run(lambda s, e: xp.einsum("pql,pql->q", a[s:e], b[s:e]), a.shape[0],
                           a.size)
     return parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
@@ -90,6 +95,13 @@ def _moments(x3):
     are accumulated in float64: ``var = E[(x-K)^2] - E[x-K]^2`` then only cancels as much as
     ``K`` misses the mean, whereas ``E[x^2] - E[x]^2`` in float32 loses every digit of the
     variance when the mean is large (x = 1000 + N(0, 1))."""
+    if type(x3) is not np.ndarray:  # a device array: two plain passes (no host blocks)
+        dev = module(x3)
+        mean = x3.mean(axis=(0, 2), dtype=dev.float64)
+        xc = x3 - mean.astype(x3.dtype)[:, None]
+        d = xc.mean(axis=(0, 2), dtype=dev.float64)
+        var = dev.maximum((xc * xc).mean(axis=(0, 2), dtype=dev.float64) - d * d, 0.0)
+        return (mean + d).astype(x3.dtype), var.astype(x3.dtype)
     p, q, length = x3.shape
     x2 = _rows(x3)
     width = q * length
@@ -121,6 +133,13 @@ def _moments(x3):
 def _affine_centered(x3, mean, scale, shift):
     """``(x - mean) * scale + shift`` per channel, blockwise, x read once; ``mean`` None skips
     the centring (``shift`` then holds ``-mean * scale``) and ``shift`` may be None."""
+    if type(x3) is not np.ndarray:
+        dev, dt = module(x3), x3.dtype
+        y = x3 if mean is None else x3 - dev.asarray(mean, dt)[:, None]
+        y = y * dev.asarray(scale, dt)[:, None]
+        if shift is not None:
+            y += dev.asarray(shift, dt)[:, None]
+        return y
     p, q, length = x3.shape
     out = xp.empty(x3.shape, x3.dtype)
     x2, o2 = _rows(x3), _rows(out)
@@ -147,6 +166,10 @@ def _sum_dot_centered(g3, x3, mean):
     """``(sum(g), sum(g * (x - mean)))`` over axes 0 and 2 of ``(P, Q, L)`` arrays, in one
     pass over ``g`` and ``x`` (``x - mean`` is formed per block, in cache); ``mean`` None:
     ``(sum(g), sum(g * x))``."""
+    if type(g3) is not np.ndarray:
+        dev = module(g3)
+        xc = x3 if mean is None else x3 - dev.asarray(mean, x3.dtype)[:, None]
+        return g3.sum(axis=(0, 2)), dev.einsum("pql,pql->q", g3, xc)
     p, q, length = g3.shape
     width = q * length
     g2, x2 = _rows(g3), _rows(x3)
@@ -177,6 +200,11 @@ def _sum_dot_centered(g3, x3, mean):
 def _dx_centered(g3, x3, mean, k, kc, c):
     """``g * k - (x - mean) * kc + c`` per channel, blockwise: g and x read once, dx written
     once; ``mean`` None skips the centring (``c`` then holds ``mean * kc`` too)."""
+    if type(g3) is not np.ndarray:
+        dev, dt = module(g3), g3.dtype
+        k, kc, c = (dev.asarray(v, dt)[:, None] for v in (k, kc, c))
+        xc = x3 if mean is None else x3 - dev.asarray(mean, dt)[:, None]
+        return g3 * k - xc * kc + c
     p, q, length = g3.shape
     width = q * length
     dtype = g3.dtype
@@ -206,6 +234,11 @@ def _fused(terms, shift):
     """``sum(a * k for a, k in terms) + shift`` for ``(P, Q, L)`` arrays ``a`` and per-channel
     ``(Q,)`` vectors ``k`` and ``shift`` (shift may be None), blockwise."""
     a0 = terms[0][0]
+    if type(a0) is not np.ndarray:
+        dev, dt = module(a0), a0.dtype
+        y = sum([a * dev.asarray(k, dt)[:, None] for a, k in terms[1:]],
+                a0 * dev.asarray(terms[0][1], dt)[:, None])
+        return y if shift is None else y + dev.asarray(shift, dt)[:, None]
     p, q, length = a0.shape
     dtype = a0.dtype
     out = xp.empty(a0.shape, dtype)
@@ -255,6 +288,7 @@ class BatchNorm(Function):
     """
 
     def forward(self, x, weight, bias):
+        xp = module(x)  # NumPy, or CuPy (the helpers above take their own path for it)
         x3 = x.reshape(x.shape[0], x.shape[1], -1)
         self.shape = x.shape
         self.weight = weight
@@ -346,7 +380,9 @@ def _check_vector(t, c: int, what: str, where: str, shape) -> None:
 
 
 def _data(t):
-    return None if t is None else (t.data if isinstance(t, Tensor) else np.asarray(t))
+    if t is None or isinstance(t, Tensor):
+        return None if t is None else t.data
+    return t if is_device_array(t) else np.asarray(t)
 
 
 def _check_eps(eps, where: str, positive: bool) -> None:
@@ -454,6 +490,7 @@ class Normalize(Function):
     """
 
     def forward(self, x, weight, bias):
+        xp = module(x)
         self.shape = x.shape
         x2 = x.reshape(self.rows, -1)
         length = x2.shape[1]
@@ -479,6 +516,7 @@ class Normalize(Function):
         return y.reshape(x.shape)
 
     def backward(self, gy):
+        xp = module(gy)
         need_x, need_w, need_b = self.needs_input_grad
         xhat, w = self.xhat, self.weight
         gy3 = gy.reshape(self.aview)

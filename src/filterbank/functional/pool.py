@@ -19,8 +19,8 @@ import math
 import numpy as np
 
 from filterbank import _parallel
+from filterbank._xp import module
 from filterbank.autograd.function import Function
-from filterbank.backend import get_array_module, xp
 from filterbank.tensor import Tensor
 
 _LAYOUTS = {1: ("(C, L)", "(N, C, L)"), 2: ("(C, H, W)", "(N, C, H, W)"),
@@ -97,12 +97,21 @@ def _geometry(where, shape, kernel, stride, padding, dilation, ceil_mode):
 
 
 # ------------------------------------------------------------------------- windows
+def _run(xp, fn, rows: int, elements: int) -> None:
+    """``fn`` over slices of the first axis: threads on the host (:mod:`filterbank._parallel`),
+    one call over everything on a GPU (its kernels are the parallelism)."""
+    if xp is np:
+        _parallel.run(fn, rows, elements)
+    else:
+        fn(0, rows)
+
+
 def _padded(x, pad_lo, pad_hi, fill):
     if not any(pad_lo) and not any(pad_hi):
         return x
     nd = len(pad_lo)
     spatial = x.shape[-nd:]
-    buf = xp.full(x.shape[:-nd] + tuple(L + lo + hi for L, lo, hi in
+    buf = module(x).full(x.shape[:-nd] + tuple(L + lo + hi for L, lo, hi in
                                         zip(spatial, pad_lo, pad_hi)), fill, x.dtype)
     buf[(Ellipsis,) + tuple(slice(lo, lo + L) for L, lo in zip(spatial, pad_lo))] = x
     return buf
@@ -138,7 +147,7 @@ def _index_dtype(n: int):
 class _Pool(Function):
     """Shared geometry; hyperparameters: kernel, stride, padding, dilation, out, pad_hi."""
 
-    def _grad_buffer(self):
+    def _grad_buffer(self, gy):
         """Backward's padded gradient buffer, whether windows are disjoint (assign instead of
         accumulate), and the window slices in kernel scan order."""
         nd = len(self.kernel)
@@ -147,6 +156,7 @@ class _Pool(Function):
         disjoint, covers = _scatter_plan(padded, self.kernel, self.stride, self.dilation,
                                          self.out)
         shape = self.in_shape[:-nd] + padded
+        xp = module(gy)
         buf = xp.empty(shape, self.dtype) if covers else xp.zeros(shape, self.dtype)
         return buf, disjoint, _offsets(self.kernel, self.stride, self.dilation, self.out)
 
@@ -161,6 +171,7 @@ class MaxPool(_Pool):
     by side (:mod:`filterbank._parallel`); each slice runs the same offset loop."""
 
     def forward(self, x):
+        xp = module(x)  # NumPy, or CuPy for device arrays
         self.in_shape, self.dtype = x.shape, x.dtype
         nd = len(self.kernel)
         self.pairs = (self.sink is None and self.kernel == (2, 2) and self.stride == (2, 2)
@@ -195,7 +206,7 @@ class MaxPool(_Pool):
                     ids += step
                 xp.maximum(ys, v, out=ys)
 
-        _parallel.run(part, x.shape[0], x.size)
+        _run(xp, part, x.shape[0], x.size)
         if track:
             self.idx = idx
             if self.sink is not None:
@@ -209,7 +220,7 @@ class MaxPool(_Pool):
     # maximum in row-major scan order wins a tie). Backward splits each gradient by the bits:
     # no index compare, no scatter.
     def _forward_pairs(self, x):
-        xp = get_array_module(x)
+        xp = module(x)
         y = xp.empty(x.shape[:-1] + (x.shape[-1] // 2,), x.dtype)  # row maxima, then y
         out = xp.empty(x.shape[:-2] + tuple(self.out), x.dtype)
         track = self.needs_input_grad[0]
@@ -226,12 +237,12 @@ class MaxPool(_Pool):
                 xp.greater(rt, left, out=right[s:e])
                 xp.greater(bot, top, out=bottom[s:e])
 
-        _parallel.run(part, x.shape[0], x.size)
+        _run(xp, part, x.shape[0], x.size)
         self.right, self.bottom = right, bottom
         return out
 
     def _backward_pairs(self, gy):
-        xp = get_array_module(gy)
+        xp = module(gy)
         gx = xp.empty(self.in_shape, gy.dtype)
         grow = xp.empty(self.in_shape[:-1] + (self.in_shape[-1] // 2,), gy.dtype)
 
@@ -244,13 +255,14 @@ class MaxPool(_Pool):
             xp.multiply(gr, self.right[s:e], out=rt)
             xp.subtract(gr, rt, out=gxs[..., 0::2])
 
-        _parallel.run(part, gy.shape[0], gx.size)
+        _run(xp, part, gy.shape[0], gx.size)
         return gx
 
     def backward(self, gy):
         if self.pairs:
             return self._backward_pairs(gy)
-        buf, disjoint, _ = self._grad_buffer()
+        xp = module(gy)
+        buf, disjoint, _ = self._grad_buffer(gy)
 
         def part(s, e):
             b, g, ids = buf[s:e], gy[s:e], self.idx[s:e]
@@ -262,7 +274,7 @@ class MaxPool(_Pool):
                     view = b[sl]
                     view += g * (ids == o)
 
-        _parallel.run(part, gy.shape[0], buf.size)
+        _run(xp, part, gy.shape[0], buf.size)
         return self._unpad(buf)
 
 
@@ -273,18 +285,21 @@ class AvgPool(_Pool):
         self.in_shape, self.dtype = x.shape, x.dtype
         buf = _padded(x, self.padding, self.pad_hi, 0)
         windows = _offsets(self.kernel, self.stride, self.dilation, self.out)
+        xp = module(x)
         y = xp.array(buf[next(windows)], copy=True)
         for sl in windows:
             y += buf[sl]
         self.divisor = _avg_divisor(x.shape[-len(self.kernel):], self.kernel, self.stride,
                                     self.padding, self.out, self.count_include_pad,
                                     self.divisor_override, x.dtype)
+        if xp is not np and not isinstance(self.divisor, float):
+            self.divisor = xp.asarray(self.divisor)  # per-window counts, made on the host
         y /= self.divisor
         return y
 
     def backward(self, gy):
         g = gy / self.divisor
-        buf, disjoint, windows = self._grad_buffer()
+        buf, disjoint, windows = self._grad_buffer(gy)
         for sl in windows:
             if disjoint:
                 buf[sl] = g
@@ -335,11 +350,12 @@ def _max_pool(x, nd, kernel_size, stride, padding, dilation, ceil_mode, return_i
 def _flat_indices(idx, spatial, kernel, stride, padding, dilation):
     """Window offsets -> flat positions in each input plane (PyTorch's ``return_indices``)."""
     nd = len(kernel)
-    pos = np.unravel_index(idx, kernel)
-    flat = np.zeros(idx.shape, np.int64)
+    xp = module(idx)
+    pos = xp.unravel_index(idx, kernel)
+    flat = xp.zeros(idx.shape, np.int64)
     for i in range(nd):
         n = idx.shape[-nd + i]
-        base = (np.arange(n) * stride[i] - padding[i]).reshape((n,) + (1,) * (nd - 1 - i))
+        base = (xp.arange(n) * stride[i] - padding[i]).reshape((n,) + (1,) * (nd - 1 - i))
         coord = base + pos[i].astype(np.int64) * dilation[i]
         flat = flat * spatial[i] + coord
     return flat
@@ -484,6 +500,8 @@ def adaptive_bins(L: int, n: int) -> tuple[np.ndarray, np.ndarray]:
 def matmul_along(a, m, axis: int):
     """Contract axis ``axis`` of ``a`` (length L) with the matrix ``m`` of shape (n, L)."""
     axis %= a.ndim
+    if type(a) is not np.ndarray:
+        m = module(a).asarray(m)  # the matrix is built on the host
     if axis == a.ndim - 1:
         return a @ m.T
     lead, rest = a.shape[:axis], a.shape[axis + 1:]
@@ -528,7 +546,7 @@ class AdaptiveAvgPool(Function):
                 continue
             if L % n == 0:
                 k = L // n
-                g = np.repeat(g / g.dtype.type(k), k, axis=axis)
+                g = module(g).repeat(g / g.dtype.type(k), k, axis=axis)
             else:
                 g = matmul_along(g, _adaptive_avg_matrix(L, n, self.dtype).T, axis)
         return g
@@ -544,6 +562,7 @@ class AdaptiveMaxPool(Function):
     def forward(self, x):
         nd = len(self.out)
         self.in_shape, self.dtype = x.shape, x.dtype
+        xp = module(x)
         vals, found = x, {}
         for i in reversed(range(nd)):
             axis = x.ndim - nd + i
@@ -552,14 +571,14 @@ class AdaptiveMaxPool(Function):
             for s, e in zip(start, end):
                 seg = vals[(slice(None),) * axis + (slice(int(s), int(e)),)]
                 a = seg.argmax(axis=axis, keepdims=True)
-                parts_v.append(np.take_along_axis(seg, a, axis))
+                parts_v.append(xp.take_along_axis(seg, a, axis))
                 parts_i.append(a + s)
             vals = xp.concatenate(parts_v, axis=axis)
             where = xp.concatenate(parts_i, axis=axis)
             for j in found:  # earlier (inner) axes: follow the rows that were picked
-                found[j] = np.take_along_axis(found[j], where, axis)
+                found[j] = xp.take_along_axis(found[j], where, axis)
             found[i] = where
-        flat = np.zeros(vals.shape, np.int64)
+        flat = xp.zeros(vals.shape, np.int64)
         for i in range(nd):
             flat = flat * x.shape[x.ndim - nd + i] + found[i]
         self.flat = flat
@@ -571,8 +590,9 @@ class AdaptiveMaxPool(Function):
         nd = len(self.out)
         plane = math.prod(self.in_shape[-nd:])
         lead = math.prod(self.in_shape[:-nd])
-        pos = self.flat.reshape(lead, -1) + (np.arange(lead) * plane)[:, None]
-        g = np.bincount(pos.ravel(), weights=gy.reshape(-1), minlength=lead * plane)
+        xp = module(gy)
+        pos = self.flat.reshape(lead, -1) + (xp.arange(lead) * plane)[:, None]
+        g = xp.bincount(pos.ravel(), weights=gy.reshape(-1), minlength=lead * plane)
         return g.astype(self.dtype).reshape(self.in_shape)
 
 
