@@ -331,3 +331,27 @@ def test_gpu_bench_filterbank_side_runs_on_the_fake(fake_cupy, tmp_path, capsys)
     assert bench.main(["--fake", "--batch", "2", "--image", "8", "--steps", "1", "--rounds",
                        "1", "--warmup", "1", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["results"]["filterbank"]["steps_per_s"] > 0
+
+
+def test_cli_train_on_the_device_writes_a_cpu_run(fake_cupy, tmp_path):
+    """``filterbank train --device cuda`` trains on the (fake) GPU; the run folder's weights
+    are host arrays, and the same run on the CPU gives the same test accuracy."""
+    import json
+
+    from harness import cli
+    from safetensors.numpy import load_file
+
+    args = ["train", "--model", "simple_cnn", "--dataset", "fashion-mnist", "--limit", "200",
+            "--epochs", "1", "--model-arg", "width=4", "--model-arg", "hidden=16",
+            "--no-progress"]
+    runs = {}
+    for device in ("cuda", "cpu"):
+        code, out, err = cli(args + ["--device", device, "--out", tmp_path / device])
+        assert code == 0, err
+        runs[device] = json.loads((tmp_path / device / "config.json").read_text())
+    assert runs["cuda"]["training"]["device"] == "cuda"
+    assert runs["cpu"]["training"]["device"] == "cpu"
+    acc = {d: r["results"]["test_accuracy"] for d, r in runs.items()}
+    assert acc["cuda"] == pytest.approx(acc["cpu"], abs=0.01), acc
+    weights = next((tmp_path / "cuda").glob("model*.safetensors"))
+    assert all(type(a) is np.ndarray for a in load_file(weights).values())

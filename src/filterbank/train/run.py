@@ -479,6 +479,7 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
         raise type(e)(f"{e}. {kept}") from None
     seconds = time.perf_counter() - start
     net.cpu()  # the test report and the saved weights are on the CPU
+    trainer.device = None
     if not main:
         return {"out": out, "history": history, "config": config, "seconds": seconds,
                 "metrics": {}}
