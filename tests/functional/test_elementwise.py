@@ -229,17 +229,21 @@ def test_cast_changes_dtype_and_casts_the_gradient_back():
     assert not x.long().requires_grad  # integer results carry no gradient
 
 
+@pytest.mark.parametrize("rows", [1, 3])
 @pytest.mark.parametrize("n", [1, 6, 7, 8, 20])
-def test_relu_in_chunks_against_a_zero_buffer(n, monkeypatch):
-    """ReLU's host path (max against slices of a zero buffer, chunk by chunk) on sizes around
-    the chunk: every element, NaN and infinities included, and its mask."""
+def test_relu_in_chunks_against_a_zero_buffer(n, rows, monkeypatch):
+    """ReLU's host path (max against slices of a zero buffer, chunk by chunk; with 3 rows
+    split over threads) on sizes around the chunk: every element, NaN and infinities
+    included, and its mask."""
     from filterbank.functional import elementwise as ew
 
     monkeypatch.setattr(ew, "_RELU_CHUNK", 7)
     monkeypatch.setattr(ew, "_relu_zeros", {})
-    a = np.random.default_rng(n).standard_normal((1, n)).astype(np.float32)
-    a[0, ::5] = -np.inf
-    a[0, 1::6] = np.nan
+    if rows > 1:
+        monkeypatch.setattr(ew._parallel, "parts", lambda r, e: min(r, 2))
+    a = np.random.default_rng(n).standard_normal((rows, n)).astype(np.float32)
+    a[:, ::5] = -np.inf
+    a[:, 1::6] = np.nan
     x = fb.tensor(a, requires_grad=True)
     y = fb.functional.relu(x)
     np.testing.assert_array_equal(y.data, np.where(np.isnan(a), np.nan, np.maximum(a, 0)))
