@@ -42,7 +42,7 @@ def main() -> None:
         tmp = Path(d)
         rows = [measure(str(ROOT), tmp, "core"), measure(f"{ROOT}[all]", tmp, "all")]
     rows[0]["what"] = "core: numpy, safetensors, tqdm"
-    rows[1]["what"] = "all extras: + matplotlib, pillow"
+    rows[1]["what"] = "all extras: + matplotlib, pillow, onnx"
     for r in rows:
         print(f"{r['what']:<40} {r['mib']:>8.1f} MiB")
     out = ROOT / "bench" / "results"
