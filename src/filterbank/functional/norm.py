@@ -230,41 +230,6 @@ def _dx_centered(g3, x3, mean, k, kc, c):
     return out
 
 
-def _fused(terms, shift):
-    """``sum(a * k for a, k in terms) + shift`` for ``(P, Q, L)`` arrays ``a`` and per-channel
-    ``(Q,)`` vectors ``k`` and ``shift`` (shift may be None), blockwise."""
-    a0 = terms[0][0]
-    if type(a0) is not np.ndarray:
-        dev, dt = module(a0), a0.dtype
-        y = sum([a * dev.asarray(k, dt)[:, None] for a, k in terms[1:]],
-                a0 * dev.asarray(terms[0][1], dt)[:, None])
-        return y if shift is None else y + dev.asarray(shift, dt)[:, None]
-    p, q, length = a0.shape
-    dtype = a0.dtype
-    out = xp.empty(a0.shape, dtype)
-    o2 = _rows(out)
-    flat = [(_rows(a), xp.repeat(xp.asarray(k, dtype), length)) for a, k in terms]
-    shift = None if shift is None else xp.repeat(xp.asarray(shift, dtype), length)
-    (a0, k0), *rest = flat
-    width = q * length
-
-    def part(start, stop):
-        if rest:
-            buf = xp.empty((min(max(1, _BLOCK // max(width, 1)), stop - start), width), dtype)
-        for s, e in _blocks(start, stop, width):
-            o = o2[s:e]
-            xp.multiply(a0[s:e], k0, out=o)
-            for a, k in rest:
-                b = buf[:e - s]
-                xp.multiply(a[s:e], k, out=b)
-                o += b
-            if shift is not None:
-                o += shift
-
-    _parallel.run(part, p, out.size)
-    return out
-
-
 def _col(v):
     """A parameter shaped to broadcast along axis 1 of a ``(P, Q, L)`` view."""
     return v.reshape(-1, 1)
@@ -326,7 +291,7 @@ class BatchNorm(Function):
             # x is only needed for dweight; don't keep the input alive otherwise
             self.x3 = x3 if self.needs_input_grad[1] else None
             self.mean, self.inv_std = mean, inv_std
-            y = _fused([(x3, scale)], shift)
+            y = _affine_centered(x3, None, scale, shift)
         return y.reshape(x.shape)
 
     def backward(self, gy):
