@@ -187,12 +187,11 @@ def _evaluate_task(net, config: dict, dataset: str | None, limit: int | None, fo
     from filterbank.train.tasks.splits import check_dataset
 
     job = get_task(config["task"])
+    name = config["dataset"]
     if dataset is not None:
-        check_dataset(job.name, dataset, job.reads_coco)
+        kind = check_dataset(job.name, dataset, job.reads_coco)
+        name = "shapes" if kind == "shapes" else Path(dataset).expanduser().resolve().name
     folder.mkdir(parents=True, exist_ok=True)
-    name = config["dataset"] if dataset is None else (
-        "shapes" if check_dataset(job.name, dataset, job.reads_coco) == "shapes"
-        else Path(dataset).expanduser().resolve().name)
     stem = f"eval-{name}"
     report = job.evaluate_run(net, config, folder, stem, limit, log, dataset)
     for line in report["lines"]:
