@@ -103,7 +103,7 @@ class Resample(Function):
                 g = g.reshape(g.shape[:axis] + (L_in, k) + g.shape[axis + 1:]).sum(axis + 1)
             else:
                 onehot = (idx[:, None] == np.arange(L_in)).astype(gy.dtype)
-                g = matmul_along(g, like(gy, onehot.T), axis)
+                g = matmul_along(g, onehot.T, axis)  # moves the host matrix to gy's device
         return g
 
 
@@ -173,18 +173,13 @@ def _interpolate(input, size, scale_factor, mode, align_corners, recompute_scale
         return _adaptive_avg(input, nd, sizes, where)
     if linear:
         # an axis whose size does not change is copied, whatever the scale factor (PyTorch)
-        mats = tuple(None if L == n else _on(input, _linear_matrix(L, n, bool(align_corners), s,
-                                                                    input.dtype))
+        mats = tuple(None if L == n else like(input.data, _linear_matrix(L, n, bool(align_corners),
+                                                                         s, input.dtype))
                      for L, n, s in zip(spatial, sizes, scales))
         return Resample.apply(input, sizes=sizes, index=None, host_index=None, mats=mats)
     index = tuple(_nearest_index(L, n, s, input.dtype) for L, n, s in zip(spatial, sizes, scales))
-    return Resample.apply(input, sizes=sizes, index=tuple(_on(input, i) for i in index),
+    return Resample.apply(input, sizes=sizes, index=tuple(like(input.data, i) for i in index),
                           host_index=index, mats=None)
-
-
-def _on(t: Tensor, host):
-    """A host index array or matrix on the device of tensor ``t`` (itself on the host)."""
-    return host if type(t.data) is np.ndarray else like(t.data, host)
 
 
 def _sizes(where, spatial, size, scale_factor, recompute):
