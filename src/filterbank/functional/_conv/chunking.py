@@ -7,6 +7,10 @@ every algorithm rebuild in backward.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from filterbank import _parallel, _xp
+
 #: Intermediates (im2col columns, Winograd input tiles, row-Toeplitz rows) up to this size are
 #: kept from forward for the weight gradient; bigger ones are rebuilt in backward (they are
 #: 2-27x the input).
@@ -34,3 +38,22 @@ def _queue(items: list, n: int) -> list:
     so the shares are balanced anyway."""
     return [items[i::n] for i in range(n)]
 
+
+
+def _worker_buffers(shapes: dict, dtype, like, n: int) -> list[dict]:
+    """One set of scratch buffers ``{name: shape}`` per worker, where ``like`` lives (from the
+    reusing workspace on the host)."""
+    return [{k: _xp.empty(s, dtype, like) for k, s in shapes.items()} for _ in range(n)]
+
+
+def _run_chunks(chunks: list, n: int, body: Callable[[int, int, int, int], object]) -> None:
+    """``body(worker, slot, n0, n1)`` for every chunk ``(n0, n1)`` (``slot``: its index in
+    ``chunks``), each of ``n`` workers taking its fixed :func:`_queue` share, on
+    :func:`filterbank._parallel.run_tasks` (inline when ``n`` is 1)."""
+    parts = _queue(list(enumerate(chunks)), n)
+
+    def task(i):
+        for slot, (n0, n1) in parts[i]:
+            body(i, slot, n0, n1)
+
+    _parallel.run_tasks(task, n)

@@ -15,7 +15,7 @@ import numpy as np
 from filterbank import _parallel, _xp
 from filterbank.backend import get_array_module
 from filterbank.functional._conv import chunking
-from filterbank.functional._conv.chunking import _chunk_ranges, _queue
+from filterbank.functional._conv.chunking import _chunk_ranges, _queue, _worker_buffers
 from filterbank.functional._conv.geometry import _ALL2, _Geometry, _swap01, _zero_outside
 
 
@@ -122,7 +122,7 @@ class _Im2col:
             shapes["gyt"] = (g.O, nb) + g.So
         if dx is not None:
             shapes["dcols"] = (g.C, g.KK, nb) + g.So
-        bufs = [{k: _xp.empty(s, dtype, ref) for k, s in shapes.items()} for _ in range(n)]
+        bufs = _worker_buffers(shapes, dtype, ref, n)
         wm = w.reshape(g.groups, g.Og, kdim) if w is not None else None
         wt = wm.transpose(0, 2, 1) if dx is not None else None  # BLAS reads it transposed
         # dW^T = cols dY^T (K x O) runs faster in OpenBLAS than dY cols^T for small O; for
@@ -172,10 +172,7 @@ class _Im2col:
                     xp.matmul(wt, gyt, out=dcols.reshape(g.groups, kdim, k * g.Lo))
                     _col2im(dcols, g, n0, n1, dx)
 
-        if host:
-            _parallel.run_tasks(task, n)
-        else:
-            task(0)
+        _parallel.run_tasks(task, n)  # n = 1 on a GPU: inline
         dw = None
         if want_dw:
             dw = sum(dws[1:], dws[0])

@@ -22,7 +22,7 @@ import numpy as np
 
 from filterbank import _parallel, _xp
 from filterbank.backend import get_array_module
-from filterbank.functional._conv.chunking import _chunk_ranges, _queue
+from filterbank.functional._conv.chunking import _chunk_ranges, _queue, _worker_buffers
 from filterbank.functional._conv.geometry import _zero_outside
 
 
@@ -91,9 +91,8 @@ class ShiftedGemm:
         chunks, nb = cls._chunks(g, x.dtype, xp is np)
         n = _parallel.workers(len(chunks))
         R = nb * hp * wp
-        bufs = [{"X": _xp.empty((R + offs[-1], g.C), x.dtype, x),
-                 "Y": _xp.empty((R, g.O), x.dtype, x),
-                 "T": _xp.empty((R, g.O), x.dtype, x)} for _ in range(n)]
+        bufs = _worker_buffers({"X": (R + offs[-1], g.C), "Y": (R, g.O), "T": (R, g.O)},
+                               x.dtype, x, n)
         taps = cls._taps(w, g)
         y = _xp.empty((g.N, g.O) + g.So, x.dtype, x)
         parts = _queue(chunks, n)
@@ -139,7 +138,7 @@ class ShiftedGemm:
             shapes["X"] = (R + offs[-1], g.C)
         if need_x:
             shapes.update({"dX": (R + offs[-1], g.C), "T": (R, g.C)})
-        bufs = [{k: _xp.empty(s, gy.dtype, gy) for k, s in shapes.items()} for _ in range(n)]
+        bufs = _worker_buffers(shapes, gy.dtype, gy, n)
         dws = [xp.empty((g.KK, g.C, g.O), gy.dtype) if need_w else None for _ in range(n)]
         dbs = [xp.zeros(g.O, gy.dtype) if need_b else None for _ in range(n)]
         dx = _xp.empty((g.N, g.C) + g.S, gy.dtype, gy) if need_x else None

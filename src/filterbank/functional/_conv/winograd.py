@@ -10,7 +10,7 @@ import numpy as np
 from filterbank import _parallel, _xp
 from filterbank.backend import get_array_module
 from filterbank.functional._conv import chunking
-from filterbank.functional._conv.chunking import _chunk_ranges, _queue
+from filterbank.functional._conv.chunking import _chunk_ranges, _run_chunks, _worker_buffers
 from filterbank.functional._conv.geometry import _ALL2, _Geometry, _swap01, _zero_outside
 
 _AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
@@ -139,24 +139,13 @@ class _Winograd:
             np.subtract(e1, e3, out=v[4 * a + 3])
         return v
 
-    @staticmethod
-    def _buffers(shapes: dict, dtype, like) -> dict:
-        return {k: _xp.empty(s, dtype, like) for k, s in shapes.items()}
-
-    @staticmethod
-    def _run(task, n: int, host: bool) -> None:
-        if host:
-            _parallel.run_tasks(task, n)
-        else:
-            task(0)
-
     # ------------------------------------------------------------------------ forward
     @classmethod
     def forward(cls, fn, x, w, b, g: _Geometry):
         _, _, hq, wq = cls._grid(g)
         host = type(x) is np.ndarray
         chunks, nb = cls._chunks(g, x.dtype, host)
-        n = _parallel.workers(len(chunks)) if host else 1
+        n = _parallel.workers(len(chunks))
         Lc, Lo = g.C * nb * hq * wq, g.O * nb * hq * wq
         shapes = {"P": (4, Lc + wq + 1), "R": (4, 2, Lc + 1), "V": (16, Lc), "M": (16, Lo),
                   "Y": (4, Lo)}
@@ -166,22 +155,17 @@ class _Winograd:
         if keep:
             del shapes["V"]
             saved = _xp.empty((len(chunks), 16, Lc), x.dtype, x)
-        bufs = [cls._buffers(shapes, x.dtype, x) for _ in range(n)]
+        bufs = _worker_buffers(shapes, x.dtype, x, n)
         u = _einsum("ai,bj,ocij->aboc", cls.G, w)
         u = get_array_module(x).ascontiguousarray(u.reshape(16, g.groups, g.Og, g.Cg),
                                                    dtype=x.dtype)
         y = _xp.empty((g.N, g.O) + g.So, x.dtype, x)
-        index = {c: i for i, c in enumerate(chunks)}
-        parts = _queue(chunks, n)
 
-        def task(i):
-            for n0, n1 in parts[i]:
-                out = None
-                if keep:
-                    out = saved[index[n0, n1], :, :g.C * (n1 - n0) * hq * wq]
-                cls._forward_chunk(x, u, b, g, n0, n1, bufs[i], y, out)
+        def body(i, slot, n0, n1):
+            out = saved[slot, :, :g.C * (n1 - n0) * hq * wq] if keep else None
+            cls._forward_chunk(x, u, b, g, n0, n1, bufs[i], y, out)
 
-        cls._run(task, n, host)
+        _run_chunks(chunks, n, body)
         if keep:
             fn.v = saved
         elif fn.needs_input_grad[1]:
@@ -220,7 +204,7 @@ class _Winograd:
         host = type(gy) is np.ndarray
         xp = get_array_module(gy)
         chunks, nb = cls._chunks(g, gy.dtype, host)
-        n = _parallel.workers(len(chunks)) if host else 1
+        n = _parallel.workers(len(chunks))
         Lc, Lo = g.C * nb * hq * wq, g.O * nb * hq * wq
         shapes = {"H": (16, Lo)}
         saved = getattr(fn, "v", None)
@@ -228,7 +212,7 @@ class _Winograd:
             shapes.update({"P": (4, Lc + wq + 1), "R": (4, 2, Lc + 1), "V": (16, Lc)})
         if need_x:
             shapes.update({"dV": (16, Lc), "dR": (4, 2, Lc), "dP": (4, Lc), "T": (Lc,)})
-        bufs = [cls._buffers(shapes, gy.dtype, gy) for _ in range(n)]
+        bufs = _worker_buffers(shapes, gy.dtype, gy, n)
         sign = _const(cls.SIGN.astype(gy.dtype), gy)
         us = (fn.u * sign.reshape(16, 1, 1, 1)).transpose(0, 1, 3, 2) if need_x else None
         du = [xp.zeros((16, g.groups, g.Og, g.Cg), gy.dtype) if need_w else None
@@ -236,17 +220,14 @@ class _Winograd:
         db = [xp.zeros(g.O, gy.dtype) if need_b else None for _ in range(n)]
         dx = _xp.empty((g.N, g.C) + g.S, gy.dtype, gy) if need_x else None
         x = fn.x if need_w and saved is None else None
-        index = {c: i for i, c in enumerate(chunks)}
-        parts = _queue(chunks, n)
 
-        def task(i):
-            for n0, n1 in parts[i]:
-                v = None
-                if need_w and saved is not None:
-                    v = saved[index[n0, n1], :, :g.C * (n1 - n0) * hq * wq]
-                cls._backward_chunk(gy, x, us, g, n0, n1, bufs[i], du[i], db[i], dx, v)
+        def body(i, slot, n0, n1):
+            v = None
+            if need_w and saved is not None:
+                v = saved[slot, :, :g.C * (n1 - n0) * hq * wq]
+            cls._backward_chunk(gy, x, us, g, n0, n1, bufs[i], du[i], db[i], dx, v)
 
-        cls._run(task, n, host)
+        _run_chunks(chunks, n, body)
         dw = None
         if need_w:
             total = sum(du[1:], du[0]) * sign.reshape(16, 1, 1, 1)

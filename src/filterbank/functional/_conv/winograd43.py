@@ -46,7 +46,7 @@ import numpy as np
 from filterbank import _parallel, _xp
 from filterbank.backend import get_array_module
 from filterbank.functional._conv import chunking
-from filterbank.functional._conv.chunking import _chunk_ranges, _queue
+from filterbank.functional._conv.chunking import _chunk_ranges, _run_chunks, _worker_buffers
 from filterbank.functional._conv.geometry import _zero_outside
 
 BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
@@ -147,10 +147,6 @@ class Winograd43:
         xp.matmul(mats["BT"], r.reshape(6, 6, L), out=v.reshape(6, 6, L))  # columns
         return v
 
-    @staticmethod
-    def _buffers(shapes, dtype, like):
-        return {k: _xp.empty(s, dtype, like) for k, s in shapes.items()}
-
     @classmethod
     def _tile_shapes(cls, g, nb):
         th, tw = cls._grid(g)
@@ -172,20 +168,17 @@ class Winograd43:
         keep = (fn.needs_input_grad[1]
                 and 36 * len(chunks) * Lc * x.itemsize <= chunking.KEEP_BYTES)
         saved = _xp.empty((len(chunks), 36, Lc), x.dtype, x) if keep else None
-        bufs = [cls._buffers(shapes, x.dtype, x) for _ in range(n)]
+        bufs = _worker_buffers(shapes, x.dtype, x, n)
         mats = _mats(x)
         u = _einsum("ai,bj,ocij->aboc", w)
         u = xp.ascontiguousarray(u.reshape(36, g.groups, g.Og, g.Cg).astype(x.dtype))
         y = _xp.empty((g.N, g.O) + g.So, x.dtype, x)
-        index = {c: i for i, c in enumerate(chunks)}
-        parts = _queue(chunks, n)
 
-        def task(i):
-            for n0, n1 in parts[i]:
-                out = saved[index[n0, n1], :, :g.C * (n1 - n0) * th * tw] if keep else None
-                cls._forward_chunk(x, u, b, g, n0, n1, bufs[i], mats, y, out)
+        def body(i, slot, n0, n1):
+            out = saved[slot, :, :g.C * (n1 - n0) * th * tw] if keep else None
+            cls._forward_chunk(x, u, b, g, n0, n1, bufs[i], mats, y, out)
 
-        _parallel.run_tasks(task, n)
+        _run_chunks(chunks, n, body)
         if keep:
             fn.v = saved
         elif fn.needs_input_grad[1]:
@@ -240,7 +233,7 @@ class Winograd43:
         if need_x:
             shapes.update({"dV": (36, Lc), "dR": (6, 6 * Lc),
                            "dxp": (nb, g.C, 4 * th + 2, 4 * tw + 2)})
-        bufs = [cls._buffers(shapes, gy.dtype, gy) for _ in range(n)]
+        bufs = _worker_buffers(shapes, gy.dtype, gy, n)
         mats = _mats(gy)
         ut = fn.u.transpose(0, 1, 3, 2) if need_x else None
         du = [xp.zeros((36, g.groups, g.Og, g.Cg), gy.dtype) if need_w else None
@@ -248,17 +241,14 @@ class Winograd43:
         db = [xp.zeros(g.O, gy.dtype) if need_b else None for _ in range(n)]
         dx = _xp.empty((g.N, g.C) + g.S, gy.dtype, gy) if need_x else None
         x = fn.x if need_w and saved is None else None
-        index = {c: i for i, c in enumerate(chunks)}
-        parts = _queue(chunks, n)
 
-        def task(i):
-            for n0, n1 in parts[i]:
-                v = None
-                if need_w and saved is not None:
-                    v = saved[index[n0, n1], :, :g.C * (n1 - n0) * th * tw]
-                cls._backward_chunk(gy, x, ut, g, n0, n1, bufs[i], mats, du[i], db[i], dx, v)
+        def body(i, slot, n0, n1):
+            v = None
+            if need_w and saved is not None:
+                v = saved[slot, :, :g.C * (n1 - n0) * th * tw]
+            cls._backward_chunk(gy, x, ut, g, n0, n1, bufs[i], mats, du[i], db[i], dx, v)
 
-        _parallel.run_tasks(task, n)
+        _run_chunks(chunks, n, body)
         dw = None
         if need_w:
             total = sum(du[1:], du[0])
