@@ -26,6 +26,17 @@ def _on_device(t) -> bool:
     return type(t.data).__module__ == "cupy"
 
 
+def test_array_module_of_one_or_many_arrays(fake_cupy):
+    from filterbank import _xp
+    from filterbank.backend import get_array_module
+
+    h, d = np.ones(3, np.float32), fake_cupy.ones(3)
+    assert get_array_module(h) is np and get_array_module() is np
+    assert get_array_module(d) is fake_cupy and get_array_module(h, None, 2.0, d) is fake_cupy
+    assert get_array_module(h, h, 1.0) is np and get_array_module(None, d) is fake_cupy
+    assert _xp.module is get_array_module and _xp.on_host(h, 1.0) and not _xp.on_host(h, d)
+
+
 # ------------------------------------------------------------------ tensors and errors
 def test_tensor_moves_both_ways_and_reports_its_device(fake_cupy):
     x = fb.tensor([[1.0, 2.0], [3.0, 4.0]])

@@ -12,11 +12,9 @@ import numpy as np
 from filterbank._workspace import workspace as _workspace
 from filterbank.backend import get_array_module
 
-
-def module(a):
-    """The array module of ``a``: NumPy for a NumPy array at the cost of one type check (the
-    hot paths call this once per op), else :func:`get_array_module`'s answer."""
-    return np if type(a) is np.ndarray else get_array_module(a)
+#: The array module of an array: :func:`~filterbank.backend.get_array_module` itself (kept
+#: under this name for the ops that import it).
+module = get_array_module
 
 
 def on_host(*arrays) -> bool:

@@ -26,10 +26,13 @@ class DeviceError(ValueError, RuntimeError):
 _INSTALL = "install filterbank[cuda12] or filterbank[cuda13] (CuPy for CUDA 12 or 13)"
 
 
-def get_array_module(*arrays):
-    """Return the array module (``numpy`` or ``cupy``) that owns ``arrays``."""
-    for a in arrays:
-        if type(a).__module__.startswith("cupy"):
+def get_array_module(a=None, *more):
+    """Return the array module (``numpy`` or ``cupy``) that owns the arrays ``a, *more``.
+    One NumPy array costs one type check (the hot ops call this once per op)."""
+    if type(a) is np.ndarray and not more:
+        return np
+    for b in (a, *more):
+        if type(b) is not np.ndarray and type(b).__module__.startswith("cupy"):
             import cupy  # noqa: PLC0415  (optional, only when CuPy arrays are passed)
 
             return cupy
