@@ -127,31 +127,32 @@ def embed(model: Module, data, layer: str | Module | None = None, batch_size: in
         raise _Stop
 
     chunks = []
+    handle = (module.register_forward_pre_hook(pre_hook) if take_input
+              else module.register_forward_hook(hook))  # once, not per batch
     with eval_frozen(model), fb.no_grad():
-        for xb in _batches(data, batch_size, where):
-            x = xb if isinstance(xb, Tensor) else Tensor(np.asarray(xb, np.float32))
-            check_channels(where, model, x, "data")
-            got.clear()
-            handle = (module.register_forward_pre_hook(pre_hook) if take_input
-                      else module.register_forward_hook(hook))
-            try:
-                model(x)
-            except _Stop:
-                pass
-            except Exception as e:
-                raise ValueError(f"{where}: the model ({type(model).__name__}) cannot take "
-                                 f"images of shape {tuple(x.shape)}: {type(e).__name__}: "
-                                 f"{e}") from e
-            finally:
-                handle.remove()
-            if not got:
-                raise ValueError(f"{where}: layer {name!r} was not called by "
-                                 f"{type(model).__name__}.forward")
-            out = got[0]
-            if not isinstance(out, Tensor):
-                raise ValueError(f"{where}: layer {name!r} gives a {type(out).__name__}, not a "
-                                 f"Tensor of features")
-            chunks.append(np.asarray(out.data, np.float32).reshape(len(x), -1))
+        try:
+            for xb in _batches(data, batch_size, where):
+                x = xb if isinstance(xb, Tensor) else Tensor(np.asarray(xb, np.float32))
+                check_channels(where, model, x, "data")
+                got.clear()
+                try:
+                    model(x)
+                except _Stop:
+                    pass
+                except Exception as e:
+                    raise ValueError(f"{where}: the model ({type(model).__name__}) cannot take "
+                                     f"images of shape {tuple(x.shape)}: {type(e).__name__}: "
+                                     f"{e}") from e
+                if not got:
+                    raise ValueError(f"{where}: layer {name!r} was not called by "
+                                     f"{type(model).__name__}.forward")
+                out = got[0]
+                if not isinstance(out, Tensor):
+                    raise ValueError(f"{where}: layer {name!r} gives a {type(out).__name__}, "
+                                     f"not a Tensor of features")
+                chunks.append(np.asarray(out.data, np.float32).reshape(len(x), -1))
+        finally:
+            handle.remove()
     if not chunks:
         raise ValueError(f"{where}: no images in data")
     f = np.concatenate(chunks, axis=0)
@@ -350,16 +351,22 @@ class LinearProbe:
         loss_fn = nn.CrossEntropyLoss()
         rng = np.random.default_rng(self.seed)
         bs = self.batch_size or len(z)
+        # full batch: the same arrays every epoch (no per-epoch gather copy of the features)
+        full = [(Tensor(z), Tensor(y))] if bs >= len(z) else None
         for _ in range(self.epochs):
-            order = rng.permutation(len(z)) if bs < len(z) else np.arange(len(z))
+            if full is None:
+                order = rng.permutation(len(z))
+                batches = ((Tensor(z[order[i:i + bs]]), Tensor(y[order[i:i + bs]]))
+                           for i in range(0, len(z), bs))
+            else:
+                batches = full
             total = 0.0
-            for i in range(0, len(z), bs):
-                idx = order[i:i + bs]
+            for zb, yb in batches:
                 opt.zero_grad()
-                loss = loss_fn(self.linear(Tensor(z[idx])), Tensor(y[idx]))
+                loss = loss_fn(self.linear(zb), yb)
                 loss.backward()
                 opt.step()
-                total += float(loss.item()) * len(idx)
+                total += float(loss.item()) * len(zb)
             self.losses.append(total / len(z))
         return self
 
