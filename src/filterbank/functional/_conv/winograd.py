@@ -23,7 +23,8 @@ def _const(a, like):
 
 
 def _einsum(spec, g, w):
-    """``einsum(spec, G, G, w)`` in float64 (G: the host matrix :attr:`_Winograd.G`)."""
+    """``einsum(spec, g, g, w)`` in float64, where ``w`` lives (``g``: a host filter transform,
+    :attr:`_Winograd.G` or ``winograd43.G``)."""
     if type(w) is np.ndarray:
         return np.einsum(spec, g, g, w, dtype=np.float64, optimize=True)
     gd = _const(g, w)

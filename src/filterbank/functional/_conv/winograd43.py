@@ -48,6 +48,7 @@ from filterbank.backend import get_array_module
 from filterbank.functional._conv import chunking
 from filterbank.functional._conv.chunking import _chunk_ranges, _run_chunks, _worker_buffers
 from filterbank.functional._conv.geometry import _zero_outside
+from filterbank.functional._conv.winograd import _einsum
 
 BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64)
@@ -63,15 +64,6 @@ def _mats(like):
     xp = get_array_module(like)
     return {k: xp.ascontiguousarray(xp.asarray(m, dtype=like.dtype))
             for k, m in (("BT", BT), ("B", BT.T), ("AT", AT), ("A", AT.T))}
-
-
-def _einsum(spec, w):
-    """``einsum(spec, G, G, w)`` in float64, where ``w`` lives."""
-    if type(w) is np.ndarray:
-        return np.einsum(spec, G, G, w, dtype=np.float64, optimize=True)
-    xp = get_array_module(w)
-    gd = xp.asarray(G)
-    return xp.einsum(spec, gd, gd, w.astype(np.float64))
 
 
 def _as_strided(a, shape, strides):
@@ -170,7 +162,7 @@ class Winograd43:
         saved = _xp.empty((len(chunks), 36, Lc), x.dtype, x) if keep else None
         bufs = _worker_buffers(shapes, x.dtype, x, n)
         mats = _mats(x)
-        u = _einsum("ai,bj,ocij->aboc", w)
+        u = _einsum("ai,bj,ocij->aboc", G, w)
         u = xp.ascontiguousarray(u.reshape(36, g.groups, g.Og, g.Cg).astype(x.dtype))
         y = _xp.empty((g.N, g.O) + g.So, x.dtype, x)
 
@@ -252,7 +244,7 @@ class Winograd43:
         dw = None
         if need_w:
             total = sum(du[1:], du[0])
-            dw = _einsum("ai,bj,aboc->ocij", total.reshape(6, 6, g.O, g.Cg)).astype(gy.dtype)
+            dw = _einsum("ai,bj,aboc->ocij", G, total.reshape(6, 6, g.O, g.Cg)).astype(gy.dtype)
         return dx, dw, (sum(db[1:], db[0]) if need_b else None)
 
     @classmethod
