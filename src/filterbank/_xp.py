@@ -22,17 +22,6 @@ def on_host(*arrays) -> bool:
     return get_array_module(*arrays) is np
 
 
-def scatter_add(xp, a, index, values) -> None:
-    """``a[index] += values`` in place, with repeated positions accumulated (``np.add.at``
-    on the host, ``cupyx.scatter_add`` on the GPU)."""
-    if xp is np:
-        np.add.at(a, index, values)
-    else:
-        import cupyx  # noqa: PLC0415  (installed with CuPy)
-
-        cupyx.scatter_add(a, index, values)
-
-
 def like(x, value, dtype=None):
     """``value`` (a host array, list or scalar) as an array on the device of ``x``."""
     return get_array_module(x).asarray(value, dtype=dtype)

@@ -12,8 +12,8 @@ CuPy for filterbank's device code, strictly:
 - ``numpy.f(device_array)`` works only when CuPy has ``f`` (dispatch by name through
   ``__array_function__``, as CuPy's own), else ``TypeError`` ("no implementation found");
 - reductions and ``a[i]`` give 0-d device arrays, never host scalars (CuPy has no scalars);
-- ``ufunc.at`` is refused (``np.add.at``): filterbank scatters through
-  ``filterbank._xp.scatter_add`` (``cupyx.scatter_add`` on the device);
+- ``ufunc.at`` is refused (``np.add.at``): filterbank scatters without it (``bincount``,
+  as functional/index.py), and CuPy's own spelling is ``cupyx.scatter_add``;
 - conversions are explicit: ``cupy.asarray(host)``, ``cupy.asnumpy(dev)``, ``dev.get()``.
 
 What it cannot catch: ``numpy.asarray(device_array)`` quietly returns a host array (NumPy never
@@ -40,7 +40,7 @@ class ndarray(_np.ndarray):  # noqa: N801 - CuPy's name
             raise TypeError(f"fake cupy: CuPy has no ufunc {name!r}")
         if method == "at":
             raise TypeError(f"fake cupy: {name}.at is not used on the device: scatter with "
-                            f"cupyx.scatter_add (filterbank._xp.scatter_add)")
+                            f"cupyx.scatter_add")
         _check_no_host(name, inputs)
         out = kwargs.get("out")
         if out is not None:
