@@ -341,17 +341,7 @@ def test_arguments_are_checked():
 
 
 # ---------------------------------------------------------------------- filterbank serve
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    from filterbank.train.run import train
-
-    out = tmp_path_factory.mktemp("serve") / "run"
-    train("simple_cnn", "fashion-mnist-sample", epochs=1, limit=32, out=out,
-          model_args={"width": 2, "hidden": 4}, progress=False, log=lambda *a: None,
-          echo=lambda *a: None)
-    return out
-
-
+# run_dir: tests/train/conftest.py
 def test_serve_predicts_drawn_pixels(run_dir):
     from filterbank.train import load_run
 

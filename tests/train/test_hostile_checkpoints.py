@@ -21,19 +21,9 @@ import pytest
 
 from filterbank import cli
 from filterbank.train.checkpoint import CheckpointError, read_checkpoint
-from filterbank.train.run import train
 from filterbank.train.runs import find_run, load_run
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs, /dev/zero, rlimits")
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("hostile") / "run"
-    train("simple_cnn", "fashion-mnist-sample", epochs=1, limit=32, out=out,
-          model_args={"width": 2, "hidden": 4}, progress=False, log=lambda *a: None,
-          echo=lambda *a: None)
-    return out
 
 
 @pytest.fixture
