@@ -205,24 +205,19 @@ def test_graphs_recorded_before_a_step_raise_at_backward():
 def test_flat_buffer_on_the_device(fake_cupy, chunk, kind, kw):
     """Parameters moved to the (fake) GPU after the optimizer was built: the buffer, the
     views, the gathered gradients and the state are device arrays, and the numbers are the
-    CPU's."""
-    def run(device):
+    CPU's per-tensor path's (a flat-path bug common to both devices must not cancel out)."""
+    def run(device, flat):
         rng = np.random.default_rng(0)
         params = [Parameter(rng.standard_normal(s).astype(np.float32)) for s in SHAPES]
         opt = getattr(optim, kind)(params, **kw)
-        opt.flat = True
+        opt.flat = flat
         for p in params:
             p.data = to_device(p.data, device)
-        for k in range(4):
-            grng = np.random.default_rng(k)
-            for p in params:
-                p.grad = fb.Tensor(to_device(grng.standard_normal(p.shape).astype(np.float32),
-                                             device))
-            opt.step()
+        _seeded_steps(opt, params, device, 4)
         return params, opt
 
-    cpu, _ = run("cpu")
-    gpu, opt = run("cuda")
+    cpu, _ = run("cpu", flat=False)
+    gpu, opt = run("cuda", flat=True)
     (fg,) = opt._flat_groups.values()
     assert fg.xp is fake_cupy and all(p.data is v for p, v in zip(gpu, fg.views))
     for p in gpu:
@@ -255,13 +250,18 @@ def _device_run(kind, kw, flat, device, steps=3, state=None):
     opt.flat = flat
     if state is not None:
         opt.load_state_dict(state)
+    _seeded_steps(opt, params, device, steps)
+    return params, opt
+
+
+def _seeded_steps(opt, params, device, steps):
+    """``steps`` optimizer steps, step k with gradients drawn from seed k on ``device``."""
     for k in range(steps):
         grng = np.random.default_rng(k)
         for p in params:
             p.grad = fb.Tensor(to_device(grng.standard_normal(p.shape).astype(np.float32),
                                          device))
         opt.step()
-    return params, opt
 
 
 def _state_arrays(opt):
@@ -274,8 +274,9 @@ def test_state_dict_of_a_device_optimizer_is_on_the_host_and_loads_back(fake_cup
                                                                        flat):
     """state_dict() of an optimizer on the (fake) GPU holds host copies, equal to the CPU
     run's; loaded into a device optimizer (its own, or a host state dict from the CPU run)
-    the state goes to each parameter's device and the next steps match the CPU's."""
-    cpu_params, cpu_opt = _device_run(kind, kw, flat, "cpu")
+    the state goes to each parameter's device and the next steps match the CPU's (the CPU
+    reference steps per tensor, whatever ``flat`` the device run uses)."""
+    cpu_params, cpu_opt = _device_run(kind, kw, False, "cpu")
     gpu_params, gpu_opt = _device_run(kind, kw, flat, "cuda")
     assert _state_arrays(gpu_opt) and all(type(v).__module__ == "cupy"
                                           for v in _state_arrays(gpu_opt))
@@ -294,7 +295,7 @@ def test_state_dict_of_a_device_optimizer_is_on_the_host_and_loads_back(fake_cup
                for v, sd_v in zip(_state_arrays(gpu_opt),
                                   [v for s in sd["state"].values() for k, v in s.items()
                                    if k != "step"]))
-    ref_after, _ = _device_run(kind, kw, flat, "cpu", steps=2, state=cpu_opt.state_dict())
+    ref_after, _ = _device_run(kind, kw, False, "cpu", steps=2, state=cpu_opt.state_dict())
     for state in (gpu_opt.state_dict(), cpu_opt.state_dict()):  # device's own, and a host one
         params, opt = _device_run(kind, kw, flat, "cuda", steps=0, state=state)
         assert all(type(v).__module__ == "cupy" for v in _state_arrays(opt))
