@@ -55,13 +55,18 @@ def test_a_rank_that_raises_ends_the_job_with_its_message():
     assert "rank 1 of 2 raised an exception" in r.stderr
 
 
-def test_different_models_raise_on_every_rank():
-    r = mpirun("mismatch", timeout=60)
+def assert_raised_on_every_rank(r: subprocess.CompletedProcess, message: str) -> None:
+    """The job ended normally and each of its two ranks printed ``rank R raised: message``
+    (mpi_script.py catches the error on every rank)."""
     assert r.returncode == 0, r.stdout + r.stderr
     # mpirun may join the ranks' lines: look for the messages, not for lines
     for rank in (0, 1):
-        assert (f"rank {rank} raised: DistributedDataParallel: the ranks hold different "
-                f"models") in r.stdout, r.stdout
+        assert f"rank {rank} raised: {message}" in r.stdout, r.stdout
+
+
+def test_different_models_raise_on_every_rank():
+    r = mpirun("mismatch", timeout=60)
+    assert_raised_on_every_rank(r, "DistributedDataParallel: the ranks hold different models")
     assert r.stdout.count("rank 0 '0.weight (2, 4) float32', rank 1 '0.weight (3, 4) "
                           "float32'") == 2, r.stdout
 
@@ -74,10 +79,8 @@ def test_trainer_fit_agrees_on_every_rank():
 
 def test_a_parameter_without_gradient_raises_at_the_next_forward_on_every_rank():
     r = mpirun("unused", timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    for rank in (0, 1):
-        assert (f"rank {rank} raised: DistributedDataParallel: the previous backward did not "
-                f"produce gradients for 2 parameter(s) (1.weight, 1.bias)") in r.stdout
+    assert_raised_on_every_rank(r, "DistributedDataParallel: the previous backward did not "
+                                   "produce gradients for 2 parameter(s) (1.weight, 1.bias)")
 
 
 def test_no_sync_accumulates_locally_then_averages_the_sums():
