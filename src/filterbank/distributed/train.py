@@ -62,7 +62,7 @@ class DistributedCallback(Callback):
         if _comm.world_size() == 1 or not keys:
             return
         values = np.array([float(logs[k]) for k in keys], np.float64)
-        summed = _comm.all_reduce(values.copy(), op="sum")
+        summed = _comm.all_reduce(values, op="sum")  # a fresh array: reduced in place
         history = getattr(trainer, "history", None)
         for k, total in zip(keys, summed):
             v = float(total) if k in _SUMMED else float(total) / _comm.world_size()
