@@ -21,8 +21,12 @@ How much of filterbank's step is Python overhead, two estimates:
 ``--optim`` adds the optimizer alone: ``step()`` over LeNet-5's and ResNet-18's parameters
 with random gradients, filterbank (flat buffer and per-tensor paths) and ``torch.optim``.
 
+``--relu-zero`` times the kernel behind ReLU's host path: ``np.maximum`` of a float32 chunk
+(``_RELU_CHUNK`` values) against the scalar 0 and against a zero buffer (what ReLU uses),
+interleaved, median of the rounds; ``ratio`` = scalar time / buffer time.
+
 Run:  .venv/bin/python bench/overhead.py [--batches 1 4 16 64] [--rounds 5] [--threads 2]
-      [--optim]
+      [--optim | --optim-only] [--relu-zero]
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +170,23 @@ def run_optim(rounds: int, threads: int) -> list[dict]:
     return rows
 
 
+def run_relu_zero(rounds: int, reps: int = 200) -> dict:
+    """Seconds per ``np.maximum`` call on one ReLU chunk: against 0 and against zeros."""
+    from filterbank.functional.elementwise import _RELU_CHUNK  # noqa: PLC0415
+
+    x = np.random.default_rng(0).standard_normal(_RELU_CHUNK).astype(np.float32)
+    zeros, y = np.zeros_like(x), np.empty_like(x)
+    times: dict[str, list] = {"scalar": [], "buffer": []}
+    for _ in range(rounds):  # interleaved: both see the same machine load
+        for name, other in (("scalar", 0), ("buffer", zeros)):
+            t = time.perf_counter()
+            for _ in range(reps):
+                np.maximum(x, other, out=y)
+            times[name].append((time.perf_counter() - t) / reps)
+    scalar, buffer = (statistics.median(times[k]) for k in ("scalar", "buffer"))
+    return {"values": _RELU_CHUNK, "scalar": scalar, "buffer": buffer, "ratio": scalar / buffer}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16, 64])
@@ -171,7 +194,15 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2, help="PyTorch threads")
     p.add_argument("--optim", action="store_true", help="also time the optimizers alone")
     p.add_argument("--optim-only", action="store_true", help="only time the optimizers")
+    p.add_argument("--relu-zero", action="store_true",
+                   help="only time np.maximum against 0 vs a zero buffer (ReLU's host path)")
     args = p.parse_args(argv)
+    if args.relu_zero:
+        r = run_relu_zero(args.rounds)
+        print(f"np.maximum on {r['values']:,} float32 values, median of {args.rounds} rounds: "
+              f"scalar 0 {r['scalar'] * 1e6:.1f} us, zero buffer {r['buffer'] * 1e6:.1f} us, "
+              f"ratio {r['ratio']:.2f}")
+        return
     set_torch_threads(args.threads)
     if not args.optim_only:
         rows = run_steps(args.batches, args.rounds, args.threads)

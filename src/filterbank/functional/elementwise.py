@@ -420,8 +420,9 @@ class Sigmoid(Function):
         return gy * y * (1 - y)
 
 
-#: ``np.maximum(x, 0)`` with a scalar 0 misses NumPy's SIMD loop (2.4 on x86-64: ~2.8x slower
-#: than against a contiguous array of zeros), so ReLU takes max against slices of this buffer
+#: ``np.maximum(x, 0)`` with a scalar 0 misses NumPy's SIMD loop (2.4 on x86-64: 2.6-2.7x slower
+#: than against a contiguous array of zeros, ``bench/overhead.py --relu-zero``), so ReLU takes
+#: max against slices of this buffer
 _RELU_CHUNK = 1 << 18
 _relu_zeros: dict = {}
 
