@@ -1,25 +1,21 @@
 """Convolution: ``conv1d/2d/3d`` and the transposed (up-)convolution ``conv_transpose1d/2d/3d``.
 
-Forward and backward are written by hand, for any number of spatial dims, by three algorithms
-(in :mod:`filterbank.functional._conv`; its ``registry`` picks one per convolution):
+Forward and backward are written by hand, for any number of spatial dims, by the algorithms in
+:mod:`filterbank.functional._conv`, one module each; ``_conv/registry.py`` lists them in
+priority order with the measured rule that picks one per convolution:
 
-* **im2col + GEMM** (every case). For each kernel offset ``k`` the strided slice of the input
-  that offset sees is copied into ``cols[c, k, n, *out]`` (a loop over kernel offsets, never
-  over pixels), then one GEMM per group does all the multiply-adds:
-  ``Y[o, (n, l)] = sum_(c, k) W[o, (c, k)] cols[(c, k), (n, l)]``.
-  Backward is two more GEMMs: ``dW = dY cols^T`` and ``dcols = W^T dY``; ``dcols`` is folded
-  back onto the input by adding each offset's slice into ``dx`` (col2im). A transposed
-  convolution runs the same pieces the other way round (its forward is col2im).
-* **Winograd** ``F(2x2, 3x3)`` for 2-d 3x3, stride-1, undilated convolutions with at least
-  64 channels per group and 12x12 outputs, or 16 channels and 24x24 outputs (the bulk of VGG
-  and ResNet). Each 2x2 output tile takes 16 multiplications per (input, output) channel pair
-  instead of 36, as 16 GEMMs over the channels; see :class:`_Winograd`.
-* **Row-Toeplitz** for 2-d convolutions with few output channels on narrow images (LeNet-5's
-  layers): one GEMM of whole input rows against a banded weight matrix; see
-  :class:`_RowToeplitz`.
+* **Winograd** ``F(4x4, 3x3)`` (``winograd43.py``) and ``F(2x2, 3x3)`` (``winograd.py``) for
+  2-d 3x3, stride-1, undilated convolutions with enough channels and large enough outputs
+  (the bulk of VGG and ResNet): fewer multiplications per output tile, as one GEMM over the
+  channels per tile element;
+* **Row-Toeplitz** (``toeplitz.py``) for 2-d convolutions with few output channels on narrow
+  images (LeNet-5's layers): one GEMM of whole input rows against a banded weight matrix;
+* **shifted GEMM** (``shifted.py``): channels-last, one GEMM per kernel tap; only when forced;
+* **im2col + GEMM** (``im2col.py``, every case, the fallback; a transposed convolution runs
+  its pieces the other way round: its forward is col2im).
 
-im2col and Winograd work on chunks of a few samples at a time, so that the intermediates of a
-chunk stay in cache, and run the chunks on filterbank's thread pool
+im2col, shifted GEMM and Winograd work on chunks of a few samples at a time, so that the
+intermediates of a chunk stay in cache, and run the chunks on filterbank's thread pool
 (:func:`filterbank._parallel.run_tasks`) with BLAS switched to one thread meanwhile (NumPy
 releases the GIL in ufuncs, copies and BLAS calls, so the copies and transforms run in
 parallel too, not just the GEMMs). The columns or Winograd tiles are kept for the weight
@@ -71,8 +67,9 @@ def _as_tensor(x, name: str, what: str) -> Tensor:
 
 # ------------------------------------------------------------------------------- Functions
 
-#: Force an algorithm ("im2col", "winograd" or "toeplitz") for testing; None picks the
-#: fastest that applies.
+#: Force an algorithm by its registry name (``_conv.registry.ALGORITHMS``: "winograd43",
+#: "winograd", "toeplitz", "shifted", "im2col") for the tests and the benchmark; None lets
+#: the registry's measured rule pick.
 _FORCE_ALGO: str | None = None
 
 
@@ -97,15 +94,12 @@ class ConvNd(Function):
     def forward(self, x, w, b=None):
         g = _Geometry(x.shape, w.shape, self.stride, self.pads, self.dilation, self.groups)
         self.geometry = g
-        if type(x) is np.ndarray:
-            if g.N == 0:
-                return np.zeros((0, g.O) + g.So, x.dtype)
-            entry = registry.choose(g, x.itemsize, _FORCE_ALGO)
-            self.algo, self.blas = entry.impl, entry.blas
-        else:  # a GPU array: im2col + cuBLAS, no BLAS thread control
-            if g.N == 0:
-                return get_array_module(x).zeros((0, g.O) + g.So, x.dtype)
-            self.algo, self.blas = _entry(g, x.itemsize, False).impl, contextlib.nullcontext
+        if g.N == 0:
+            return get_array_module(x).zeros((0, g.O) + g.So, x.dtype)
+        host = type(x) is np.ndarray
+        entry = _entry(g, x.itemsize, host)
+        # on a GPU: cuBLAS, no BLAS thread control
+        self.algo, self.blas = entry.impl, entry.blas if host else contextlib.nullcontext
         with self.blas():
             return self.algo.forward(self, x, w, b, g)
 
