@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from filterbank.backend import cupy_module, is_device_array, to_device, to_numpy
+
 FORMAT = "filterbank-save"
 FORMAT_VERSION = 1
 #: Largest safetensors header accepted by :func:`load` (the JSON part, not the arrays).
@@ -238,9 +240,7 @@ def encode_tree(obj, key: str, tensors: dict, where: str, error: type[Exception]
         mark = {"tensor": "Parameter" if isinstance(obj, Parameter) else "Tensor",
                 "requires_grad": bool(obj.requires_grad)}
         obj = obj.data
-    if type(obj).__module__.startswith("cupy"):  # a GPU array: saved from host memory
-        from filterbank.backend import to_numpy
-
+    if is_device_array(obj):  # a GPU array: saved from host memory
         obj = to_numpy(obj)
     if isinstance(obj, np.ndarray):
         if obj.dtype.type not in _NUMPY_TYPES:
@@ -521,8 +521,6 @@ def load(path: str | os.PathLike, map_location=None) -> Any:
 
     dev = None if map_location is None else _device(map_location)
     if dev is not None and dev.type == "cuda":
-        from filterbank.backend import cupy_module
-
         cupy_module(dev)  # the clear error before any reading
     path = Path(path)
     if not os.path.exists(path):
@@ -551,7 +549,6 @@ def load(path: str | os.PathLike, map_location=None) -> Any:
 
 def _tensors_to(obj, dev):
     """``obj`` with every Tensor's array moved to ``dev`` (the Tensor objects are kept)."""
-    from filterbank.backend import to_device
     from filterbank.tensor import Tensor
 
     if isinstance(obj, Tensor):
