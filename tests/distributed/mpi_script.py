@@ -81,15 +81,26 @@ def flat_params_of(state: dict) -> np.ndarray:
 def trainer() -> None:
     from filterbank.data import TensorDataset
     from filterbank.train import Trainer
+    from filterbank.train.callbacks import Callback
+
+    class LocalLoss(Callback):
+        order = 0  # before DistributedCallback (order 1): this rank's own epoch loss
+
+        def __init__(self):
+            self.losses = []
+
+        def on_epoch_end(self, trainer, epoch, logs):
+            self.losses.append(float(logs["loss"]))
 
     r = dist.rank()
+    local = LocalLoss()
     rng = np.random.default_rng(0)
     ds = TensorDataset(rng.standard_normal((40, 1, 12, 12)).astype(np.float32),
                        rng.integers(0, 10, 40))
     model = dist.DistributedDataParallel(small_cnn(seed=100 + r))
     loader = dist.distributed_loader(ds, batch_size=8, seed=1)
     t = Trainer(model, fb.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(),
-                metrics=["accuracy"], callbacks=[dist.DistributedCallback([loader.sampler])],
+                metrics=["accuracy"], callbacks=[dist.DistributedCallback([loader.sampler]), local],
                 progress=False)
     history = t.fit(loader, epochs=2, verbose=0)
     w = flat_params(model.module)
@@ -98,6 +109,10 @@ def trainer() -> None:
     if r == 0:
         assert (got == got[0]).all(), "weights or History differ between ranks"
         assert loader.sampler.epoch == 1 and len(loader) == 3
+    # the History holds the mean over the ranks of their own epoch losses
+    mean = dist.all_gather(np.array(local.losses, np.float64)).mean(axis=0)
+    if r == 0:
+        np.testing.assert_allclose(losses, mean, rtol=1e-12)
         print(f"OK trainer: losses {losses.round(4).tolist()} identical on all ranks")
 
 
