@@ -136,6 +136,14 @@ def test_embed_saves_features_and_labels_without_pickle(run, tmp_path):
                          "--layer", "conv2", "--split", "train", "--out", dest])
     assert code == 0, err
     assert np.load(dest).shape == (20, 8 * 14 * 14)
+    code, _, err = call(["embed", run, "--dataset", "fashion-mnist", "--limit", "50",
+                         "--normalize", "--out", dest])
+    assert code == 0, err
+    unit = np.load(dest, allow_pickle=False)
+    assert unit.dtype == np.float32 and unit.shape == (50, 16)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(unit, f / np.linalg.norm(f, axis=1, keepdims=True),
+                               rtol=1e-5, atol=1e-6)  # the same 50 images (seed 0), in order
     code, _, err = call(["embed", run, "--dataset", "fashion-mnist", "--out",
                          tmp_path / "f.txt"])
     assert code == 1 and "expected a .npy file" in err
@@ -152,6 +160,7 @@ def test_probe_reports_trained_and_untrained(run, tmp_path):
         assert 0.0 <= result[key]["test_accuracy"] <= 1.0
         assert result[key]["features"] == 16
     assert result["trained"]["test_accuracy"] > 0.3  # chance is 0.1
+    assert result["trained"]["knn5_test_accuracy"] > 0.3  # the majority vote of 5 neighbours
     assert result["trained"] != result["untrained"]  # two networks, two sets of features
     with open(tmp_path / "retrieval-fashion-mnist-sample.png", "rb") as f:
         assert f.read(8) == PNG_MAGIC

@@ -349,11 +349,10 @@ def dream(run: str | os.PathLike, image: str | os.PathLike | None = None,
             echo(f"dream: {type(net).__name__} takes only {x.shape[2]}x{x.shape[3]} images; "
                  f"running one octave")
             model, octaves = net, 1
-    final, levels = interpret.deep_dream(
+    _, levels = interpret.deep_dream(
         model, x, name, octaves=octaves, steps=steps,
         step_size=float(step_size / std.mean()), jitter=max(1, x.shape[2] // 8), seed=seed,
         clip=(-mean / std, (1 - mean) / std), return_octaves=True)
-    del final
     folder = _folder(ckpt, out)
     path = folder / f"dream-{stem}-{name}.png"
     viz.plot_dream(levels, path, original=x[0], mean=pre["mean"], std=pre["std"],
@@ -377,7 +376,8 @@ def _split_data(config: dict, dataset: str, data_root, download: bool, log: Log)
     return resolved, train, test
 
 
-def _features_of(net, ds, pre: dict, limit: int | None, layer, batch_size: int = 256):
+def _features_of(net, ds, pre: dict, limit: int | None, layer, batch_size: int = 256,
+                 normalize: bool = False):
     """(features, labels, indices) of a split: ``limit`` images drawn with seed 0."""
     _, size = image_geometry(ds)
     transform = make_transform(dict(pre, resize=tuple(size) != tuple(pre["size"])))
@@ -388,7 +388,7 @@ def _features_of(net, ds, pre: dict, limit: int | None, layer, batch_size: int =
         for s in range(0, len(idx), batch_size):
             yield transform(data[idx[s:s + batch_size]], batched=True)
 
-    feats = embed(net, batches(), layer=layer)
+    feats = embed(net, batches(), layer=layer, normalize=normalize)
     return feats, np.asarray(ds.targets)[idx].astype(np.int64), idx
 
 
@@ -418,9 +418,7 @@ def embed_run(run: str | os.PathLike, dataset: str, out: str | os.PathLike,
         find_module(net, layer, "--layer")
     resolved, train, test = _split_data(config, dataset, data_root, download, log)
     feats, labels, _ = _features_of(net, train if split == "train" else test,
-                                    config["preprocessing"], limit, layer)
-    if normalize:
-        feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+                                    config["preprocessing"], limit, layer, normalize=normalize)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, feats.astype(np.float32), allow_pickle=False)
     labels_path = out.with_name(out.stem + "-labels.npy")
@@ -463,8 +461,8 @@ def probe(run: str | os.PathLike, dataset: str, layer: str | None = None,
         p = LinearProbe(seed=seed).fit(ftr, ytr, num_classes=len(classes))
         kk = min(k, len(ftr))
         nn_idx, nn_sim = nearest(fte, ftr, kk)
-        votes = np.array([np.bincount(ytr[r], minlength=len(classes)).argmax()
-                          for r in nn_idx])
+        # majority vote, ties to the smaller class: one-hot counts (Q, K), no per-row loop
+        votes = np.eye(len(classes), dtype=np.int32)[ytr[nn_idx]].sum(axis=1).argmax(axis=1)
         rows[label] = {"train_accuracy": p.score(ftr, ytr), "test_accuracy": p.score(fte, yte),
                        f"knn{kk}_test_accuracy": float(np.mean(votes == yte)),
                        "features": int(ftr.shape[1])}
