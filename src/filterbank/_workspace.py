@@ -84,11 +84,6 @@ class Workspace:
         self._trim()
         return base.reshape(shape)
 
-    def zeros(self, shape: tuple[int, ...], dtype) -> np.ndarray:
-        a = self.empty(shape, dtype)
-        a.fill(0)
-        return a
-
     def _trim(self) -> None:
         idle = [(key, id(pool[i]), pool[i].nbytes) for key, pool in self._arrays.items()
                 for i in range(len(pool)) if _refs(pool, i) == _IDLE_REFS]
