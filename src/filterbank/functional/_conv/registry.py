@@ -24,8 +24,9 @@ Extending: an algorithm is a class with
 
 Add it as ``Algorithm("name", Class)`` to ``ALGORITHMS`` (in its own module under
 ``functional/_conv/``), before the entries it beats where its rule holds: the order is the
-tie-break. Then add its name to ``bench/conv_algos.py`` and a case to the forced-algorithm
-registry in ``tests/functional/test_conv.py``, and pin its picks in
+tie-break. ``bench/conv_algos.py`` times every registered algorithm that applies; add it to
+``ALGOS`` and its grid in ``tests/functional/test_conv_algorithms.py`` (forced: gradcheck,
+PyTorch, float64 im2col), and pin its picks in
 ``tests/functional/test_conv_registry.py``.
 """
 
