@@ -88,6 +88,18 @@ def cupy_module(device="cuda"):
     return cupy
 
 
+def usable_device(device):
+    """``device`` (a name or :class:`~filterbank.device`) as a :class:`~filterbank.device`,
+    checked to be usable now: for a GPU, CuPy installed and seeing it (:func:`cupy_module`'s
+    error otherwise). Callers check first, before any work."""
+    from filterbank.device import device as _device  # noqa: PLC0415
+
+    dev = _device(device)
+    if dev.type == "cuda":
+        cupy_module(dev)
+    return dev
+
+
 def cuda_available() -> bool:
     """Whether CuPy is installed and sees at least one GPU (never raises)."""
     return cuda_device_count() > 0

@@ -13,7 +13,6 @@ import numpy as np
 from filterbank import backend as _backend
 from filterbank import random as _random
 from filterbank.backend import DEFAULT_DTYPE, xp
-from filterbank.device import device as _device
 from filterbank.tensor import Tensor, _shape_args
 
 
@@ -28,11 +27,9 @@ def _on_device(fn=None, *, like: bool = False):
 
     @functools.wraps(fn)
     def factory(*args, device=None, **kwargs):
-        dev = None if device is None else _device(device)
+        dev = None if device is None else _backend.usable_device(device)
         if dev is None and like and args and isinstance(args[0], Tensor):
             dev = args[0].device
-        if dev is not None and dev.type == "cuda":
-            _backend.cupy_module(dev)  # the clear error first, before any work
         out = fn(*args, **kwargs)
         if dev is None or dev == out.device:
             return out

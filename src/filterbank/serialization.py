@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from filterbank.backend import cupy_module, is_device_array, to_device, to_numpy
+from filterbank.backend import is_device_array, to_device, to_numpy, usable_device
 
 FORMAT = "filterbank-save"
 FORMAT_VERSION = 1
@@ -517,11 +517,7 @@ def load(path: str | os.PathLike, map_location=None) -> Any:
     import safetensors
     import safetensors.numpy
 
-    from filterbank.device import device as _device
-
-    dev = None if map_location is None else _device(map_location)
-    if dev is not None and dev.type == "cuda":
-        cupy_module(dev)  # the clear error before any reading
+    dev = None if map_location is None else usable_device(map_location)  # before any reading
     path = Path(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: {path}: no such file")

@@ -405,8 +405,7 @@ class Module:
 
     def _move(self, device) -> None:
         """Every parameter's and buffer's array (and gradient) to ``device``, in place."""
-        if device.type == "cuda":
-            _backend.cupy_module(device)  # the clear error before anything moves
+        _backend.usable_device(device)  # the clear error before anything moves
         for t in list(self.parameters()) + list(self.buffers()):
             t.data = _backend.to_device(t.data, device)
             if t.grad is not None:

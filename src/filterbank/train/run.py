@@ -280,12 +280,10 @@ def train(model: str | None, dataset: str | None = None, epochs: int | None = No
             raise ValueError(f"{flag} must be a finite number, got {value!r}")
     if lr is not None and lr <= 0:
         raise ValueError(f"--lr must be > 0, got {lr!r}")
-    dev = fb.device(device)
-    if dev.type == "cuda":
-        if distributed:
-            raise ValueError("--device cuda with --distributed: the MPI data-parallel "
-                             "training runs on the CPU only; give one of them")
-        _backend.cupy_module(dev)  # the clear error before any work: no CuPy, no GPU
+    if distributed and fb.device(device).type == "cuda":
+        raise ValueError("--device cuda with --distributed: the MPI data-parallel training "
+                         "runs on the CPU only; give one of them")
+    dev = _backend.usable_device(device)  # the clear error before any work: no CuPy, no GPU
     from filterbank.distributed.train import start_run
 
     main = start_run(distributed)

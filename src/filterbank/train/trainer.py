@@ -259,11 +259,8 @@ class Trainer:
                  on_nonfinite: str = "stop", detect_anomaly: bool = False,
                  tune_allocator: bool = True,
                  divergence_factor: float | None = DIVERGENCE_FACTOR):
-        from filterbank.device import device as _device
-
-        self.device = None if device is None else _device(device)
-        if self.device is not None and self.device.type == "cuda":
-            _backend.cupy_module(self.device)  # the clear error first (no CuPy, no GPU)
+        # the clear error first (no CuPy, no GPU)
+        self.device = None if device is None else _backend.usable_device(device)
         if on_nonfinite not in ("stop", "skip"):
             raise ValueError(f"Trainer: on_nonfinite must be 'stop' or 'skip', got "
                              f"{on_nonfinite!r}")
