@@ -152,6 +152,9 @@ OPS = {
                     (2, 7, 7)),
     "global_avgpool": (lambda: nn.AdaptiveAvgPool2d(1), (3, 5, 4)),
     "adaptive_avgpool": (lambda: nn.AdaptiveAvgPool2d((3, 2)), (3, 7, 5)),
+    "adaptive_avgpool_even": (lambda: nn.AdaptiveAvgPool2d((2, 3)), (3, 6, 6)),
+    "global_maxpool": (lambda: nn.AdaptiveMaxPool2d(1), (3, 5, 4)),
+    "adaptive_maxpool": (lambda: nn.AdaptiveMaxPool2d((2, 3)), (3, 6, 6)),
     "mean_hw": (lambda: _Fn(lambda x: F.global_avg_pool2d(x)), (3, 4, 4)),
     "linear": (lambda: nn.Linear(6, 4), (6,)),
     "linear_3d": (lambda: nn.Linear(6, 4), (3, 6)),
@@ -252,6 +255,18 @@ def test_unexpressible_setting_names_op_and_layer(tmp_path):
     model = nn.Sequential(nn.AvgPool2d(2, divisor_override=3))
     with pytest.raises(NotImplementedError, match=r"AvgPool.*0 \(AvgPool2d\).*divisor"):
         export(model, fb.randn(2, 1, 4, 4), tmp_path / "m.onnx")
+
+
+def test_adaptive_max_pool_with_unequal_bins_is_refused(tmp_path):
+    """Adaptive max pooling exports as MaxPool / GlobalMaxPool when the sizes divide (see
+    the registry); bins of unequal size have no ONNX op and are refused by name."""
+    _ort()
+    from filterbank.onnx import export
+
+    model = nn.Sequential(nn.AdaptiveMaxPool2d((3, 2)))
+    with pytest.raises(NotImplementedError,
+                       match=r"AdaptiveMaxPool.*0 \(AdaptiveMaxPool2d\).*\(7, 5\) to \(3, 2\)"):
+        export(model, fb.randn(2, 1, 7, 5), tmp_path / "m.onnx")
 
 
 def test_static_batch(tmp_path):

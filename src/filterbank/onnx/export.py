@@ -214,14 +214,10 @@ def _adaptive_avg(g, op, xs):
 
 
 def _adaptive_max(g, op, xs):
+    # functional.pool records AdaptiveMaxPool only for bins of unequal size (sizes that
+    # divide run, and so export, as a plain MaxPool): no ONNX op takes such bins
     out = tuple(op.hyper["out"])
-    nd = len(out)
-    spatial = op.in_shapes[0][-nd:]
-    if all(n == 1 for n in out) and len(op.in_shapes[0]) == nd + 2:
-        return g.node("GlobalMaxPool", xs)
-    if all(L % n == 0 for L, n in zip(spatial, out)):
-        k = [L // n for L, n in zip(spatial, out)]
-        return g.node("MaxPool", xs, kernel_shape=k, strides=k)
+    spatial = op.in_shapes[0][-len(out):]
     raise ValueError(f"adaptive max pooling from {tuple(spatial)} to {out} has no ONNX "
                      f"equivalent here")
 
