@@ -12,10 +12,6 @@ import numpy as np
 from filterbank._workspace import workspace as _workspace
 from filterbank.backend import get_array_module
 
-#: The array module of an array: :func:`~filterbank.backend.get_array_module` itself (kept
-#: under this name for the ops that import it).
-module = get_array_module
-
 
 def on_host(*arrays) -> bool:
     """Whether ``arrays`` are NumPy arrays (the threaded CPU fast paths apply only then)."""

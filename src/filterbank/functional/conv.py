@@ -42,7 +42,7 @@ import numpy as np
 from filterbank import _parallel, _xp
 from filterbank._workspace import workspace as _workspace
 from filterbank.autograd.function import Function
-from filterbank.backend import get_array_module
+from filterbank.backend import get_array_module, is_device_array
 from filterbank.functional._conv import registry
 from filterbank.functional._conv.geometry import _Geometry, _is_int, _ntuple, _padding_pairs
 from filterbank.functional._conv.im2col import _bias_grad, _Im2col
@@ -59,7 +59,7 @@ __all__ = ["ConvNd", "ConvTransposeNd", "PadMode", "_Geometry", "_Im2col", "_Row
 def _as_tensor(x, name: str, what: str) -> Tensor:
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, np.ndarray) or type(x).__module__.startswith("cupy"):
+    if isinstance(x, np.ndarray) or is_device_array(x):
         return Tensor._wrap(x)
     raise TypeError(f"{name}: expected {what} to be a Tensor, got {type(x).__name__}")
 

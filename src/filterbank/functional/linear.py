@@ -7,8 +7,8 @@ whatever the batch layout (``(N, in)``, ``(N, L, in)``, ...).
 from __future__ import annotations
 
 from filterbank import _parallel
-from filterbank._xp import module
 from filterbank.autograd.function import Function
+from filterbank.backend import get_array_module
 from filterbank.tensor import Tensor
 
 
@@ -36,7 +36,7 @@ class Linear(Function):
     run with one BLAS thread; see :func:`filterbank._parallel.blas_single_threaded`."""
 
     def forward(self, x, weight, bias=None):
-        xp = module(x)  # NumPy, or CuPy for device arrays
+        xp = get_array_module(x)  # NumPy, or CuPy for device arrays
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
         self.x_shape = x.shape
         x2 = x.reshape(-1, x.shape[-1])
@@ -68,7 +68,7 @@ class Linear(Function):
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(self, gy):
-        xp = module(gy)
+        xp = get_array_module(gy)
         need_x, need_w, need_b = (self.needs_input_grad + (False,))[:3]
         gy2 = gy.reshape(-1, gy.shape[-1])
         with _parallel.blas_single_threaded(self.small):
@@ -82,13 +82,13 @@ class _MaxPieces(Function):
     """max over the last axis; the whole gradient goes to the winning (first maximal) entry."""
 
     def forward(self, z):
-        xp = module(z)
+        xp = get_array_module(z)
         idx = xp.argmax(z, axis=-1)[..., None]
         self.idx, self.shape = idx, z.shape
         return xp.take_along_axis(z, idx, axis=-1)[..., 0]
 
     def backward(self, gy):
-        xp = module(gy)
+        xp = get_array_module(gy)
         g = xp.zeros(self.shape, gy.dtype)
         xp.put_along_axis(g, self.idx, gy[..., None], axis=-1)
         return g

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from filterbank._xp import module
 from filterbank.autograd.function import Function
-from filterbank.backend import xp
+from filterbank.backend import get_array_module, xp
 from filterbank.functional.elementwise import _stable_sigmoid
 from filterbank.tensor import Tensor
 
@@ -49,7 +48,7 @@ def _const(value):
 
 def _reduce(loss, reduction: str, denom=None):
     """Sum or average ``loss``; ``denom`` overrides the element count of the mean."""
-    xp = module(loss)
+    xp = get_array_module(loss)
     if reduction == "none":
         return loss
     total = loss.sum()
@@ -63,7 +62,7 @@ def _reduce(loss, reduction: str, denom=None):
 
 def _upstream(gy, reduction: str, shape, denom=None):
     """The gradient reaching each element of the unreduced loss."""
-    xp = module(gy)
+    xp = get_array_module(gy)
     if reduction == "none":
         return gy
     if reduction == "mean":
@@ -115,7 +114,7 @@ class _PointwiseLoss(Function):
 
     def _mean_denominator(self, w, shape):
         """What the mean divides by: None for the element count."""
-        xp = module(w)
+        xp = get_array_module(w)
         if w is not None and self.weight_normalised_mean and self.reduction == "mean":
             return xp.broadcast_to(w, shape).sum()
         return None
@@ -146,7 +145,7 @@ class L1Loss(_PointwiseLoss):
     weight_normalised_mean = True
 
     def loss(self, x, t):
-        xp = module(x)
+        xp = get_array_module(x)
         d = x - t
         self.sign = xp.sign(d)
         return xp.abs(d)
@@ -159,7 +158,7 @@ class SmoothL1Loss(_PointwiseLoss):
     name_ = "smooth_l1_loss"
 
     def loss(self, x, t):
-        xp = module(x)
+        xp = get_array_module(x)
         d = x - t
         ad = xp.abs(d)
         if self.beta == 0:  # the quadratic zone vanishes: plain L1 (and no 0/0 below)
@@ -177,7 +176,7 @@ class HuberLoss(_PointwiseLoss):
     name_ = "huber_loss"
 
     def loss(self, x, t):
-        xp = module(x)
+        xp = get_array_module(x)
         d = x - t
         ad = xp.abs(d)
         self.dfdx = xp.clip(d, -self.delta, self.delta)
@@ -195,7 +194,7 @@ class BinaryCrossEntropy(_PointwiseLoss):
     name_ = "binary_cross_entropy"
 
     def loss(self, p, t):
-        xp = module(p)
+        xp = get_array_module(p)
         if p.size and not (xp.all(p >= 0) and xp.all(p <= 1)):
             bad = p[~((p >= 0) & (p <= 1))].ravel()[0]
             raise ValueError(
@@ -209,7 +208,7 @@ class BinaryCrossEntropy(_PointwiseLoss):
         return -(t * self.log_p + (1 - t) * self.log_q)
 
     def grads(self, nx, nt):
-        xp = module(self.p)
+        xp = get_array_module(self.p)
         gx = gt = None
         if nx:
             p = self.p
@@ -225,7 +224,7 @@ class BinaryCrossEntropyWithLogits(_PointwiseLoss):
     ignore_index = None
 
     def forward(self, x, t, w=None, pos_weight=None):
-        xp = module(x)
+        xp = get_array_module(x)
         _check_weight(self.name_, "pos_weight", pos_weight, x.shape)
         self.pos_weight, self.known = pos_weight, None
         if self.ignore_index is not None:
@@ -246,7 +245,7 @@ class BinaryCrossEntropyWithLogits(_PointwiseLoss):
 
     def loss(self, x, t):
         # softplus(-x) = log(1 + e^-x) = log1p(e^-|x|) + max(-x, 0): no overflow at |x| ~ 100
-        xp = module(x)
+        xp = get_array_module(x)
         self.x, self.t = x, t
         self.sp = xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)
         if self.pos_weight is None:
@@ -276,7 +275,7 @@ def _class_axis(name: str, shape) -> int:
 def _index_target(name: str, shape, target, ignore_index: int):
     """Validate class-index targets; return (index, valid mask, safe index expanded on the
     class axis) for ``take_along_axis``."""
-    xp = module(target)
+    xp = get_array_module(target)
     ax = _class_axis(name, shape)
     expected = tuple(shape[:1]) + tuple(shape[2:]) if ax == 1 else ()
     if target.shape != expected:
@@ -317,7 +316,7 @@ _EXP_SAFE = 80.0
 
 def _log_softmax_and_softmax(x, ax: int, want_p: bool):
     """``(log_softmax(x), softmax(x) or None)`` from one ``exp`` pass, shifted by the max."""
-    xp = module(x)
+    xp = get_array_module(x)
     z = x - xp.max(x, axis=ax, keepdims=True)
     e = xp.exp(z)
     s = xp.sum(e, axis=ax, keepdims=True)
@@ -332,7 +331,7 @@ class NLLLoss(Function):
     """l_n = -w[y_n] x[n, y_n]; the mean divides by sum of w[y_n] over non-ignored n."""
 
     def forward(self, x, w=None):
-        xp = module(x)
+        xp = get_array_module(x)
         ax = _class_axis("nll_loss", x.shape)
         c = x.shape[ax]
         _class_weight("nll_loss", w, c)
@@ -344,7 +343,7 @@ class NLLLoss(Function):
         return _reduce(loss, self.reduction, self.denom)
 
     def backward(self, gy):
-        xp = module(gy)
+        xp = get_array_module(gy)
         g = _upstream(gy, self.reduction, self.wy.shape, self.denom)
         gx = xp.zeros(self.shape, g.dtype)
         xp.put_along_axis(gx, self.idx, xp.expand_dims(-self.wy * g, self.ax), axis=self.ax)
@@ -363,7 +362,7 @@ class CrossEntropy(Function):
     """
 
     def forward(self, x, t=None, w=None):
-        xp = module(x)
+        xp = get_array_module(x)
         self.rows = None
         need_x = self.needs_input_grad[0]
         if (self.index is not None and w is None and x.ndim == 2 and not self.label_smoothing
@@ -438,7 +437,7 @@ class CrossEntropy(Function):
                 and int(t.min()) >= 0 and int(t.max()) < c)
 
     def backward(self, gy):
-        xp = module(gy)
+        xp = get_array_module(gy)
         if self.rows is not None:
             return self.grad * gy, None, None
         ax, eps = self.ax, self.label_smoothing

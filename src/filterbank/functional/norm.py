@@ -25,9 +25,8 @@ import numbers
 import numpy as np
 
 from filterbank import _parallel
-from filterbank._xp import module
 from filterbank.autograd.function import Function
-from filterbank.backend import is_device_array, xp
+from filterbank.backend import get_array_module, is_device_array, xp
 from filterbank.tensor import Tensor
 
 __all__ = [
@@ -53,7 +52,7 @@ def _sum02(a):
 def _dot02(a, b):
     """``sum(a * b)`` over axes 0 and 2 of ``(P, Q, L)`` arrays -> ``(Q,)``, no temporary."""
     if type(a) is not np.ndarray:
-        return module(a).einsum("pql,pql->q", a, b)
+        return get_array_module(a).einsum("pql,pql->q", a, b)
     parts = _parallel.run(lambda s, e: xp.einsum("pql,pql->q", a[s:e], b[s:e]), a.shape[0],
                           a.size)
     return parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
@@ -96,7 +95,7 @@ def _moments(x3):
     ``K`` misses the mean, whereas ``E[x^2] - E[x]^2`` in float32 loses every digit of the
     variance when the mean is large (x = 1000 + N(0, 1))."""
     if type(x3) is not np.ndarray:  # a device array: two plain passes (no host blocks)
-        dev = module(x3)
+        dev = get_array_module(x3)
         mean = x3.mean(axis=(0, 2), dtype=dev.float64)
         xc = x3 - mean.astype(x3.dtype)[:, None]
         d = xc.mean(axis=(0, 2), dtype=dev.float64)
@@ -134,7 +133,7 @@ def _affine_centered(x3, mean, scale, shift):
     """``(x - mean) * scale + shift`` per channel, blockwise, x read once; ``mean`` None skips
     the centring (``shift`` then holds ``-mean * scale``) and ``shift`` may be None."""
     if type(x3) is not np.ndarray:
-        dev, dt = module(x3), x3.dtype
+        dev, dt = get_array_module(x3), x3.dtype
         y = x3 if mean is None else x3 - dev.asarray(mean, dt)[:, None]
         y = y * dev.asarray(scale, dt)[:, None]
         if shift is not None:
@@ -167,7 +166,7 @@ def _sum_dot_centered(g3, x3, mean):
     pass over ``g`` and ``x`` (``x - mean`` is formed per block, in cache); ``mean`` None:
     ``(sum(g), sum(g * x))``."""
     if type(g3) is not np.ndarray:
-        dev = module(g3)
+        dev = get_array_module(g3)
         xc = x3 if mean is None else x3 - dev.asarray(mean, x3.dtype)[:, None]
         return g3.sum(axis=(0, 2)), dev.einsum("pql,pql->q", g3, xc)
     p, q, length = g3.shape
@@ -201,7 +200,7 @@ def _dx_centered(g3, x3, mean, k, kc, c):
     """``g * k - (x - mean) * kc + c`` per channel, blockwise: g and x read once, dx written
     once; ``mean`` None skips the centring (``c`` then holds ``mean * kc`` too)."""
     if type(g3) is not np.ndarray:
-        dev, dt = module(g3), g3.dtype
+        dev, dt = get_array_module(g3), g3.dtype
         k, kc, c = (dev.asarray(v, dt)[:, None] for v in (k, kc, c))
         xc = x3 if mean is None else x3 - dev.asarray(mean, dt)[:, None]
         return g3 * k - xc * kc + c
@@ -253,7 +252,7 @@ class BatchNorm(Function):
     """
 
     def forward(self, x, weight, bias):
-        xp = module(x)  # NumPy, or CuPy (the helpers above take their own path for it)
+        xp = get_array_module(x)  # NumPy, or CuPy (the helpers above take their own path for it)
         x3 = x.reshape(x.shape[0], x.shape[1], -1)
         self.shape = x.shape
         self.weight = weight
@@ -455,7 +454,7 @@ class Normalize(Function):
     """
 
     def forward(self, x, weight, bias):
-        xp = module(x)
+        xp = get_array_module(x)
         self.shape = x.shape
         x2 = x.reshape(self.rows, -1)
         length = x2.shape[1]
@@ -481,7 +480,7 @@ class Normalize(Function):
         return y.reshape(x.shape)
 
     def backward(self, gy):
-        xp = module(gy)
+        xp = get_array_module(gy)
         need_x, need_w, need_b = self.needs_input_grad
         xhat, w = self.xhat, self.weight
         gy3 = gy.reshape(self.aview)

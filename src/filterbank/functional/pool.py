@@ -19,8 +19,8 @@ import math
 import numpy as np
 
 from filterbank import _parallel
-from filterbank._xp import module
 from filterbank.autograd.function import Function
+from filterbank.backend import get_array_module
 from filterbank.tensor import Tensor
 
 _LAYOUTS = {1: ("(C, L)", "(N, C, L)"), 2: ("(C, H, W)", "(N, C, H, W)"),
@@ -111,7 +111,7 @@ def _padded(x, pad_lo, pad_hi, fill):
         return x
     nd = len(pad_lo)
     spatial = x.shape[-nd:]
-    buf = module(x).full(x.shape[:-nd] + tuple(L + lo + hi for L, lo, hi in
+    buf = get_array_module(x).full(x.shape[:-nd] + tuple(L + lo + hi for L, lo, hi in
                                         zip(spatial, pad_lo, pad_hi)), fill, x.dtype)
     buf[(Ellipsis,) + tuple(slice(lo, lo + L) for L, lo in zip(spatial, pad_lo))] = x
     return buf
@@ -156,7 +156,7 @@ class _Pool(Function):
         disjoint, covers = _scatter_plan(padded, self.kernel, self.stride, self.dilation,
                                          self.out)
         shape = self.in_shape[:-nd] + padded
-        xp = module(gy)
+        xp = get_array_module(gy)
         buf = xp.empty(shape, self.dtype) if covers else xp.zeros(shape, self.dtype)
         return buf, disjoint, _offsets(self.kernel, self.stride, self.dilation, self.out)
 
@@ -171,7 +171,7 @@ class MaxPool(_Pool):
     by side (:mod:`filterbank._parallel`); each slice runs the same offset loop."""
 
     def forward(self, x):
-        xp = module(x)  # NumPy, or CuPy for device arrays
+        xp = get_array_module(x)  # NumPy, or CuPy for device arrays
         self.in_shape, self.dtype = x.shape, x.dtype
         nd = len(self.kernel)
         self.pairs = (self.sink is None and self.kernel == (2, 2) and self.stride == (2, 2)
@@ -220,7 +220,7 @@ class MaxPool(_Pool):
     # maximum in row-major scan order wins a tie). Backward splits each gradient by the bits:
     # no index compare, no scatter.
     def _forward_pairs(self, x):
-        xp = module(x)
+        xp = get_array_module(x)
         y = xp.empty(x.shape[:-1] + (x.shape[-1] // 2,), x.dtype)  # row maxima, then y
         out = xp.empty(x.shape[:-2] + tuple(self.out), x.dtype)
         track = self.needs_input_grad[0]
@@ -242,7 +242,7 @@ class MaxPool(_Pool):
         return out
 
     def _backward_pairs(self, gy):
-        xp = module(gy)
+        xp = get_array_module(gy)
         gx = xp.empty(self.in_shape, gy.dtype)
         grow = xp.empty(self.in_shape[:-1] + (self.in_shape[-1] // 2,), gy.dtype)
 
@@ -261,7 +261,7 @@ class MaxPool(_Pool):
     def backward(self, gy):
         if self.pairs:
             return self._backward_pairs(gy)
-        xp = module(gy)
+        xp = get_array_module(gy)
         buf, disjoint, _ = self._grad_buffer(gy)
 
         def part(s, e):
@@ -285,7 +285,7 @@ class AvgPool(_Pool):
         self.in_shape, self.dtype = x.shape, x.dtype
         buf = _padded(x, self.padding, self.pad_hi, 0)
         windows = _offsets(self.kernel, self.stride, self.dilation, self.out)
-        xp = module(x)
+        xp = get_array_module(x)
         y = xp.array(buf[next(windows)], copy=True)
         for sl in windows:
             y += buf[sl]
@@ -350,7 +350,7 @@ def _max_pool(x, nd, kernel_size, stride, padding, dilation, ceil_mode, return_i
 def _flat_indices(idx, spatial, kernel, stride, padding, dilation):
     """Window offsets -> flat positions in each input plane (PyTorch's ``return_indices``)."""
     nd = len(kernel)
-    xp = module(idx)
+    xp = get_array_module(idx)
     pos = xp.unravel_index(idx, kernel)
     flat = xp.zeros(idx.shape, np.int64)
     for i in range(nd):
@@ -501,7 +501,7 @@ def matmul_along(a, m, axis: int):
     """Contract axis ``axis`` of ``a`` (length L) with the matrix ``m`` of shape (n, L)."""
     axis %= a.ndim
     if type(a) is not np.ndarray:
-        m = module(a).asarray(m)  # the matrix is built on the host
+        m = get_array_module(a).asarray(m)  # the matrix is built on the host
     if axis == a.ndim - 1:
         return a @ m.T
     lead, rest = a.shape[:axis], a.shape[axis + 1:]
@@ -546,7 +546,7 @@ class AdaptiveAvgPool(Function):
                 continue
             if L % n == 0:
                 k = L // n
-                g = module(g).repeat(g / g.dtype.type(k), k, axis=axis)
+                g = get_array_module(g).repeat(g / g.dtype.type(k), k, axis=axis)
             else:
                 g = matmul_along(g, _adaptive_avg_matrix(L, n, self.dtype).T, axis)
         return g
@@ -562,7 +562,7 @@ class AdaptiveMaxPool(Function):
     def forward(self, x):
         nd = len(self.out)
         self.in_shape, self.dtype = x.shape, x.dtype
-        xp = module(x)
+        xp = get_array_module(x)
         vals, found = x, {}
         for i in reversed(range(nd)):
             axis = x.ndim - nd + i
@@ -590,7 +590,7 @@ class AdaptiveMaxPool(Function):
         nd = len(self.out)
         plane = math.prod(self.in_shape[-nd:])
         lead = math.prod(self.in_shape[:-nd])
-        xp = module(gy)
+        xp = get_array_module(gy)
         pos = self.flat.reshape(lead, -1) + (xp.arange(lead) * plane)[:, None]
         g = xp.bincount(pos.ravel(), weights=gy.reshape(-1), minlength=lead * plane)
         return g.astype(self.dtype).reshape(self.in_shape)
