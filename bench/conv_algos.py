@@ -84,7 +84,10 @@ def _geometry(n, c, size, o, k, pad) -> _Geometry:
 
 def _applicable(g) -> list[str]:
     out = [a.name for a in registry.ALGORITHMS if a.applies(g)]
-    if g.O > 32:  # row-Toeplitz: 0.1x PyTorch and slower beyond (minutes to time)
+    # row-Toeplitz beyond 32 output channels is left out: its banded weight matrix grows with
+    # the channels (64->64 @32 took 0.56 s a step in bench/results/conv_algos.json of
+    # 2026-11-22, 5.7x im2col), so timing it there takes minutes and says nothing new
+    if g.O > 32:
         out = [a for a in out if a != "toeplitz"]
     return out
 
