@@ -24,7 +24,7 @@ from filterbank.train.recipe import (
     load_data,
     make_transform,
 )
-from filterbank.train.runs import load_run_model, untrained_model, write_json
+from filterbank.train.runs import load_run_model, run_folder, untrained_model, write_json
 
 METHODS = ("saliency", "gradcam", "featuremaps", "filters", "maximize")
 SPLITS = ("train", "test")
@@ -35,7 +35,7 @@ def _folder(ckpt: Path, out, sub: str | None = "explain") -> Path:
     if out is not None:
         folder = Path(out)
     else:
-        run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+        run = run_folder(ckpt)
         folder = run / sub if sub else run
     folder.mkdir(parents=True, exist_ok=True)
     return folder

@@ -24,7 +24,7 @@ from filterbank.train.recipe import (
     load_data,
     make_transform,
 )
-from filterbank.train.runs import load_run_model, write_json
+from filterbank.train.runs import load_run_model, run_folder, write_json
 
 
 def report_test_set(net, trainer, loader, targets, classes, out: Path, stem: str,
@@ -148,9 +148,7 @@ def evaluate(path: str | os.PathLike, dataset: str | None = None, model: str | N
         0.913
     """
     net, config, ckpt = load_run_model(path, model)
-    folder = Path(out) if out is not None else (ckpt.parent.parent
-                                                if ckpt.parent.name == "checkpoints"
-                                                else ckpt.parent)
+    folder = Path(out) if out is not None else run_folder(ckpt)
     if config.get("task", "classify") != "classify":
         return _evaluate_task(net, config, dataset, limit, folder, log, echo)
     resolved, _, _, test_set = load_data(dataset or config["requested_dataset"], data_root,
@@ -315,9 +313,7 @@ def _predict_task(net, config: dict, ckpt: Path, files: list[Path], images: np.n
     from filterbank.train.tasks import get_task
 
     job = get_task(config["task"])
-    folder = Path(out) if out is not None else (
-        (ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent)
-        / "predictions")
+    folder = Path(out) if out is not None else run_folder(ckpt) / "predictions"
     folder.mkdir(parents=True, exist_ok=True)
     h, w = config["preprocessing"]["size"]
     raw = images.transpose(0, 3, 1, 2).astype(np.float32) / 255  # what the PNGs show

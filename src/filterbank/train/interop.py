@@ -42,6 +42,7 @@ from filterbank.train.runs import (
     RUN_FORMAT,
     RUN_VERSION,
     load_run_model,
+    run_folder,
     write_json,
 )
 
@@ -240,7 +241,7 @@ def export_run(run: str | os.PathLike, format: str = "onnx", out: str | os.PathL
         raise ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {format!r}")
     net, config, ckpt = load_run_model(run)
     pre = config["preprocessing"]
-    folder = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    folder = run_folder(ckpt)
     path = Path(out) if out is not None else folder / "model.onnx"
     if path.suffix.lower() != ".onnx":
         raise ValueError(f"--out: expected a .onnx file name, got {str(path)!r}")

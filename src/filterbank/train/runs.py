@@ -107,6 +107,11 @@ def load_run_model(path, model: str | None = None) -> tuple[nn.Module, dict, Pat
     return net, config, ckpt
 
 
+def run_folder(ckpt: Path) -> Path:
+    """The run folder of a checkpoint file: its folder, or the one above ``checkpoints/``."""
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+
+
 def _onnx_model(ckpt: Path, config: dict, model: str | None) -> nn.Module:
     """The graph of an imported ONNX run, from the file named by ``config["onnx_file"]`` in
     the run folder (a bare file name: a config cannot point outside its folder)."""
@@ -118,7 +123,7 @@ def _onnx_model(ckpt: Path, config: dict, model: str | None) -> nn.Module:
             or "\\" in name:
         raise CheckpointError(f"{ckpt}: onnx_file: expected the name of a .onnx file in the "
                               f"run folder, got {name!r}")
-    folder = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    folder = run_folder(ckpt)
     import filterbank.onnx
 
     return filterbank.onnx.load(folder / name)
