@@ -46,6 +46,9 @@ COUNTS = [
     ("resnet18", {}, 11_689_512),
     ("resnet34", {}, 21_797_672),
     ("resnet50", {}, 25_557_032),
+    # He et al.'s CIFAR ResNets (option B shortcuts), derived in test_cifar_resnet.py
+    ("resnet8", {}, 78_042),
+    ("resnet20", {}, 272_474),
 ]
 
 
@@ -326,7 +329,8 @@ def test_residual_block_matches_torch(block_cls, inplanes, planes, stride):
 # ------------------------------------------------------------------- registry and errors
 def test_registry():
     zoo = ["lenet5", "alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn",
-           "vgg19", "vgg19_bn", "resnet18", "resnet34", "resnet50", "unet"]
+           "vgg19", "vgg19_bn", "resnet8", "resnet20", "resnet18", "resnet34", "resnet50",
+           "unet"]
     names = available_models()
     assert [n for n in names if n in zoo] == zoo  # others may register more models
     assert len(set(names)) == len(names)

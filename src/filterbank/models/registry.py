@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from filterbank.models.alexnet import alexnet
 from filterbank.models.lenet import lenet5
-from filterbank.models.resnet import resnet18, resnet34, resnet50
+from filterbank.models.resnet import resnet8, resnet18, resnet20, resnet34, resnet50
 from filterbank.models.simple import simple_cnn
 from filterbank.models.unet import unet
 from filterbank.models.vgg import (
@@ -33,6 +33,8 @@ _MODELS: dict[str, Callable[..., Module]] = {
     "vgg16_bn": vgg16_bn,
     "vgg19": vgg19,
     "vgg19_bn": vgg19_bn,
+    "resnet8": resnet8,
+    "resnet20": resnet20,
     "resnet18": resnet18,
     "resnet34": resnet34,
     "resnet50": resnet50,
@@ -86,7 +88,7 @@ _ALIASES = {"lenet": "lenet5", "simplecnn": "simple_cnn", "tinyyolo": "tiny_yolo
 
 def get_model(name: str, **kwargs) -> Module:
     """Build the model called ``name`` with keyword arguments for its factory
-    (``num_classes``, ``in_channels``, ``stem``, ``batch_norm`` ...).
+    (``num_classes``, ``in_channels``, ``stem``, ``width``, ``batch_norm`` ...).
 
     Example:
         >>> get_model("lenet5", num_classes=10, padding=2).num_parameters()

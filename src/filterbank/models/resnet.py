@@ -1,4 +1,5 @@
-"""ResNet-18/34/50 (He et al., 2015) as torchvision builds them, with a CIFAR stem option."""
+"""ResNet-18/34/50 (He et al., 2015) as torchvision builds them, with a CIFAR stem option;
+and the CIFAR-10 ResNets of the same paper (section 4.2: 6n + 2 layers, widths 16/32/64)."""
 
 from __future__ import annotations
 
@@ -211,3 +212,116 @@ def resnet50(num_classes: int = 1000, in_channels: int = 3, stem: str = "imagene
     """ResNet-50: Bottlenecks [3, 4, 6, 3]; 25,557,032 parameters (ImageNet stem, 3 channels,
     1000 classes)."""
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels, stem, zero_init_residual)
+
+
+class CifarResNet(nn.Module):
+    """The residual networks of He et al. for CIFAR-10 ("Deep Residual Learning for Image
+    Recognition", 2015, section 4.2): ``6n + 2`` weighted layers on 32x32 (or 28x28) images.
+
+    Structure, for width ``w`` and ``n = (depth - 2) / 6`` :class:`BasicBlock` s per stage::
+
+        conv1 (3x3, w, stride 1) -> bn1 -> relu           no max-pool: the full size is kept
+        layer1: n blocks, w channels                      H x W        (32 -> 32, 28 -> 28)
+        layer2: n blocks, 2w channels, first stride 2     ceil(H / 2)  (32 -> 16, 28 -> 14)
+        layer3: n blocks, 4w channels, first stride 2     ceil(H / 4)  (32 -> 8,  28 -> 7)
+        avgpool (global) -> fc (4w -> num_classes)
+
+    The ``6n + 2`` layers are ``conv1``, the ``2n`` convolutions of each of the three stages
+    and ``fc``. Shortcuts are the identity, except where a stage's first block changes the shape:
+    there a projection, 1x1 convolution with stride 2 + BatchNorm (the paper's "option B"; its
+    CIFAR table used option A, zero-padding, which has no parameters) in ``downsample``.
+
+    Parameter counts (3 input channels, 10 classes, ``w = 16``): ``depth=8`` (resnet8) 78,042;
+    ``depth=20`` (resnet20) 272,474; each step of ``n`` (depth + 6: one more block per stage)
+    adds ``2 * 9 * (w^2 + 4w^2 + 16w^2) + 2 * 2 * (w + 2w + 4w)`` = 97,216.
+
+    Initialisation as :class:`ResNet`: convolutions ``kaiming_normal_(mode="fan_out",
+    nonlinearity="relu")``, BatchNorm weight 1 and bias 0, ``fc`` the Linear default; with
+    ``zero_init_residual`` each block's ``bn2`` starts at weight 0 (every block the identity).
+
+    Args:
+        depth: ``6n + 2`` with ``n >= 1``: 8, 14, 20, 32, 44, 56, 110, ...
+        num_classes: outputs. Default: 10.
+        in_channels: input channels. Default: 3.
+        width: channels of the first stage ``w`` (the paper's 16); the stages have
+            ``(w, 2w, 4w)``. Default: 16.
+        zero_init_residual: start each residual branch at zero. Default: False.
+
+    Shape:
+        Input ``(N, in_channels, H, W)``, output ``(N, num_classes)``; the last feature maps are
+        ``(N, 4w, ceil(H / 4), ceil(W / 4))``.
+
+    Example:
+        >>> import filterbank as fb
+        >>> from filterbank.models import resnet20
+        >>> resnet20(in_channels=1)(fb.zeros(2, 1, 28, 28)).shape
+        (2, 10)
+    """
+
+    def __init__(self, depth: int, num_classes: int = 10, in_channels: int = 3,
+                 width: int = 16, zero_init_residual: bool = False):
+        super().__init__()
+        if (isinstance(depth, bool) or not isinstance(depth, int) or depth < 8
+                or (depth - 2) % 6):
+            raise ValueError(f"CifarResNet: depth must be 6n + 2 with n >= 1 (8, 14, 20, 32, 44, "
+                             f"56, 110, ...), got {depth!r}")
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"CifarResNet: width must be a positive int, got {width!r}")
+        n = (depth - 2) // 6
+        self.depth, self.width = depth, width
+        self.inplanes = width
+        self.conv1 = conv3x3(in_channels, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = self._make_layer(width, n)
+        self.layer2 = self._make_layer(2 * width, n, stride=2)
+        self.layer3 = self._make_layer(4 * width, n, stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(4 * width, num_classes)
+
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                init.ones_(m.weight)
+                init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, BasicBlock):
+                    init.zeros_(m.bn2.weight)
+
+    def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes:
+            downsample = nn.Sequential(conv1x1(self.inplanes, planes, stride),
+                                       nn.BatchNorm2d(planes))
+        layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes
+        layers.extend(BasicBlock(planes, planes) for _ in range(1, blocks))
+        return nn.Sequential(*layers)
+
+    def extra_repr(self) -> str:
+        return f"depth={self.depth}, width={self.width}"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"CifarResNet: expected input (N, C, H, W), got shape "
+                             f"{tuple(x.shape)}")
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        x = self.avgpool(x)
+        return self.fc(x.flatten(1))
+
+
+def resnet8(num_classes: int = 10, in_channels: int = 3, width: int = 16,
+            zero_init_residual: bool = False) -> CifarResNet:
+    """ResNet-8 of He et al. section 4.2 (``n = 1``: one BasicBlock per stage); 78,042
+    parameters (3 channels, 10 classes, width 16). See :class:`CifarResNet`."""
+    return CifarResNet(8, num_classes, in_channels, width, zero_init_residual)
+
+
+def resnet20(num_classes: int = 10, in_channels: int = 3, width: int = 16,
+             zero_init_residual: bool = False) -> CifarResNet:
+    """ResNet-20 of He et al. section 4.2 (``n = 3``); 272,474 parameters (3 channels, 10
+    classes, width 16; the paper's 0.27M). See :class:`CifarResNet`."""
+    return CifarResNet(20, num_classes, in_channels, width, zero_init_residual)

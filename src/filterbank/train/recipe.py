@@ -63,7 +63,8 @@ def model_kwargs(name: str, channels: int, size: Sequence[int], num_classes: int
     """Constructor arguments that fit ``name`` to images of ``channels`` x ``size``.
 
     LeNet-5 pads its first convolution for 28x28 inputs; SimpleCNN is told its input size;
-    ResNets use the CIFAR stem (3x3 convolution, no max pool) up to 64x64; ``tiny_yolo``
+    ResNet-18/34/50 use the CIFAR stem (3x3 convolution, no max pool) up to 64x64 (resnet8 and
+    resnet20 are built for small images and get only the class and channel counts); ``tiny_yolo``
     gets its input size and, for multiples of 16, a stride-2 stem and one grid cell per 16
     pixels; ``yolo_v1`` the grid its input size implies (448 -> 7). ``extra``
     (``--model-arg``) is merged last.
@@ -81,8 +82,8 @@ def model_kwargs(name: str, channels: int, size: Sequence[int], num_classes: int
             raise ValueError(f"model 'simple_cnn' takes square images, got {h}x{w} "
                              f"(use --image-size)")
         kw["input_size"] = h
-    elif name.startswith("resnet") and max(h, w) <= 64:
-        kw["stem"] = "cifar"
+    elif name in ("resnet18", "resnet34", "resnet50") and max(h, w) <= 64:
+        kw["stem"] = "cifar"  # resnet8/20 (CifarResNet) have no stem: small images are theirs
     elif name in ("tiny_yolo", "yolo_v1"):
         if h != w:
             raise ValueError(f"model {name!r} takes square images, got {h}x{w} (use "
