@@ -48,7 +48,7 @@ try:
 except ImportError:  # the algorithms still compare among themselves
     torch = None
 
-#: (name, batch, C_in, size, C_out, kernel, padding)
+#: (name, batch, C_in, size, C_out, kernel, padding[, stride])
 SHAPES = [
     ("lenet c1 1->6 k5 p2 @28", 64, 1, 28, 6, 5, 2),
     ("lenet c2 6->16 k5 @14", 64, 6, 14, 16, 5, 0),
@@ -73,13 +73,26 @@ SHAPES = [
     ("resnet 512->512 k3 p1 @7", 32, 512, 7, 512, 3, 1),
     ("128->128 k3 p1 @16", 64, 128, 16, 128, 3, 1),
     ("256->256 k3 p1 @8", 64, 256, 8, 256, 3, 1),
+    # small feature maps: ResNet-8/20 on 28x28 (stages at 28, 14, 7; bench/_e2e.py's
+    # ResNet-8 also at 4) and ResNet-18-CIFAR's last stage, where channels-last im2col competes
+    ("16->16 k3 p1 @8", 64, 16, 8, 16, 3, 1),
+    ("32->32 k3 p1 @7", 64, 32, 7, 32, 3, 1),
+    ("64->64 k3 p1 @7", 64, 64, 7, 64, 3, 1),
+    ("64->64 k3 p1 @4", 64, 64, 4, 64, 3, 1),
+    ("16->32 k3 s2 p1 @14", 64, 16, 14, 32, 3, 1, 2),
+    ("32->64 k3 s2 p1 @14", 64, 32, 14, 64, 3, 1, 2),
+    ("32->64 k3 s2 p1 @7", 64, 32, 7, 64, 3, 1, 2),
+    ("16->16 k3 s2 p1 @28", 64, 16, 28, 16, 3, 1, 2),
+    ("256->512 k3 s2 p1 @8", 64, 256, 8, 512, 3, 1, 2),
+    ("512->512 k3 p1 @4", 64, 512, 4, 512, 3, 1),
 ]
 PEAK_CASE = "conv2d 64->64 k3 p1 @32 b64"
 ALGOS = [a.name for a in registry.ALGORITHMS]
 
 
-def _geometry(n, c, size, o, k, pad) -> _Geometry:
-    return _Geometry((n, c, size, size), (o, c, k, k), (1, 1), ((pad, pad),) * 2, (1, 1), 1)
+def _geometry(n, c, size, o, k, pad, stride=1) -> _Geometry:
+    return _Geometry((n, c, size, size), (o, c, k, k), (stride, stride), ((pad, pad),) * 2,
+                     (1, 1), 1)
 
 
 def _applicable(g) -> list[str]:
@@ -103,13 +116,13 @@ def _forced(algo, fn):
     return run
 
 
-def _steps(algos, x, w, pad, gy, backward):
+def _steps(algos, x, w, pad, gy, backward, stride=1):
     xs = fb.Tensor(x, requires_grad=backward)
     ws = fb.Tensor(w, requires_grad=backward)
     gys = fb.Tensor(gy)
 
     def ours():
-        y = F.conv2d(xs, ws, padding=pad)
+        y = F.conv2d(xs, ws, stride=stride, padding=pad)
         if backward:
             xs.grad = ws.grad = None
             y.backward(gys)
@@ -121,7 +134,7 @@ def _steps(algos, x, w, pad, gy, backward):
         tgy = torch.tensor(gy)
 
         def theirs():
-            y = torch.nn.functional.conv2d(tx, tw, padding=pad)
+            y = torch.nn.functional.conv2d(tx, tw, stride=stride, padding=pad)
             if backward:
                 tx.grad = tw.grad = None
                 y.backward(tgy)
@@ -198,19 +211,21 @@ def main() -> None:
     print(f"float32 GEMM (2048^3, np.matmul): {peak:.1f} GFLOP/s", flush=True)
     rows = []
     modes = ("fwd",) if args.fwd_only else ("fwd", "fwd+bwd")
-    for name, n, c, size, o, k, pad in SHAPES:
+    for name, n, c, size, o, k, pad, *rest in SHAPES:
         if args.filter and not any(part in name for part in args.filter.split(",")):
             continue
+        stride = rest[0] if rest else 1
         x = rng.standard_normal((n, c, size, size), dtype=np.float32)
         w = rng.standard_normal((o, c, k, k), dtype=np.float32) * 0.1
-        g = _geometry(n, c, size, o, k, pad)
+        g = _geometry(n, c, size, o, k, pad, stride)
         picked = registry.choose(g).name
-        out = size + 2 * pad - k + 1
+        out = g.So[0]
         gy = np.ones((n, o, out, out), np.float32)
         algos = _applicable(g)
         flops = 2 * n * o * out * out * c * k * k
         for mode in modes:
-            t = compare(_steps(algos, x, w, pad, gy, mode != "fwd"), rounds=args.rounds)
+            t = compare(_steps(algos, x, w, pad, gy, mode != "fwd", stride),
+                        rounds=args.rounds)
             best = min(algos, key=lambda a: t[a].median)
             row = {"case": name, "mode": mode, "picked": picked, "fastest": best,
                    "ms": {a: round(t[a].median, 3) for a in t}, "timings": t}

@@ -277,9 +277,16 @@ def test_algorithm_choice():
               geometry((8, 64, 32, 32), (64, 1, 3, 3), (1, 1), pads, (1, 1), 64),
               geometry((8, 3, 32, 32), (64, 3, 3, 3), (1, 1), pads, (1, 1), 1),
               geometry((8, 64, 32, 32), (64, 64, 1, 1), (1, 1), ((0, 0),) * 2, (1, 1), 1),
-              geometry((8, 256, 8, 8), (256, 256, 3, 3), (1, 1), pads, (1, 1), 1),
+              geometry((8, 512, 4, 4), (512, 512, 3, 3), (1, 1), pads, (1, 1), 1),
               geometry((8, 16, 14, 14), (16, 16, 3, 3), (1, 1), pads, (1, 1), 1)):
         assert conv_module._algorithm(g) is conv_module._Im2col
+    # small feature maps (8x8 or less) with 16-256 channels: channels-last im2col
+    from filterbank.functional._conv.nhwc import Im2colNHWC
+
+    for g in (geometry((8, 256, 8, 8), (256, 256, 3, 3), (1, 1), pads, (1, 1), 1),
+              geometry((8, 16, 14, 14), (32, 16, 3, 3), (2, 2), pads, (1, 1), 1),
+              geometry((8, 64, 4, 4), (64, 64, 3, 3), (1, 1), pads, (1, 1), 1)):
+        assert conv_module._algorithm(g) is Im2colNHWC
     for g in (geometry((8, 16, 28, 28), (16, 16, 3, 3), (1, 1), pads, (1, 1), 1),
               geometry((8, 256, 14, 14), (256, 256, 3, 3), (1, 1), pads, (1, 1), 1)):
         assert conv_module._algorithm(g) is conv_module._Winograd

@@ -1,9 +1,12 @@
-"""The newer convolution algorithms, forced: Winograd F(4x4, 3x3) and channels-last shifted GEMM.
+"""The newer convolution algorithms, forced: Winograd F(4x4, 3x3), channels-last shifted GEMM
+and channels-last im2col.
 
 Each is registered in ``functional/_conv/registry.py`` (and so can be forced through
 ``conv._FORCE_ALGO``) and runs here over its own grid (paddings incl. asymmetric and 'same',
 odd sizes that leave partial output tiles, batch 1 and > 1, bias or not, non-contiguous
-inputs, groups for Winograd, kernel sizes and dilation for shifted GEMM, intermediates kept or
+inputs, groups for Winograd, kernel sizes and dilation for shifted GEMM, strides, dilations
+and paddings beyond the kernel reach (both input-gradient paths) for channels-last im2col,
+intermediates kept or
 rebuilt in backward) through the generic checks: float64 finite-difference gradients,
 PyTorch in float32, and forward and all gradients against float64 im2col (a direct
 convolution) to 1e-10, so a wrong transform entry cannot hide inside a loose tolerance.
@@ -31,7 +34,7 @@ else:
     torch = TF = None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch (the oracle) is not installed")
 
-ALGOS = ("winograd43", "shifted")
+ALGOS = ("winograd43", "shifted", "nhwc")
 
 
 def _forced(algo, keep=True):
@@ -64,10 +67,19 @@ def _cases():
                     ((2, 2, 8, 7), 3, (3, 2), (1, 0), 1, 1), ((1, 2, 5, 5), 3, 1, 0, 1, 1),
                     ((2, 2, 9, 8), 2, 3, "same", 2, 1), ((1, 1, 7, 7), 2, 2, "same", 1, 1),
                     ((2, 2, 9, 8), 3, 3, (2, 1), (2, 1), 1)],
+        # stride 1 with paddings <= d (k - 1) takes the gather path for dx, the others the
+        # window-by-window scatter
+        "nhwc": [((2, 2, 5, 6), 3, 3, 1, 1, 1), ((1, 3, 7, 6), 2, 5, 2, 1, 1),
+                 ((2, 2, 8, 7), 3, (3, 2), (1, 0), 1, 1), ((1, 2, 5, 5), 3, 1, 0, 1, 1),
+                 ((2, 2, 9, 8), 2, 3, "same", 2, 1), ((2, 3, 9, 9), 4, 3, 1, 1, 1, 2),
+                 ((1, 2, 8, 7), 3, (3, 2), (1, 0), (1, 2), 1, (2, 1)),
+                 ((2, 2, 7, 7), 2, 3, 3, 1, 1), ((1, 2, 9, 8), 3, 3, 1, 2, 1, 3),
+                 ((2, 2, 6, 6), 3, 2, "valid", 1, 1)],
     }
     cases = []
     for i, (algo, spec) in enumerate((a, s) for a in ALGOS for s in grids[a]):
-        shape, c_out, k, p, d, groups = spec
+        shape, c_out, k, p, d, groups = spec[:6]
+        stride = spec[6] if len(spec) > 6 else 1
         ks = (k, k) if isinstance(k, int) else k
         x = rng.standard_normal(shape)
         w = rng.standard_normal((c_out, shape[1] // groups) + ks)
@@ -76,7 +88,10 @@ def _cases():
         if noncontig:
             x = noncontiguous(x)
         kw = dict(padding=p, dilation=d, groups=groups)
+        if stride != 1:
+            kw["stride"] = stride
         name = (f"{algo}-x{shape}-o{c_out}-k{ks}-p{p}-d{d}-g{groups}"
+                f"{'' if stride == 1 else f'-s{stride}'}"
                 f"{'-nobias' if b is None else ''}{'-noncontig' if noncontig else ''}"
                 f"{'' if keep else '-rebuild'}")
         inputs = [x, w] + ([b] if b is not None else [])
@@ -118,23 +133,27 @@ def test_matches_float64_direct_convolution(case):
 def test_grid_covers_both_algorithms():
     names = " ".join(str(c) for c in CASES)
     for part in ALGOS + ("-noncontig", "-nobias", "-rebuild", "-g2", "-d2", "-psame",
-                         "-pvalid", "-k(5,5)", "-k(3,2)", "-k(1,1)"):
+                         "-pvalid", "-k(5,5)", "-k(3,2)", "-k(1,1)", "-s2", "-s(2,1)", "-p3"):
         assert part in names.replace(", ", ","), part
 
 
 @pytest.mark.parametrize("algo", ALGOS)
 def test_registered_and_forcible(algo):
+    """Each refuses, by name, a convolution it does not compute (stride 2 for the stride-1
+    algorithms, groups for channels-last im2col)."""
     assert registry.get(algo).name == algo
-    g = _Geometry((2, 4, 8, 8), (4, 4, 3, 3), (2, 2), ((1, 1),) * 2, (1, 1), 1)
+    kw = {"groups": 2} if algo == "nhwc" else {"stride": 2}
+    stride, groups = (kw.get("stride", 1),) * 2, kw.get("groups", 1)
+    g = _Geometry((2, 4, 8, 8), (4, 4 // groups, 3, 3), stride, ((1, 1),) * 2, (1, 1), groups)
     x = fb.Tensor(np.zeros((2, 4, 8, 8), np.float32))
-    w = fb.Tensor(np.zeros((4, 4, 3, 3), np.float32))
+    w = fb.Tensor(np.zeros((4, 4 // groups, 3, 3), np.float32))
     assert not registry.get(algo).applies(g)
     with pytest.raises(ValueError, match=algo):
-        _forced(algo)(x, w, stride=2, padding=1)
+        _forced(algo)(x, w, padding=1, **kw)
 
 
 @pytest.mark.parametrize("algo, keep", [("winograd43", True), ("winograd43", False),
-                                        ("shifted", True)])
+                                        ("shifted", True), ("nhwc", True), ("nhwc", False)])
 def test_float32_at_realistic_channel_counts(algo, keep):
     """Float32 against float32 im2col with 64 input channels (many tiles, several chunks), at
     the tolerance the conv tests use for F(2x2, 3x3)."""
@@ -176,6 +195,8 @@ def test_skips_unneeded_gradients(algo):
 def test_gradients_are_bit_reproducible_with_many_chunks(algo, monkeypatch):
     monkeypatch.setenv("FILTERBANK_NUM_THREADS", "3")
     monkeypatch.setattr(registry.get(algo).impl, "CHUNK_BYTES", 1 << 12)
+    if algo == "nhwc":  # small convolutions run on the calling thread: use the pool anyway
+        monkeypatch.setattr(registry.get(algo).impl, "POOL_MACS", 0)
     rng = np.random.default_rng(7)
     x = fb.Tensor(rng.standard_normal((24, 8, 12, 12), dtype=np.float32))
     w = fb.Tensor(rng.standard_normal((8, 8, 3, 3), dtype=np.float32), requires_grad=True)

@@ -18,11 +18,13 @@ from filterbank.functional._conv.im2col import _Im2col
 from filterbank.functional._conv.toeplitz import _RowToeplitz
 from filterbank.functional._conv.winograd import _Winograd
 
-IM2COL, WINOGRAD, TOEPLITZ, W43 = "im2col", "winograd", "toeplitz", "winograd43"
+IM2COL, WINOGRAD, TOEPLITZ, W43, NHWC = "im2col", "winograd", "toeplitz", "winograd43", "nhwc"
 
 #: bench/conv_algos.py's SHAPES: (name, batch, C_in, size, C_out, kernel, padding) -> pick.
 #: Winograd F(4x4, 3x3) (W43) took five of F(2x2, 3x3)'s picks when its rule was switched on
-#: (measured in bench/results/conv_algos.json; see Winograd43.preferred)
+#: (measured in bench/results/conv_algos.json; see Winograd43.preferred), and channels-last
+#: im2col (NHWC) the small feature maps (bench/results/conv_algos_small.json;
+#: Im2colNHWC.preferred)
 BENCH = [
     ("lenet c1 1->6 k5 p2 @28", 64, 1, 28, 6, 5, 2, TOEPLITZ),
     ("lenet c2 6->16 k5 @14", 64, 6, 14, 16, 5, 0, TOEPLITZ),
@@ -30,7 +32,7 @@ BENCH = [
     ("3->6 k5 @32", 64, 3, 32, 6, 5, 0, TOEPLITZ),
     ("1->32 k5 p2 @28", 64, 1, 28, 32, 5, 2, IM2COL),
     ("16->32 k5 @14", 64, 16, 14, 32, 5, 0, IM2COL),
-    ("32->16 k3 p1 @8", 64, 32, 8, 16, 3, 1, IM2COL),
+    ("32->16 k3 p1 @8", 64, 32, 8, 16, 3, 1, NHWC),
     ("64->32 k3 p1 @16", 64, 64, 16, 32, 3, 1, W43),
     ("3->16 k3 p1 @32", 64, 3, 32, 16, 3, 1, IM2COL),
     ("16->16 k3 p1 @14", 64, 16, 14, 16, 3, 1, IM2COL),
@@ -39,7 +41,13 @@ BENCH = [
     ("32->32 k3 p1 @28", 64, 32, 28, 32, 3, 1, W43),
     ("64->64 k3 p1 @32", 64, 64, 32, 64, 3, 1, W43),
     ("128->128 k3 p1 @16", 64, 128, 16, 128, 3, 1, W43),
-    ("256->256 k3 p1 @8", 64, 256, 8, 256, 3, 1, IM2COL),
+    ("256->256 k3 p1 @8", 64, 256, 8, 256, 3, 1, NHWC),
+    ("16->16 k3 p1 @8", 64, 16, 8, 16, 3, 1, NHWC),
+    ("32->32 k3 p1 @7", 64, 32, 7, 32, 3, 1, NHWC),
+    ("64->64 k3 p1 @7", 64, 64, 7, 64, 3, 1, NHWC),
+    ("64->64 k3 p1 @4", 64, 64, 4, 64, 3, 1, NHWC),
+    ("512->512 k3 p1 @4", 64, 512, 4, 512, 3, 1, IM2COL),
+    ("resnet 512->512 k3 p1 @7", 32, 512, 7, 512, 3, 1, IM2COL),
 ]
 
 #: (x shape, w shape, stride, padding, dilation, groups, itemsize) -> pick
@@ -52,6 +60,14 @@ MORE = [
     ((512, 6, 14, 14), (16, 6, 5, 5), (1, 1), 0, (1, 1), 1, 4, TOEPLITZ),
     ((2048, 6, 14, 14), (16, 6, 5, 5), (1, 1), 0, (1, 1), 1, 4, TOEPLITZ),
     ((2048, 6, 14, 14), (16, 6, 5, 5), (1, 1), 0, (1, 1), 1, 8, IM2COL),  # rows > budget
+    # bench/conv_algos.py's strided shapes: outputs of 7 or less go channels-last
+    ((64, 16, 14, 14), (32, 16, 3, 3), (2, 2), 1, (1, 1), 1, 4, NHWC),
+    ((64, 32, 14, 14), (64, 32, 3, 3), (2, 2), 1, (1, 1), 1, 4, NHWC),
+    ((64, 32, 7, 7), (64, 32, 3, 3), (2, 2), 1, (1, 1), 1, 4, NHWC),
+    ((64, 16, 28, 28), (16, 16, 3, 3), (2, 2), 1, (1, 1), 1, 4, IM2COL),
+    ((64, 256, 8, 8), (512, 256, 3, 3), (2, 2), 1, (1, 1), 1, 4, IM2COL),
+    ((8, 16, 8, 8), (16, 8, 3, 3), (1, 1), 1, (1, 1), 2, 4, IM2COL),  # groups
+    ((8, 8, 8, 8), (16, 8, 3, 3), (1, 1), 1, (1, 1), 1, 4, TOEPLITZ),  # 8 input channels
 ]
 
 

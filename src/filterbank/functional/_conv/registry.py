@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from filterbank import _parallel
 from filterbank.functional._conv.geometry import _Geometry
 from filterbank.functional._conv.im2col import _Im2col
+from filterbank.functional._conv.nhwc import Im2colNHWC
 from filterbank.functional._conv.shifted import ShiftedGemm
 from filterbank.functional._conv.toeplitz import _RowToeplitz
 from filterbank.functional._conv.winograd import _Winograd
@@ -71,6 +72,7 @@ class Algorithm:
 ALGORITHMS: list[Algorithm] = [
     Algorithm("winograd43", Winograd43),  # 32-128 channels (Winograd43.preferred)
     Algorithm("winograd", _Winograd),
+    Algorithm("nhwc", Im2colNHWC),  # small feature maps (Im2colNHWC.preferred)
     Algorithm("toeplitz", _RowToeplitz),
     Algorithm("shifted", ShiftedGemm),  # never preferred: forced only
     Algorithm("im2col", _Im2col),
