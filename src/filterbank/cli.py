@@ -124,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a zoo model on a data set. Writes a run folder with "
                        "the checkpoint, config.json, metrics.csv, curves.png, confusion.png "
                        "and filters.png; prints the test accuracy.")
-    t.add_argument("--model", help="zoo model, e.g. simple_cnn, lenet5, resnet18 (required "
-                   "unless --resume)")
+    t.add_argument("--model", help="zoo model, e.g. simple_cnn, lenet5, resnet8, resnet20, "
+                   "resnet18 (required unless --resume; 'filterbank summary --model NAME' shows "
+                   "one)")
     t.add_argument("--dataset",
                    help="data set name (see 'filterbank datasets') or an image folder "
                         "(class sub-folders, or train/ val/ test/ each with class "

@@ -53,6 +53,8 @@ ZOO = [
     ("vgg11", {"num_classes": 10}, (3, 32, 32)),
     ("resnet18", {"stem": "cifar", "num_classes": 10}, (3, 32, 32)),
     ("resnet18", {"num_classes": 10}, (3, 64, 64)),
+    ("resnet8", {"in_channels": 1, "width": 8}, (1, 28, 28)),
+    ("resnet20", {}, (3, 32, 32)),
     ("unet", {"padding": "same"}, (1, 32, 32)),
     ("tiny_yolo", {"input_size": 64}, (3, 64, 64)),
     ("tiny_yolo", {"input_size": 64, "sigmoid": "boxes"}, (3, 64, 64)),
