@@ -95,6 +95,38 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
+def _make_stage(block, inplanes: int, planes: int, blocks: int,
+                stride: int = 1) -> tuple[nn.Sequential, int]:
+    """A stage of ``blocks`` residual blocks and its output channels: the first block takes
+    the stride and, where the shape changes, a projection shortcut (1x1 convolution +
+    BatchNorm) in ``downsample``."""
+    out = planes * block.expansion
+    downsample = None
+    if stride != 1 or inplanes != out:
+        downsample = nn.Sequential(conv1x1(inplanes, out, stride), nn.BatchNorm2d(out))
+    layers = [block(inplanes, planes, stride, downsample)]
+    layers.extend(block(out, planes) for _ in range(1, blocks))
+    return nn.Sequential(*layers), out
+
+
+def _init_resnet(model: nn.Module, zero_init_residual: bool) -> None:
+    """torchvision's ResNet initialisation: convolutions ``kaiming_normal_(mode="fan_out",
+    nonlinearity="relu")``, BatchNorm weight 1 and bias 0; with ``zero_init_residual`` the last
+    BatchNorm of every block starts at 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            init.ones_(m.weight)
+            init.zeros_(m.bias)
+    if zero_init_residual:
+        for m in model.modules():
+            if isinstance(m, Bottleneck):
+                init.zeros_(m.bn3.weight)
+            elif isinstance(m, BasicBlock):
+                init.zeros_(m.bn2.weight)
+
+
 class ResNet(nn.Module):
     """Residual network: a stem, four stages of residual blocks, global average pool, ``fc``.
 
@@ -151,30 +183,11 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512 * block.expansion, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                init.ones_(m.weight)
-                init.zeros_(m.bias)
-        if zero_init_residual:
-            for m in self.modules():
-                if isinstance(m, Bottleneck):
-                    init.zeros_(m.bn3.weight)
-                elif isinstance(m, BasicBlock):
-                    init.zeros_(m.bn2.weight)
+        _init_resnet(self, zero_init_residual)
 
     def _make_layer(self, block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(
-                conv1x1(self.inplanes, planes * block.expansion, stride),
-                nn.BatchNorm2d(planes * block.expansion),
-            )
-        layers = [block(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes * block.expansion
-        layers.extend(block(self.inplanes, planes) for _ in range(1, blocks))
-        return nn.Sequential(*layers)
+        layer, self.inplanes = _make_stage(block, self.inplanes, planes, blocks, stride)
+        return layer
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4:
@@ -279,26 +292,11 @@ class CifarResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(4 * width, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                init.ones_(m.weight)
-                init.zeros_(m.bias)
-        if zero_init_residual:
-            for m in self.modules():
-                if isinstance(m, BasicBlock):
-                    init.zeros_(m.bn2.weight)
+        _init_resnet(self, zero_init_residual)
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes:
-            downsample = nn.Sequential(conv1x1(self.inplanes, planes, stride),
-                                       nn.BatchNorm2d(planes))
-        layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes
-        layers.extend(BasicBlock(planes, planes) for _ in range(1, blocks))
-        return nn.Sequential(*layers)
+        layer, self.inplanes = _make_stage(BasicBlock, self.inplanes, planes, blocks, stride)
+        return layer
 
     def extra_repr(self) -> str:
         return f"depth={self.depth}, width={self.width}"
