@@ -1,9 +1,11 @@
 """Where a training (or inference) step spends its time, per op: CPU time of every Function's
 forward and backward, summed over steps, next to the whole step.
 
-Run: ``.venv/bin/python bench/profile_ops.py lenet5 64 20 [train|infer]`` (model names as in
-``bench/_e2e.py``). Use ``FILTERBANK_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1`` for a single-thread
-profile: CPU time then equals the work done, whatever else the machine is running.
+Run: ``.venv/bin/python bench/profile_ops.py lenet5 64 20 [train|infer] [--wall]`` (model
+names as in ``bench/_e2e.py``). Use ``FILTERBANK_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1`` for a
+single-thread profile: CPU time then equals the work done, whatever else the machine is running.
+``--wall`` times wall-clock seconds instead (on a quiet machine: where a multi-threaded step
+waits, e.g. an op that does not spread over the threads).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import filterbank.functional  # noqa: E402, F401  (defines every Function subcla
 from filterbank.autograd.function import Function  # noqa: E402
 
 acc: dict[tuple[str, str], float] = collections.defaultdict(float)
+clock = time.process_time
 calls: collections.Counter = collections.Counter()
 
 
@@ -37,17 +40,22 @@ def _instrument() -> None:
                 continue
 
             def timed(*a, _f=cls.__dict__[meth], _key=(cls.__name__, meth), **k):
-                t = time.process_time()
+                t = clock()
                 try:
                     return _f(*a, **k)
                 finally:
-                    acc[_key] += time.process_time() - t
+                    acc[_key] += clock() - t
                     calls[_key] += 1
 
             setattr(cls, meth, timed)
 
 
 def main(argv: list[str]) -> None:
+    global clock
+    if "--wall" in argv:
+        clock = time.perf_counter
+        argv = [a for a in argv if a != "--wall"]
+    what = "wall" if clock is time.perf_counter else "CPU"
     name, batch, steps = argv[0], int(argv[1]), int(argv[2])
     mode = argv[3] if len(argv) > 3 else "train"
     _instrument()
@@ -60,11 +68,11 @@ def main(argv: list[str]) -> None:
         step()
     acc.clear()
     calls.clear()
-    t0 = time.process_time()
+    t0 = clock()
     for _ in range(steps):
         step()
-    total = (time.process_time() - t0) / steps
-    print(f"{name} b{batch} {mode}: {total * 1e3:.2f} ms CPU per step")
+    total = (clock() - t0) / steps
+    print(f"{name} b{batch} {mode}: {total * 1e3:.2f} ms {what} per step")
     ops = 0.0
     for (op, meth), v in sorted(acc.items(), key=lambda kv: -kv[1]):
         ops += v
